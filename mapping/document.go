@@ -1,0 +1,296 @@
+package mapping
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DocumentVersion is the version of the document JSON this package builds.
+const DocumentVersion = 1
+
+// Document is the materialised pre-chat document: everything the snippet
+// needs to replay, in the browser, the calls Segment's integration made.
+// Only mapped fields are in it.
+//
+// Times are event times, not wall-clock times, so that rebuilding a document
+// from the same events (a replay) yields the same bytes.
+type Document struct {
+	Version               int    `json:"version"`
+	AnonymousID           string `json:"anonymousId"`
+	UserID                string `json:"userId,omitempty"`
+	GroupID               string `json:"groupId,omitempty"`
+	ConversationMessageID string `json:"conversationMessageId"`
+	Chat                  Chat   `json:"chat"`
+	// Details are in call order: Contact, then Case, then Account; the
+	// snippet calls findOrCreate(entity) whenever the entity changes, then
+	// addCustomDetail and .map for each detail.
+	Details []Detail `json:"details"`
+	// VisitorName is the setName argument: firstName + " " + lastName, set
+	// only when both traits exist and contact details were emitted.
+	VisitorName string    `json:"visitorName,omitempty"`
+	Warnings    []Warning `json:"warnings"`
+	// Applied lists the messageIds of the events the document reflects.
+	Applied []string `json:"applied"`
+	// Complete is true in stored documents; the API answers false when a
+	// read-your-writes wait timed out before the requested events applied.
+	Complete bool `json:"complete"`
+	// CreatedAt is the conversation start's event time.
+	CreatedAt time.Time `json:"createdAt"`
+	// UpdatedAt is the latest event time among the events in Applied.
+	UpdatedAt time.Time `json:"updatedAt"`
+	// ExpiresAt is CreatedAt plus the document TTL; expired documents are
+	// never served and are deleted.
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Chat holds the liveagent.init arguments and the deployment script.
+type Chat struct {
+	ScriptURL     string `json:"scriptUrl"`
+	ChatURL       string `json:"chatUrl"`
+	DeploymentID  string `json:"deploymentId"`
+	OrgID         string `json:"orgId"`
+	EnableLogging bool   `json:"enableLogging"`
+	ButtonID      string `json:"buttonId,omitempty"`
+}
+
+// Detail is one addCustomDetail(label, value, displayToAgent) call and the
+// findOrCreate(entity).map(fieldName, label, doFind, isExactMatch, doCreate)
+// that follows it.
+type Detail struct {
+	Entity         Entity          `json:"entity"`
+	Label          string          `json:"label"`
+	Value          json.RawMessage `json:"value"`
+	DisplayToAgent bool            `json:"displayToAgent"`
+	FieldName      string          `json:"fieldName"`
+	DoFind         bool            `json:"doFind"`
+	IsExactMatch   bool            `json:"isExactMatch"`
+	DoCreate       bool            `json:"doCreate"`
+}
+
+// Warning explains why something the settings map is not in the document.
+type Warning struct {
+	// Code is stable: no_user_traits, no_properties, no_group_traits,
+	// missing_value, name_not_text.
+	Code    string `json:"code"`
+	Entity  Entity `json:"entity,omitempty"`
+	Label   string `json:"label,omitempty"`
+	Message string `json:"message"`
+}
+
+// Visitor is the state a document is built from.
+type Visitor struct {
+	AnonymousID string
+	// UserID is the user linked to the visitor (latest link wins), if any.
+	UserID string
+	// GroupID is the visitor's latest group, if any.
+	GroupID string
+	// Conversation is the visitor's latest conversation start.
+	Conversation Conversation
+	// UserTraits are the visitor's anonymous traits united with its user's
+	// traits (Union); empty when no identify was seen.
+	UserTraits Traits
+	// GroupTraits are the group's traits; empty when no group was seen.
+	GroupTraits Traits
+	// Links are the stamps of the identity link and group membership used,
+	// so that the document lists them in Applied.
+	Links []Stamp
+}
+
+// Conversation is a "Live Chat Conversation Started" event.
+type Conversation struct {
+	Stamp
+	Properties Object
+}
+
+// Build makes the visitor's document under these settings, following the
+// original integration's order and rules (see the package tests' testdata).
+func (s *Settings) Build(v Visitor, ttl time.Duration) Document {
+	b := builder{
+		doc: Document{
+			Version:               DocumentVersion,
+			AnonymousID:           v.AnonymousID,
+			UserID:                v.UserID,
+			GroupID:               v.GroupID,
+			ConversationMessageID: v.Conversation.MessageID,
+			Chat: Chat{
+				ScriptURL:     s.ScriptURL(),
+				ChatURL:       s.ChatURL(),
+				DeploymentID:  s.DeploymentID,
+				OrgID:         s.OrgID,
+				EnableLogging: s.EnableLogging,
+				ButtonID:      s.ButtonID,
+			},
+			Details:   []Detail{},
+			Warnings:  []Warning{},
+			Complete:  true,
+			CreatedAt: v.Conversation.At,
+			ExpiresAt: v.Conversation.At.Add(ttl),
+		},
+		applied: map[string]time.Time{},
+	}
+	b.use(v.Conversation.Stamp)
+	for _, l := range v.Links {
+		b.use(l)
+	}
+	properties := make(Traits, len(v.Conversation.Properties))
+	for k, val := range v.Conversation.Properties {
+		properties[k] = Trait{Value: val, Stamp: v.Conversation.Stamp}
+	}
+	sources := map[Entity]struct {
+		data                Traits
+		code, kind, missing string
+	}{
+		EntityContact: {v.UserTraits, "no_user_traits", "trait", "no user traits are known for this visitor: identify it before the conversation starts"},
+		EntityCase:    {properties, "no_properties", "property", "the conversation start carries no properties"},
+		EntityAccount: {v.GroupTraits, "no_group_traits", "property", "no group traits are known for this visitor: call group before the conversation starts"},
+	}
+	for _, sec := range s.Sections() {
+		if len(sec.Mappings) == 0 {
+			continue
+		}
+		src := sources[sec.Entity]
+		if len(src.data) == 0 {
+			b.warn(Warning{Code: src.code, Entity: sec.Entity, Message: fmt.Sprintf("%s: %s mappings are set but %s", sec.Entity, sec.Field, src.missing)})
+			continue
+		}
+		for _, m := range sec.Mappings {
+			b.detail(sec.Entity, src.kind, m, src.data)
+		}
+		if sec.Entity == EntityContact {
+			b.visitorName(v.UserTraits)
+		}
+	}
+	b.doc.Applied = make([]string, 0, len(b.applied))
+	for id, at := range b.applied {
+		b.doc.Applied = append(b.doc.Applied, id)
+		if at.After(b.doc.UpdatedAt) {
+			b.doc.UpdatedAt = at
+		}
+	}
+	slices.Sort(b.doc.Applied)
+	return b.doc
+}
+
+type builder struct {
+	doc     Document
+	applied map[string]time.Time
+}
+
+func (b *builder) use(s Stamp) {
+	if s.MessageID != "" {
+		b.applied[s.MessageID] = s.At
+	}
+}
+
+func (b *builder) warn(w Warning) { b.doc.Warnings = append(b.doc.Warnings, w) }
+
+func (b *builder) detail(e Entity, kind string, m Mapping, data Traits) {
+	source := m.Source()
+	t, ok := Lookup(data, source)
+	if !ok || isNull(t.Value) {
+		b.warn(Warning{Code: "missing_value", Entity: e, Label: m.Label,
+			Message: fmt.Sprintf("%s: %s %q has no value, so the detail %q is left out", e, kind, source, m.Label)})
+		return
+	}
+	b.use(t.Stamp)
+	b.doc.Details = append(b.doc.Details, Detail{
+		Entity:         e,
+		Label:          m.Label,
+		Value:          json.RawMessage(t.Value),
+		DisplayToAgent: m.DisplayToAgent,
+		FieldName:      m.FieldName,
+		DoFind:         m.DoFind,
+		IsExactMatch:   m.IsExactMatch,
+		DoCreate:       m.DoCreate,
+	})
+}
+
+// visitorName applies the integration's rule: setName(firstName + " " +
+// lastName) when both traits are truthy.
+func (b *builder) visitorName(traits Traits) {
+	first, fok := traits["firstName"]
+	last, lok := traits["lastName"]
+	if !fok || !lok || !truthy(first.Value) || !truthy(last.Value) {
+		return
+	}
+	fs, ferr := text(first.Value)
+	ls, lerr := text(last.Value)
+	if ferr != nil || lerr != nil {
+		b.warn(Warning{Code: "name_not_text", Entity: EntityContact,
+			Message: "Contact: firstName and lastName must be strings or numbers for setName; the visitor name is left out"})
+		return
+	}
+	b.use(first.Stamp)
+	b.use(last.Stamp)
+	b.doc.VisitorName = fs + " " + ls
+}
+
+// Lookup finds a trait by key, or by a dotted path into nested objects when
+// no trait has that exact key ("address.city" reads {"address":{"city":…}}).
+// The stamp is the top-level trait's.
+func Lookup(data Traits, path string) (Trait, bool) {
+	if t, ok := data[path]; ok {
+		return t, true
+	}
+	for i := len(path) - 1; i > 0; i-- {
+		if path[i] != '.' {
+			continue
+		}
+		top, ok := data[path[:i]]
+		if !ok {
+			continue
+		}
+		if v, ok := descend(top.Value, strings.Split(path[i+1:], ".")); ok {
+			return Trait{Value: v, Stamp: top.Stamp}, true
+		}
+	}
+	return Trait{}, false
+}
+
+func descend(raw []byte, keys []string) ([]byte, bool) {
+	for _, k := range keys {
+		var obj map[string]json.RawMessage
+		if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &obj) != nil {
+			return nil, false
+		}
+		v, ok := obj[k]
+		if !ok {
+			return nil, false
+		}
+		raw = v
+	}
+	return raw, true
+}
+
+// truthy is JavaScript truthiness of a JSON value.
+func truthy(raw []byte) bool {
+	raw = bytes.TrimSpace(raw)
+	switch string(raw) {
+	case "", "null", "false", `""`:
+		return false
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		f, err := n.Float64()
+		return err != nil || f != 0
+	}
+	return true
+}
+
+// text renders a string or number as JavaScript's string concatenation would.
+func text(raw []byte) (string, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return "", err
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64), nil
+}

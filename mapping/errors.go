@@ -1,0 +1,33 @@
+package mapping
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrInvalidEvent is wrapped by every error that Decode returns: the message
+// is not a valid Segment event and belongs in the dead letters. The wrapping
+// error's text says why, in words meant for an operator.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// ErrInvalidSettings is wrapped by every error that ParseSettings and
+// Settings.Validate return. The text names the offending field with its
+// JSON path, for example "contactMappings[1].value.label: required".
+var ErrInvalidSettings = errors.New("invalid settings")
+
+func invalidEvent(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidEvent, fmt.Sprintf(format, args...))
+}
+
+// FieldError is a settings problem tied to one field.
+type FieldError struct {
+	// Field is the JSON path of the field, e.g. "caseMappings[0].value.property".
+	Field string
+	// Problem says what is wrong with it.
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// Unwrap lets errors.Is(err, ErrInvalidSettings) match a FieldError.
+func (e *FieldError) Unwrap() error { return ErrInvalidSettings }

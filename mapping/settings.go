@@ -1,0 +1,243 @@
+package mapping
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+)
+
+// DefaultAPIVersion is the deployment.js version Segment's integration loaded.
+const DefaultAPIVersion = "29.0"
+
+// Entity is a Salesforce object that findOrCreate looks up or creates.
+type Entity string
+
+// The entities the destination maps, in the order their sections are emitted.
+const (
+	EntityContact Entity = "Contact"
+	EntityCase    Entity = "Case"
+	EntityAccount Entity = "Account"
+)
+
+// Settings are the "Salesforce Live Agent" destination settings in the shape
+// Segment exports them, plus Prechat's optional extensions.
+type Settings struct {
+	// Hostname is the host prefix of deployment.js, e.g. "c.la3-c1cs-phx"
+	// for https://c.la3-c1cs-phx.salesforceliveagent.com. Required.
+	Hostname string `json:"hostname"`
+	// LiveAgentEndpointURL is the host prefix of the chat endpoint, e.g.
+	// "d.la3-c1cs-phx". Required.
+	LiveAgentEndpointURL string `json:"liveAgentEndpointUrl"`
+	// DeploymentID is the 15 or 18 character id of the chat deployment. Required.
+	DeploymentID string `json:"deploymentId"`
+	// OrgID is the 15 or 18 character Salesforce organisation id. Required.
+	OrgID string `json:"orgId"`
+	// EnableLogging makes the snippet call liveagent.enableLogging() after init.
+	EnableLogging bool `json:"enableLogging"`
+	// ContactMappings map user traits (Mapping.Trait) onto Contact fields.
+	ContactMappings []Mapping `json:"contactMappings"`
+	// CaseMappings map the conversation start's properties (Mapping.Property)
+	// onto Case fields.
+	CaseMappings []Mapping `json:"caseMappings"`
+	// AccountMappings map group traits (Mapping.Property, as Segment named it)
+	// onto Account fields.
+	AccountMappings []Mapping `json:"accountMappings"`
+
+	// ButtonID (extension) lets the snippet start the chat for this button.
+	ButtonID string `json:"buttonId,omitempty"`
+	// APIVersion (extension) is the deployment.js version. Default: "29.0".
+	APIVersion string `json:"apiVersion,omitempty"`
+}
+
+// Mapping maps one trait or property onto one Salesforce field, through a
+// visitor detail with the given label. Segment exports it either as
+// {"key": …, "value": {…}} or as the bare inner object; both decode here.
+type Mapping struct {
+	// Key is the outer key of the {"key", "value"} form; informative only.
+	Key string `json:"-"`
+	// Trait is the user trait read by contact mappings. Dotted paths such as
+	// "address.city" read nested objects when no trait has that exact key.
+	Trait string `json:"trait,omitempty"`
+	// Property is the property read by case mappings (from the conversation
+	// start) and account mappings (from the group's traits). Dotted paths work
+	// as for Trait.
+	Property string `json:"property,omitempty"`
+	// Label names the visitor detail; findOrCreate(...).map refers to it.
+	Label string `json:"label"`
+	// DisplayToAgent shows the detail to the agent.
+	DisplayToAgent bool `json:"displayToAgent"`
+	// FieldName is the Salesforce field the detail maps to.
+	FieldName string `json:"fieldName"`
+	// DoFind searches records by this field.
+	DoFind bool `json:"doFind"`
+	// IsExactMatch makes that search exact.
+	IsExactMatch bool `json:"isExactMatch"`
+	// DoCreate creates a record with this field when none is found.
+	DoCreate bool `json:"doCreate"`
+}
+
+type bareMapping Mapping
+
+// UnmarshalJSON accepts both mapping item forms.
+func (m *Mapping) UnmarshalJSON(b []byte) error {
+	var wrapped struct {
+		Key   string          `json:"key"`
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(b, &wrapped); err != nil {
+		return err
+	}
+	inner := b
+	if len(wrapped.Value) > 0 && wrapped.Value[0] == '{' {
+		inner = wrapped.Value
+	}
+	var bm bareMapping
+	if err := json.Unmarshal(inner, &bm); err != nil {
+		return err
+	}
+	*m = Mapping(bm)
+	m.Key = wrapped.Key
+	return nil
+}
+
+// Source is the trait or property the mapping reads. Account mappings read
+// Property, as Segment's integration did; Trait is accepted there too.
+func (m *Mapping) Source() string {
+	if m.Property != "" {
+		return m.Property
+	}
+	return m.Trait
+}
+
+// Section is one entity's mappings, in document order.
+type Section struct {
+	Entity   Entity
+	Field    string // settings field, e.g. "contactMappings"
+	Mappings []Mapping
+}
+
+// Sections lists the mapping sections in the order the original integration
+// emitted them: Contact, Case, Account.
+func (s *Settings) Sections() []Section {
+	return []Section{
+		{EntityContact, "contactMappings", s.ContactMappings},
+		{EntityCase, "caseMappings", s.CaseMappings},
+		{EntityAccount, "accountMappings", s.AccountMappings},
+	}
+}
+
+// ScriptURL is the deployment.js URL:
+// https://{hostname}.salesforceliveagent.com/content/g/js/{apiVersion}/deployment.js.
+func (s *Settings) ScriptURL() string {
+	v := s.APIVersion
+	if v == "" {
+		v = DefaultAPIVersion
+	}
+	return "https://" + s.Hostname + ".salesforceliveagent.com/content/g/js/" + v + "/deployment.js"
+}
+
+// ChatURL is the first argument of liveagent.init:
+// https://{liveAgentEndpointUrl}.salesforceliveagent.com/chat.
+func (s *Settings) ChatURL() string {
+	return "https://" + s.LiveAgentEndpointURL + ".salesforceliveagent.com/chat"
+}
+
+// ParseSettings decodes a settings file, either the settings object itself or
+// Segment's destination export that wraps it in {"settings": {…}}, and
+// validates it. Unknown fields are ignored, as Segment's exports carry more
+// than this destination reads.
+func ParseSettings(data []byte) (*Settings, error) {
+	var wrapper struct {
+		Settings json.RawMessage `json:"settings"`
+	}
+	if err := json.Unmarshal(data, &wrapper); err != nil {
+		return nil, fmt.Errorf("%w: not a JSON object: %s", ErrInvalidSettings, jsonProblem(err))
+	}
+	body := data
+	if len(wrapper.Settings) > 0 && wrapper.Settings[0] == '{' {
+		body = wrapper.Settings
+	}
+	var s Settings
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&s); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, &FieldError{Field: te.Field, Problem: "must be a JSON " + jsonKind(te.Type.Kind().String()) + ", not " + te.Value}
+		}
+		return nil, fmt.Errorf("%w: %s", ErrInvalidSettings, jsonProblem(err))
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+var (
+	hostPrefix   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+	salesforceID = regexp.MustCompile(`^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$`)
+	apiVersion   = regexp.MustCompile(`^[0-9]{1,3}\.[0-9]{1,2}$`)
+)
+
+// Validate checks every field and returns the first problem as a
+// *FieldError naming the field.
+func (s *Settings) Validate() error {
+	checks := []struct {
+		field, value string
+		re           *regexp.Regexp
+		required     bool
+		want         string
+	}{
+		{"hostname", s.Hostname, hostPrefix, true, "a host prefix such as c.la3-c1cs-phx (the part before .salesforceliveagent.com)"},
+		{"liveAgentEndpointUrl", s.LiveAgentEndpointURL, hostPrefix, true, "a host prefix such as d.la3-c1cs-phx (the part before .salesforceliveagent.com)"},
+		{"deploymentId", s.DeploymentID, salesforceID, true, "a 15 or 18 character Salesforce id"},
+		{"orgId", s.OrgID, salesforceID, true, "a 15 or 18 character Salesforce id"},
+		{"apiVersion", s.APIVersion, apiVersion, false, "a version such as 29.0"},
+		{"buttonId", s.ButtonID, salesforceID, false, "a 15 or 18 character Salesforce id"},
+	}
+	for _, c := range checks {
+		switch {
+		case c.value == "" && c.required:
+			return &FieldError{c.field, "required"}
+		case c.value != "" && !c.re.MatchString(c.value):
+			return &FieldError{c.field, fmt.Sprintf("%q is not %s", truncate(c.value), c.want)}
+		}
+	}
+	labels := map[string]string{}
+	for _, sec := range s.Sections() {
+		for i, m := range sec.Mappings {
+			path := fmt.Sprintf("%s[%d]", sec.Field, i)
+			if m.Key != "" {
+				path += ".value"
+			}
+			switch {
+			case sec.Entity == EntityContact && m.Trait == "":
+				return &FieldError{path + ".trait", "required"}
+			case sec.Entity != EntityContact && m.Source() == "":
+				return &FieldError{path + ".property", "required"}
+			case m.Label == "":
+				return &FieldError{path + ".label", "required"}
+			case m.FieldName == "":
+				return &FieldError{path + ".fieldName", "required"}
+			}
+			if prev, dup := labels[m.Label]; dup {
+				return &FieldError{path + ".label", fmt.Sprintf("%q is already the label of %s; findOrCreate(...).map refers to details by label, so labels must be unique", truncate(m.Label), prev)}
+			}
+			labels[m.Label] = path
+		}
+	}
+	return nil
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "slice":
+		return "array"
+	case "struct", "map":
+		return "object"
+	case "bool":
+		return "boolean"
+	}
+	return k
+}
