@@ -1,0 +1,68 @@
+package mapping
+
+import "time"
+
+// Batch is one unit of work of the pipeline: the reduced effects of a run of
+// messages, the dead letters among them and the positions after them. A
+// store commits all of it atomically or none of it, which is what makes the
+// effects exactly-once under redelivery.
+type Batch struct {
+	// State holds the batch's effects, reduced by last-writer-wins.
+	State *State
+	// Applied lists every valid event of the batch.
+	Applied []Applied
+	// DeadLetters lists the messages that are not valid events.
+	DeadLetters []DeadLetter
+	// Positions are the next offsets per partition after this batch.
+	Positions []Position
+}
+
+// NewBatch returns an empty batch.
+func NewBatch() *Batch { return &Batch{State: NewState()} }
+
+// Len is the number of messages in the batch.
+func (b *Batch) Len() int { return len(b.Applied) + len(b.DeadLetters) }
+
+// Add applies a valid event to the batch's state and records it as applied.
+func (b *Batch) Add(e *Event, fallback time.Time) {
+	b.State.Apply(e, fallback)
+	b.Applied = append(b.Applied, Applied{MessageID: e.MessageID, Type: e.Type, AnonymousID: e.AnonymousID, UserID: e.UserID})
+}
+
+// Applied records that a valid event was applied.
+type Applied struct {
+	MessageID   string
+	Type        Type
+	AnonymousID string
+	UserID      string
+}
+
+// DeadLetter is a message that cannot be applied, with the reason.
+type DeadLetter struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Raw       []byte
+	Reason    string
+	Time      time.Time
+}
+
+// Position is the next offset to consume from a partition, per consumer group.
+type Position struct {
+	Group      string
+	Topic      string
+	Partition  int
+	NextOffset int64
+}
+
+// Materializer builds documents under one set of settings and TTL.
+type Materializer struct {
+	// Settings are the destination settings.
+	Settings *Settings
+	// TTL is how long a document lives after its conversation start.
+	TTL time.Duration
+}
+
+// Document builds the visitor's document.
+func (m *Materializer) Document(v Visitor) Document { return m.Settings.Build(v, m.TTL) }

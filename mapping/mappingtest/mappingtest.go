@@ -1,0 +1,151 @@
+// Package mappingtest provides the example destination settings and a
+// seeded generator of Segment event streams, shared by the tests and
+// benchmarks of every package so they exercise the same workload.
+package mappingtest
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/prechat/prechat/mapping"
+)
+
+// SettingsJSON is an example settings file: the mappings of Segment's own
+// integration tests, with first and last name added.
+//
+//go:embed settings.json
+var SettingsJSON []byte
+
+// Settings parses SettingsJSON.
+func Settings() *mapping.Settings {
+	s, err := mapping.ParseSettings(SettingsJSON)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Generator produces a reproducible stream of Segment events over a pool
+// of visitors, users and groups: identifies (anonymous and logged in),
+// groups, aliases, conversation starts and ignored page/track events, with
+// event times spread over Spread before Base.
+type Generator struct {
+	Rand *rand.Rand
+	// Visitors, Users and Groups size the id pools; 0 means a new id for
+	// every event that needs one ("every event a new visitor").
+	Visitors, Users, Groups int
+	// Base is the latest event time. Default: the time of the first event.
+	Base time.Time
+	// Spread is how far event times reach back. Default: 5m.
+	Spread time.Duration
+	// Prefix makes ids unique across generators sharing a database.
+	Prefix string
+
+	seq int
+}
+
+// NewGenerator returns a generator seeded with seed.
+func NewGenerator(seed uint64, visitors, users, groups int) *Generator {
+	return &Generator{Rand: rand.New(rand.NewPCG(seed, seed^0x5eed)), Visitors: visitors, Users: users, Groups: groups}
+}
+
+// Event returns the next event as JSON.
+func (g *Generator) Event() []byte {
+	g.seq++
+	anon := g.pick("anon", g.Visitors)
+	user := g.pick("user", g.Users)
+	e := map[string]any{
+		"messageId":   fmt.Sprintf("%smsg-%d-%d", g.Prefix, g.seq, g.Rand.Uint32()),
+		"anonymousId": anon,
+		"timestamp":   g.time().Format(time.RFC3339Nano),
+		"context":     map[string]any{"library": map[string]any{"name": "mappingtest", "version": "1"}},
+	}
+	switch r := g.Rand.IntN(100); {
+	case r < 30:
+		e["type"] = "identify"
+		if g.Rand.IntN(3) > 0 {
+			e["userId"] = user
+		}
+		e["traits"] = map[string]any{
+			"email":     fmt.Sprintf("%s@example.com", user),
+			"firstName": []string{"Ada", "Grace", "Linus", "Barbara"}[g.Rand.IntN(4)],
+			"lastName":  []string{"Lovelace", "Hopper", "Torvalds", "Liskov"}[g.Rand.IntN(4)],
+			"plan":      []string{"free", "pro", "enterprise"}[g.Rand.IntN(3)],
+			"logins":    g.Rand.IntN(1000),
+		}
+	case r < 50:
+		e["type"] = "group"
+		if g.Rand.IntN(2) == 0 {
+			e["userId"] = user
+		}
+		group := g.pick("group", g.Groups)
+		e["groupId"] = group
+		e["traits"] = map[string]any{"website": group + ".example.com", "revenue": g.Rand.IntN(1_000_000), "industry": "software"}
+	case r < 70:
+		e["type"] = "track"
+		e["event"] = mapping.ConversationStarted
+		e["properties"] = map[string]any{"caseStatus": []string{"New", "Pending", "Escalated"}[g.Rand.IntN(3)], "subject": fmt.Sprintf("Question %d", g.Rand.IntN(100))}
+	case r < 75:
+		e["type"] = "alias"
+		e["userId"] = user
+		e["previousId"] = anon
+	case r < 90:
+		e["type"] = "page"
+		e["name"] = "Pricing"
+		e["properties"] = map[string]any{"path": "/pricing"}
+	default:
+		e["type"] = "track"
+		e["event"] = "Product Viewed"
+		e["properties"] = map[string]any{"sku": fmt.Sprintf("sku-%d", g.Rand.IntN(50))}
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Events returns the next n events.
+func (g *Generator) Events(n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = g.Event()
+	}
+	return out
+}
+
+// Poison returns an invalid message of a random kind.
+func (g *Generator) Poison() []byte {
+	g.seq++
+	switch g.Rand.IntN(4) {
+	case 0:
+		return []byte(`{"type":"identify","traits":`)
+	case 1:
+		return []byte(fmt.Sprintf(`{"type":"identify","messageId":"%spoison-%d","traits":{"a":1}}`, g.Prefix, g.seq))
+	case 2:
+		return []byte(fmt.Sprintf(`{"type":"track","messageId":"%spoison-%d","anonymousId":"x"}`, g.Prefix, g.seq))
+	default:
+		return []byte(fmt.Sprintf(`{"type":"identify","messageId":"%spoison-%d","anonymousId":"x","traits":["not","an","object"]}`, g.Prefix, g.seq))
+	}
+}
+
+func (g *Generator) pick(kind string, pool int) string {
+	if pool <= 0 {
+		return fmt.Sprintf("%s%s-%d", g.Prefix, kind, g.seq)
+	}
+	return fmt.Sprintf("%s%s-%d", g.Prefix, kind, g.Rand.IntN(pool))
+}
+
+func (g *Generator) time() time.Time {
+	if g.Base.IsZero() {
+		g.Base = time.Now()
+	}
+	base, spread := g.Base, g.Spread
+	if spread == 0 {
+		spread = 5 * time.Minute
+	}
+	return base.Add(-time.Duration(g.Rand.Int64N(int64(spread)))).UTC()
+}

@@ -1,0 +1,224 @@
+package persistence
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/prechat/prechat/mapping"
+)
+
+// documentsLock is the transaction-level advisory lock that serialises the
+// document phase of concurrent batches (two consumers of one group, or a
+// replay beside the live consumers): whoever takes it second reads what the
+// first committed, so no refresh is lost between them.
+const documentsLock int64 = 0x70726563686174 // "prechat"
+
+// BatchResult says what a committed batch wrote.
+type BatchResult struct {
+	// Documents is the number of documents written (unchanged ones are not).
+	Documents int
+	// Visitors are the anonymousIds whose documents were written.
+	Visitors []string
+}
+
+// ApplyBatch commits a pipeline batch in one transaction: its effects
+// (traits, links, memberships, conversations), the applied messageIds, its
+// dead letters, the refreshed documents of every visitor it changed, and the
+// next offsets. Either all of it is committed or none of it; applying the
+// same batch again writes nothing new.
+func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (BatchResult, error) {
+	var res BatchResult
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		res = BatchResult{}
+		if err := writeEffects(ctx, tx, b); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, documentsLock); err != nil {
+			return fmt.Errorf("lock documents: %w", err)
+		}
+		visitors, err := s.affectedVisitors(ctx, tx, b.State, m.TTL)
+		if err != nil {
+			return err
+		}
+		if res, err = s.writeDocuments(ctx, tx, visitors, m); err != nil {
+			return err
+		}
+		return writePositions(ctx, tx, b.Positions)
+	})
+	if err != nil {
+		return BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), err)
+	}
+	return res, nil
+}
+
+// writeEffects sends every upsert of the batch in one round trip. Rows are
+// sorted by key so concurrent batches lock rows in the same order.
+func writeEffects(ctx context.Context, tx pgx.Tx, b *mapping.Batch) error {
+	st := b.State
+	var batch pgx.Batch
+
+	var tr struct {
+		kind, id, key, msg []string
+		val                [][]byte
+		at                 []time.Time
+	}
+	for _, sub := range sortedKeys(st.Traits, compareSubject) {
+		traits := st.Traits[sub]
+		for _, k := range sortedKeys(traits, cmp.Compare[string]) {
+			t := traits[k]
+			tr.kind, tr.id, tr.key = append(tr.kind, string(sub.Kind)), append(tr.id, sub.ID), append(tr.key, k)
+			tr.val, tr.at, tr.msg = append(tr.val, t.Value), append(tr.at, t.At), append(tr.msg, t.MessageID)
+		}
+	}
+	if len(tr.kind) > 0 {
+		batch.Queue(`
+INSERT INTO traits AS t (subject_kind, subject_id, key, value, event_time, message_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::text[])
+ON CONFLICT (subject_kind, subject_id, key) DO UPDATE
+SET value = excluded.value, event_time = excluded.event_time, message_id = excluded.message_id
+WHERE (t.event_time, t.message_id) < (excluded.event_time, excluded.message_id)`,
+			tr.kind, tr.id, tr.key, tr.val, tr.at, tr.msg)
+	}
+
+	var ln struct {
+		anon, user, msg []string
+		at              []time.Time
+	}
+	for _, l := range sortedKeys(st.Links, compareLink) {
+		s := st.Links[l]
+		ln.anon, ln.user, ln.at, ln.msg = append(ln.anon, l.AnonymousID), append(ln.user, l.UserID), append(ln.at, s.At), append(ln.msg, s.MessageID)
+	}
+	if len(ln.anon) > 0 {
+		batch.Queue(`
+INSERT INTO identity_links AS l (anonymous_id, user_id, event_time, message_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
+ON CONFLICT (anonymous_id, user_id) DO UPDATE
+SET event_time = excluded.event_time, message_id = excluded.message_id
+WHERE (l.event_time, l.message_id) < (excluded.event_time, excluded.message_id)`,
+			ln.anon, ln.user, ln.at, ln.msg)
+	}
+
+	var ms struct {
+		kind, id, group, msg []string
+		at                   []time.Time
+	}
+	for _, m := range sortedKeys(st.Memberships, compareMembership) {
+		s := st.Memberships[m]
+		ms.kind, ms.id, ms.group = append(ms.kind, string(m.Member.Kind)), append(ms.id, m.Member.ID), append(ms.group, m.GroupID)
+		ms.at, ms.msg = append(ms.at, s.At), append(ms.msg, s.MessageID)
+	}
+	if len(ms.kind) > 0 {
+		batch.Queue(`
+INSERT INTO group_memberships AS m (member_kind, member_id, group_id, event_time, message_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+ON CONFLICT (member_kind, member_id, group_id) DO UPDATE
+SET event_time = excluded.event_time, message_id = excluded.message_id
+WHERE (m.event_time, m.message_id) < (excluded.event_time, excluded.message_id)`,
+			ms.kind, ms.id, ms.group, ms.at, ms.msg)
+	}
+
+	var cv struct {
+		anon, msg []string
+		at        []time.Time
+		props     []any
+	}
+	for _, a := range sortedKeys(st.Conversations, cmp.Compare[string]) {
+		c := st.Conversations[a]
+		props := any(c.Properties)
+		if c.Properties == nil {
+			props = mapping.Object{}
+		}
+		cv.anon, cv.msg, cv.at, cv.props = append(cv.anon, a), append(cv.msg, c.MessageID), append(cv.at, c.At), append(cv.props, props)
+	}
+	if len(cv.anon) > 0 {
+		batch.Queue(`
+INSERT INTO conversations AS c (anonymous_id, message_id, event_time, properties)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[])
+ON CONFLICT (anonymous_id) DO UPDATE
+SET message_id = excluded.message_id, event_time = excluded.event_time, properties = excluded.properties
+WHERE (c.event_time, c.message_id) < (excluded.event_time, excluded.message_id)`,
+			cv.anon, cv.msg, cv.at, cv.props)
+	}
+
+	if len(b.Applied) > 0 {
+		applied := slices.Clone(b.Applied)
+		slices.SortFunc(applied, func(x, y mapping.Applied) int { return cmp.Compare(x.MessageID, y.MessageID) })
+		ids, types, anons, users := make([]string, len(applied)), make([]string, len(applied)), make([]string, len(applied)), make([]string, len(applied))
+		for i, a := range applied {
+			ids[i], types[i], anons[i], users[i] = a.MessageID, string(a.Type), a.AnonymousID, a.UserID
+		}
+		batch.Queue(`
+INSERT INTO applied_messages (message_id, event_type, anonymous_id, user_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+ON CONFLICT (message_id) DO NOTHING`, ids, types, anons, users)
+	}
+
+	if n := len(b.DeadLetters); n > 0 {
+		topics, parts, offs, keys, raws, reasons, times := make([]string, n), make([]int32, n), make([]int64, n), make([][]byte, n), make([][]byte, n), make([]string, n), make([]time.Time, n)
+		for i, d := range b.DeadLetters {
+			topics[i], parts[i], offs[i], keys[i], raws[i], reasons[i], times[i] = d.Topic, int32(d.Partition), d.Offset, d.Key, d.Raw, d.Reason, d.Time
+		}
+		batch.Queue(`
+INSERT INTO dead_letters (topic, "partition", "offset", message_key, raw, reason, failed_at)
+SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::timestamptz[])
+ON CONFLICT (topic, "partition", "offset") DO NOTHING`, topics, parts, offs, keys, raws, reasons, times)
+	}
+
+	if batch.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+		return fmt.Errorf("write effects: %w", err)
+	}
+	return nil
+}
+
+func writePositions(ctx context.Context, tx pgx.Tx, ps []mapping.Position) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, func(a, b mapping.Position) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	groups, topics, parts, next := make([]string, len(ps)), make([]string, len(ps)), make([]int32, len(ps)), make([]int64, len(ps))
+	for i, p := range ps {
+		groups[i], topics[i], parts[i], next[i] = p.Group, p.Topic, int32(p.Partition), p.NextOffset
+	}
+	_, err := tx.Exec(ctx, `
+INSERT INTO kafka_offsets AS o (consumer_group, topic, "partition", next_offset)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[])
+ON CONFLICT (consumer_group, topic, "partition") DO UPDATE
+SET next_offset = excluded.next_offset, updated_at = now()
+WHERE o.next_offset < excluded.next_offset`, groups, topics, parts, next)
+	if err != nil {
+		return fmt.Errorf("write offsets: %w", err)
+	}
+	return nil
+}
+
+func sortedKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compare)
+	return keys
+}
+
+func compareSubject(a, b mapping.Subject) int {
+	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID))
+}
+
+func compareLink(a, b mapping.Link) int {
+	return cmp.Or(cmp.Compare(a.AnonymousID, b.AnonymousID), cmp.Compare(a.UserID, b.UserID))
+}
+
+func compareMembership(a, b mapping.Membership) int {
+	return cmp.Or(compareSubject(a.Member, b.Member), cmp.Compare(a.GroupID, b.GroupID))
+}

@@ -1,0 +1,78 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/prechat/prechat/migrations"
+)
+
+// VersionTable is the table in which tern records the schema version.
+const VersionTable = "prechat_schema_version"
+
+// Migration is one schema migration and whether it is applied.
+type Migration struct {
+	Version int32
+	Name    string
+	Applied bool
+}
+
+// MigrationStatus is the database's schema version against the binary's.
+type MigrationStatus struct {
+	// Current is the version the database is at (0: none applied).
+	Current int32
+	// Latest is the newest version this binary knows.
+	Latest int32
+	// Migrations lists every migration this binary knows.
+	Migrations []Migration
+}
+
+// UpToDate reports whether every known migration is applied.
+func (m MigrationStatus) UpToDate() bool { return m.Current == m.Latest }
+
+// Migrate applies every pending migration, each in its own transaction,
+// under tern's advisory lock so concurrent runs wait for each other.
+func (s *Store) Migrate(ctx context.Context) error {
+	return s.withMigrator(ctx, func(m *migrate.Migrator) error {
+		if err := m.Migrate(ctx); err != nil {
+			return fmt.Errorf("apply migrations: %w", err)
+		}
+		return nil
+	})
+}
+
+// MigrationStatus reports which migrations are applied.
+func (s *Store) MigrationStatus(ctx context.Context) (MigrationStatus, error) {
+	var st MigrationStatus
+	err := s.withMigrator(ctx, func(m *migrate.Migrator) error {
+		cur, err := m.GetCurrentVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		st.Current = cur
+		for _, mig := range m.Migrations {
+			st.Migrations = append(st.Migrations, Migration{Version: mig.Sequence, Name: mig.Name, Applied: mig.Sequence <= cur})
+			st.Latest = mig.Sequence
+		}
+		return nil
+	})
+	return st, err
+}
+
+func (s *Store) withMigrator(ctx context.Context, fn func(*migrate.Migrator) error) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Release()
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), VersionTable)
+	if err != nil {
+		return fmt.Errorf("prepare migrator: %w", err)
+	}
+	if err := m.LoadMigrations(migrations.FS); err != nil {
+		return fmt.Errorf("load migrations: %w", err)
+	}
+	return fn(m)
+}

@@ -1,0 +1,176 @@
+// Package persistencetest gives each test its own migrated Postgres database
+// on the server named by TEST_DATABASE_URL (default: the local server,
+// postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).
+//
+// The first call in a process migrates a template database named after a
+// hash of the migrations; every test then gets a copy of it (CREATE DATABASE
+// … TEMPLATE), which takes milliseconds, and the copy is dropped when the
+// test ends.
+package persistencetest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/prechat/prechat/migrations"
+	"github.com/prechat/prechat/persistence"
+)
+
+// DefaultURL is the server used when TEST_DATABASE_URL is unset.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// AdminURL is the URL tests connect to to create their databases.
+func AdminURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultURL
+}
+
+var (
+	templateOnce sync.Once
+	templateName string
+	templateErr  error
+)
+
+// NewDatabase creates an empty, migrated database for this test and returns
+// its URL; the database is dropped when the test ends. The test fails if no
+// Postgres server can be reached.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	templateOnce.Do(func() { templateName, templateErr = migratedTemplate(ctx) })
+	if templateErr != nil {
+		t.Fatalf("prepare template database on %s: %v", redacted(), templateErr)
+	}
+	name := "prechat_test_" + randomHex(8)
+	if err := admin(ctx, func(c *pgx.Conn) error {
+		_, err := c.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", pgx.Identifier{name}.Sanitize(), pgx.Identifier{templateName}.Sanitize()))
+		return err
+	}); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := admin(ctx, func(c *pgx.Conn) error {
+			_, err := c.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pgx.Identifier{name}.Sanitize()))
+			return err
+		}); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	return withDatabase(AdminURL(), name)
+}
+
+// NewStore opens a Store on a new database (NewDatabase) and closes it when
+// the test ends.
+func NewStore(t testing.TB, cfg *persistence.Config) (*persistence.Store, string) {
+	t.Helper()
+	url := NewDatabase(t)
+	s, err := persistence.Open(context.Background(), url, cfg)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s, url
+}
+
+// migratedTemplate creates (once per set of migrations, shared by every test
+// process) a database with all migrations applied.
+func migratedTemplate(ctx context.Context) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(migrations.FS, path)
+		h.Write([]byte(path))
+		h.Write(b)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	name := "prechat_template_" + hex.EncodeToString(h.Sum(nil))[:16]
+	err = admin(ctx, func(c *pgx.Conn) error {
+		// Serialise template creation across test processes.
+		if _, err := c.Exec(ctx, `SELECT pg_advisory_lock(7146)`); err != nil {
+			return err
+		}
+		defer c.Exec(context.Background(), `SELECT pg_advisory_unlock(7146)`)
+		var exists bool
+		if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil || exists {
+			return err
+		}
+		building := name + "_building"
+		if _, err := c.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", building)); err != nil {
+			return err
+		}
+		if _, err := c.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s", building)); err != nil {
+			return err
+		}
+		s, err := persistence.Open(ctx, withDatabase(AdminURL(), building), nil)
+		if err != nil {
+			return err
+		}
+		err = s.Migrate(ctx)
+		s.Close()
+		if err != nil {
+			return err
+		}
+		_, err = c.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", building, name))
+		return err
+	})
+	return name, err
+}
+
+func admin(ctx context.Context, fn func(*pgx.Conn) error) error {
+	c, err := pgx.Connect(ctx, AdminURL())
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", redacted(), err)
+	}
+	defer c.Close(context.Background())
+	return fn(c)
+}
+
+// withDatabase returns a keyword/value connection string for database name
+// on the server of url (keyword form also covers Unix-socket hosts).
+func withDatabase(url, name string) string {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		panic(fmt.Sprintf("TEST_DATABASE_URL is not a valid connection string: %v", err))
+	}
+	q := func(v string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'" }
+	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", q(cfg.Host), cfg.Port, q(cfg.User), q(name))
+	if cfg.Password != "" {
+		dsn += " password=" + q(cfg.Password)
+	}
+	return dsn
+}
+
+func redacted() string {
+	cfg, err := pgx.ParseConfig(AdminURL())
+	if err != nil {
+		return "TEST_DATABASE_URL"
+	}
+	return fmt.Sprintf("postgres server %s:%d (TEST_DATABASE_URL)", cfg.Host, cfg.Port)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
