@@ -3,7 +3,6 @@ module github.com/prechat/prechat
 go 1.26.0
 
 require (
-	github.com/caarlos0/env/v11 v11.4.2
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/jackc/tern/v2 v2.3.4
 	github.com/segmentio/kafka-go v0.4.51

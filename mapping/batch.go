@@ -56,6 +56,14 @@ type Position struct {
 	NextOffset int64
 }
 
+// BatchResult says what committing a batch wrote.
+type BatchResult struct {
+	// Documents is the number of documents written (unchanged ones are not).
+	Documents int
+	// Visitors are the anonymousIds whose documents were written.
+	Visitors []string
+}
+
 // Materializer builds documents under one set of settings and TTL.
 type Materializer struct {
 	// Settings are the destination settings.

@@ -350,3 +350,12 @@ func truncate(s string) string {
 	}
 	return s[:cut] + "…"
 }
+
+// PartitionKey is the Kafka message key for the event: anonymousId, else
+// userId, so that one visitor's events stay in order on one partition.
+func (e *Event) PartitionKey() string {
+	if e.AnonymousID != "" {
+		return e.AnonymousID
+	}
+	return e.UserID
+}

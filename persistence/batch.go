@@ -18,23 +18,15 @@ import (
 // first committed, so no refresh is lost between them.
 const documentsLock int64 = 0x70726563686174 // "prechat"
 
-// BatchResult says what a committed batch wrote.
-type BatchResult struct {
-	// Documents is the number of documents written (unchanged ones are not).
-	Documents int
-	// Visitors are the anonymousIds whose documents were written.
-	Visitors []string
-}
-
 // ApplyBatch commits a pipeline batch in one transaction: its effects
 // (traits, links, memberships, conversations), the applied messageIds, its
 // dead letters, the refreshed documents of every visitor it changed, and the
 // next offsets. Either all of it is committed or none of it; applying the
 // same batch again writes nothing new.
-func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (BatchResult, error) {
-	var res BatchResult
+func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (mapping.BatchResult, error) {
+	var res mapping.BatchResult
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		res = BatchResult{}
+		res = mapping.BatchResult{}
 		if err := writeEffects(ctx, tx, b); err != nil {
 			return err
 		}
@@ -51,7 +43,7 @@ func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Mat
 		return writePositions(ctx, tx, b.Positions)
 	})
 	if err != nil {
-		return BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), err)
+		return mapping.BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), err)
 	}
 	return res, nil
 }

@@ -51,7 +51,7 @@ func decodeAll(t *testing.T, raws [][]byte) []mapping.Event {
 	return out
 }
 
-func (tb *testBundle) apply(t *testing.T, events []mapping.Event, positions ...mapping.Position) persistence.BatchResult {
+func (tb *testBundle) apply(t *testing.T, events []mapping.Event, positions ...mapping.Position) mapping.BatchResult {
 	t.Helper()
 	b := mapping.NewBatch()
 	for i := range events {

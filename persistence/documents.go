@@ -135,13 +135,13 @@ WHERE (subject_kind = 'anonymous' AND subject_id = ANY($1))
 
 // writeDocuments rebuilds the visitors' documents and writes those that
 // changed.
-func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer) (BatchResult, error) {
+func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer) (mapping.BatchResult, error) {
 	if len(anons) == 0 {
-		return BatchResult{}, nil
+		return mapping.BatchResult{}, nil
 	}
 	st, err := loadState(ctx, tx, anons)
 	if err != nil {
-		return BatchResult{}, err
+		return mapping.BatchResult{}, err
 	}
 	ids, docs, expires := make([]string, 0, len(anons)), make([][]byte, 0, len(anons)), make([]time.Time, 0, len(anons))
 	for _, a := range anons {
@@ -152,7 +152,7 @@ func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m
 		doc := m.Document(v)
 		raw, err := json.Marshal(doc)
 		if err != nil {
-			return BatchResult{}, fmt.Errorf("encode document of %s: %w", a, err)
+			return mapping.BatchResult{}, fmt.Errorf("encode document of %s: %w", a, err)
 		}
 		ids, docs, expires = append(ids, a), append(docs, raw), append(expires, doc.ExpiresAt)
 	}
@@ -164,13 +164,13 @@ SET document = excluded.document, expires_at = excluded.expires_at, written_at =
 WHERE d.document IS DISTINCT FROM excluded.document
 RETURNING anonymous_id`, ids, docs, expires)
 	if err != nil {
-		return BatchResult{}, fmt.Errorf("write documents: %w", err)
+		return mapping.BatchResult{}, fmt.Errorf("write documents: %w", err)
 	}
 	written, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return BatchResult{}, fmt.Errorf("write documents: %w", err)
+		return mapping.BatchResult{}, fmt.Errorf("write documents: %w", err)
 	}
-	return BatchResult{Documents: len(written), Visitors: written}, nil
+	return mapping.BatchResult{Documents: len(written), Visitors: written}, nil
 }
 
 // DocumentGet returns the stored, unexpired document of a visitor as the

@@ -1,0 +1,129 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/prechat/prechat/mapping"
+)
+
+// Config configures a Consumer. Zero fields take the documented defaults.
+type Config struct {
+	// Brokers are the Kafka bootstrap addresses. Required.
+	Brokers []string
+	// Topic is the topic of Segment events. Required.
+	Topic string
+	// GroupID is the consumer group; offsets are stored per group. Required.
+	GroupID string
+	// Dialer connects to the brokers (TLS, SASL). Default: kafka-go's default dialer.
+	Dialer *kafka.Dialer
+
+	// Materializer builds the documents. Required.
+	Materializer *mapping.Materializer
+
+	// BatchSize is the most messages applied in one transaction. Default: 1000.
+	BatchSize int
+	// BatchTimeout is the longest a batch waits for more messages once it has
+	// one. Default: 50ms.
+	BatchTimeout time.Duration
+	// MaxWait is the longest a fetch waits on the broker for new data.
+	// Default: 500ms.
+	MaxWait time.Duration
+	// MaxBytes bounds one fetch response. Default: 10 MiB.
+	MaxBytes int
+	// StartOffset is where a partition with no stored and no committed offset
+	// starts: kafka.FirstOffset or kafka.LastOffset. Default: kafka.FirstOffset.
+	StartOffset int64
+
+	// SessionTimeout is the consumer group session timeout. Default: 30s.
+	SessionTimeout time.Duration
+	// HeartbeatInterval is the consumer group heartbeat. Default: 3s.
+	HeartbeatInterval time.Duration
+	// RebalanceTimeout bounds a rebalance. Default: 30s.
+	RebalanceTimeout time.Duration
+	// JoinGroupBackoff is the wait before joining the group again after an
+	// error. Default: 2s.
+	JoinGroupBackoff time.Duration
+
+	// RetryMin and RetryMax bound the exponential backoff of retries when
+	// Postgres or Kafka fail. Defaults: 100ms and 10s.
+	RetryMin, RetryMax time.Duration
+	// ShutdownGrace is how long the batch in flight may still take to commit
+	// once Run's context is cancelled. Default: 10s.
+	ShutdownGrace time.Duration
+
+	// Logger receives the consumer's logs. Default: zap.NewNop().
+	Logger *zap.Logger
+	// OnBatch, if set, is called after each committed batch.
+	OnBatch func(BatchInfo)
+}
+
+// BatchInfo describes a committed batch.
+type BatchInfo struct {
+	// Messages is the number of Kafka messages in the batch.
+	Messages int
+	// DeadLetters is how many of them were dead letters.
+	DeadLetters int
+	// Result is what the store wrote.
+	Result mapping.BatchResult
+	// Positions are the next offsets stored with the batch.
+	Positions []mapping.Position
+	// Took is the time from the first message to the commit.
+	Took time.Duration
+}
+
+// Validate reports the first missing or invalid field.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("pipeline: Brokers is required")
+	case c.Topic == "":
+		return errors.New("pipeline: Topic is required")
+	case c.GroupID == "":
+		return errors.New("pipeline: GroupID is required")
+	case c.Materializer == nil || c.Materializer.Settings == nil:
+		return errors.New("pipeline: Materializer with Settings is required")
+	case c.BatchSize < 0:
+		return fmt.Errorf("pipeline: BatchSize %d is negative", c.BatchSize)
+	case c.StartOffset != 0 && c.StartOffset != kafka.FirstOffset && c.StartOffset != kafka.LastOffset:
+		return fmt.Errorf("pipeline: StartOffset must be kafka.FirstOffset or kafka.LastOffset, not %d", c.StartOffset)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	def(&c.BatchTimeout, 50*time.Millisecond)
+	def(&c.MaxWait, 500*time.Millisecond)
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 10 << 20
+	}
+	if c.StartOffset == 0 {
+		c.StartOffset = kafka.FirstOffset
+	}
+	def(&c.SessionTimeout, 30*time.Second)
+	def(&c.HeartbeatInterval, 3*time.Second)
+	def(&c.RebalanceTimeout, 30*time.Second)
+	def(&c.JoinGroupBackoff, 2*time.Second)
+	def(&c.RetryMin, 100*time.Millisecond)
+	def(&c.RetryMax, 10*time.Second)
+	def(&c.ShutdownGrace, 10*time.Second)
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Dialer == nil {
+		c.Dialer = kafka.DefaultDialer
+	}
+	return c
+}

@@ -1,0 +1,297 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/prechat/prechat/mapping"
+)
+
+// Store is the storage a Consumer applies batches to; *persistence.Store
+// satisfies it.
+type Store interface {
+	// ApplyBatch commits the batch's effects, dead letters and positions in
+	// one transaction and rebuilds the documents it changed.
+	ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (mapping.BatchResult, error)
+	// OffsetsGet returns the stored next offset per partition of a group's
+	// topic.
+	OffsetsGet(ctx context.Context, group, topic string) (map[int]int64, error)
+}
+
+// Consumer applies a topic's events to a Store as a member of a consumer
+// group. See the package documentation for its delivery contract.
+type Consumer struct {
+	cfg   Config
+	store Store
+	log   *zap.Logger
+}
+
+// New validates the configuration and returns a Consumer.
+func New(cfg Config, store Store) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil {
+		return nil, errors.New("pipeline: store is required")
+	}
+	cfg = cfg.withDefaults()
+	return &Consumer{cfg: cfg, store: store, log: cfg.Logger.With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID))}, nil
+}
+
+// Run consumes until ctx is cancelled, then finishes or abandons the batch
+// in flight, leaves the group and returns nil. It returns an error only when
+// the consumer group cannot be created at all.
+func (c *Consumer) Run(ctx context.Context) error {
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                    c.cfg.GroupID,
+		Brokers:               c.cfg.Brokers,
+		Dialer:                c.cfg.Dialer,
+		Topics:                []string{c.cfg.Topic},
+		HeartbeatInterval:     c.cfg.HeartbeatInterval,
+		SessionTimeout:        c.cfg.SessionTimeout,
+		RebalanceTimeout:      c.cfg.RebalanceTimeout,
+		JoinGroupBackoff:      c.cfg.JoinGroupBackoff,
+		WatchPartitionChanges: true,
+		StartOffset:           c.cfg.StartOffset,
+		Logger:                kafkaLogger(c.log, zap.DebugLevel),
+		ErrorLogger:           kafkaLogger(c.log, zap.WarnLevel),
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer group %s: %w", c.cfg.GroupID, err)
+	}
+	defer group.Close()
+	c.log.Info("consumer started", zap.Strings("brokers", c.cfg.Brokers))
+	for {
+		gen, err := group.Next(ctx)
+		if ctx.Err() != nil {
+			c.log.Info("consumer stopping")
+			return nil
+		}
+		if err != nil {
+			c.log.Warn("joining the consumer group failed; retrying", zap.Error(err))
+			continue
+		}
+		c.runGeneration(ctx, gen)
+	}
+}
+
+// runGeneration consumes the partitions assigned in gen until the
+// generation ends or ctx is cancelled.
+func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
+	assigned := gen.Assignments[c.cfg.Topic]
+	log := c.log.With(zap.Int32("generation", gen.ID))
+	ids := make([]int, len(assigned))
+	for i, a := range assigned {
+		ids[i] = a.ID
+	}
+	log.Info("partitions assigned", zap.Ints("partitions", ids))
+	done := make(chan struct{})
+	gen.Start(func(genCtx context.Context) {
+		defer close(done)
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(genCtx, cancel)
+		defer stop()
+		if len(assigned) == 0 {
+			<-fctx.Done()
+			return
+		}
+		offsets, ok := c.startOffsets(fctx, assigned, log)
+		if !ok {
+			return
+		}
+		msgs := make(chan kafka.Message, c.cfg.BatchSize)
+		var wg sync.WaitGroup
+		for p, off := range offsets {
+			wg.Go(func() { c.fetch(fctx, p, off, msgs, log) })
+		}
+		c.batches(ctx, fctx, gen, msgs, log)
+		cancel()
+		wg.Wait()
+	})
+	<-done
+	log.Info("generation ended")
+}
+
+// startOffsets picks each assigned partition's first offset: the one stored
+// with the effects in Postgres, else the group's Kafka commit, else
+// StartOffset. ok is false if the generation ended while Postgres was
+// unreachable.
+func (c *Consumer) startOffsets(ctx context.Context, assigned []kafka.PartitionAssignment, log *zap.Logger) (map[int]int64, bool) {
+	var stored map[int]int64
+	err := c.retry(ctx, "read stored offsets", log, func() error {
+		var err error
+		stored, err = c.store.OffsetsGet(ctx, c.cfg.GroupID, c.cfg.Topic)
+		return err
+	})
+	if err != nil {
+		return nil, false
+	}
+	out := make(map[int]int64, len(assigned))
+	for _, a := range assigned {
+		off, source := a.Offset, "kafka"
+		if s, ok := stored[a.ID]; ok {
+			off, source = s, "postgres"
+		}
+		out[a.ID] = off
+		log.Info("resuming partition", zap.Int("partition", a.ID), zap.Int64("offset", off), zap.String("from", source))
+	}
+	return out, true
+}
+
+// fetch reads one partition from offset into out until ctx ends,
+// reconnecting with backoff when the reader fails.
+func (c *Consumer) fetch(ctx context.Context, partition int, offset int64, out chan<- kafka.Message, log *zap.Logger) {
+	log = log.With(zap.Int("partition", partition))
+	backoff := c.cfg.RetryMin
+	for ctx.Err() == nil {
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers:       c.cfg.Brokers,
+			Dialer:        c.cfg.Dialer,
+			Topic:         c.cfg.Topic,
+			Partition:     partition,
+			MinBytes:      1,
+			MaxBytes:      c.cfg.MaxBytes,
+			MaxWait:       c.cfg.MaxWait,
+			QueueCapacity: c.cfg.BatchSize,
+			Logger:        kafkaLogger(log, zap.DebugLevel),
+			ErrorLogger:   kafkaLogger(log, zap.WarnLevel),
+		})
+		err := r.SetOffset(offset)
+		for err == nil {
+			var m kafka.Message
+			if m, err = r.FetchMessage(ctx); err != nil {
+				break
+			}
+			select {
+			case out <- m:
+				offset = m.Offset + 1
+				backoff = c.cfg.RetryMin
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		_ = r.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("fetching failed; reconnecting", zap.Int64("offset", offset), zap.Duration("backoff", backoff), zap.Error(err))
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, c.cfg.RetryMax)
+	}
+}
+
+// batches collects messages into batches and applies them until fctx ends.
+func (c *Consumer) batches(ctx, fctx context.Context, gen *kafka.Generation, msgs <-chan kafka.Message, log *zap.Logger) {
+	buf := make([]kafka.Message, 0, c.cfg.BatchSize)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		buf = buf[:0]
+		select {
+		case <-fctx.Done():
+			return
+		case m := <-msgs:
+			buf = append(buf, m)
+		}
+		start := time.Now()
+		timer.Reset(c.cfg.BatchTimeout)
+	fill:
+		for len(buf) < c.cfg.BatchSize {
+			select {
+			case m := <-msgs:
+				buf = append(buf, m)
+			case <-timer.C:
+				break fill
+			case <-fctx.Done():
+				break fill
+			}
+		}
+		timer.Stop()
+		b := batchOf(c.cfg.GroupID, buf)
+		res, err := c.apply(ctx, fctx, b, log)
+		if err != nil {
+			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", len(buf)), zap.Error(err))
+			return
+		}
+		if err := gen.CommitOffsets(commitMap(b.Positions)); err != nil {
+			log.Debug("kafka offset commit failed (postgres holds the offsets)", zap.Error(err))
+		}
+		info := BatchInfo{Messages: len(buf), DeadLetters: len(b.DeadLetters), Result: res, Positions: b.Positions, Took: time.Since(start)}
+		for _, d := range b.DeadLetters {
+			log.Warn("dead letter", zap.Int("partition", d.Partition), zap.Int64("offset", d.Offset), zap.String("reason", d.Reason))
+		}
+		log.Debug("batch committed", zap.Int("messages", info.Messages), zap.Int("dead_letters", info.DeadLetters),
+			zap.Int("documents", res.Documents), zap.String("positions", positionsString(b.Positions)), zap.Duration("took", info.Took))
+		if c.cfg.OnBatch != nil {
+			c.cfg.OnBatch(info)
+		}
+	}
+}
+
+// apply commits a batch, retrying with backoff while the generation lasts.
+// Each attempt may outlive ctx by ShutdownGrace, so a batch in flight at
+// shutdown can still commit.
+func (c *Consumer) apply(ctx, fctx context.Context, b *mapping.Batch, log *zap.Logger) (mapping.BatchResult, error) {
+	var res mapping.BatchResult
+	err := c.retry(fctx, "apply batch", log, func() error {
+		actx, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
+		defer cancel()
+		var err error
+		res, err = c.store.ApplyBatch(actx, b, c.cfg.Materializer)
+		return err
+	})
+	return res, err
+}
+
+// retry runs fn until it succeeds or ctx ends, with exponential backoff.
+func (c *Consumer) retry(ctx context.Context, what string, log *zap.Logger, fn func() error) error {
+	backoff := c.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		log.Warn(what+" failed; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
+		if !sleep(ctx, backoff) {
+			return err
+		}
+		backoff = min(2*backoff, c.cfg.RetryMax)
+	}
+}
+
+// withGrace returns a context that ends grace after ctx ends.
+func withGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return gctx, func() { stop(); cancel() }
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// kafkaLogger adapts zap to kafka-go's logger at one level.
+func kafkaLogger(log *zap.Logger, level zapcore.Level) kafka.LoggerFunc {
+	sugar := log.WithOptions(zap.AddCallerSkip(1)).Sugar()
+	return func(msg string, args ...any) { sugar.Logf(level, "kafka: "+msg, args...) }
+}

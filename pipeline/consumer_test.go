@@ -1,0 +1,332 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/prechat/prechat/mapping"
+	"github.com/prechat/prechat/mapping/mappingtest"
+	"github.com/prechat/prechat/persistence"
+	"github.com/prechat/prechat/persistence/persistencetest"
+	"github.com/prechat/prechat/pipeline"
+	"github.com/prechat/prechat/pipeline/pipelinetest"
+)
+
+type testBundle struct {
+	brokers []string
+	topic   string
+	group   string
+	store   *persistence.Store
+	dbURL   string
+	mat     *mapping.Materializer
+	now     time.Time
+
+	mu sync.Mutex
+	// applications counts, per messageId, the committed batches that held it.
+	applications map[string]int
+}
+
+// recordingStore is the real store, counting which messages each committed
+// batch applied, so tests can prove none is applied twice.
+type recordingStore struct {
+	*persistence.Store
+	tb *testBundle
+}
+
+func (s recordingStore) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (mapping.BatchResult, error) {
+	res, err := s.Store.ApplyBatch(ctx, b, m)
+	if err == nil {
+		s.tb.mu.Lock()
+		for _, a := range b.Applied {
+			s.tb.applications[a.MessageID]++
+		}
+		s.tb.mu.Unlock()
+	}
+	return res, err
+}
+
+func setup(t *testing.T, partitions int32) *testBundle {
+	t.Helper()
+	t.Parallel()
+	tb := &testBundle{
+		topic:        pipelinetest.Name(t, "topic"),
+		group:        pipelinetest.Name(t, "group"),
+		mat:          &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute},
+		now:          time.Now().UTC().Truncate(time.Microsecond),
+		applications: map[string]int{},
+	}
+	tb.brokers = pipelinetest.NewCluster(t, partitions, tb.topic)
+	tb.store, tb.dbURL = persistencetest.NewStore(t, nil)
+	return tb
+}
+
+// start runs a consumer until the returned stop function is called.
+func (tb *testBundle) start(t *testing.T, batchSize int) (stop func()) {
+	t.Helper()
+	c, err := pipeline.New(pipeline.Config{
+		Brokers:           tb.brokers,
+		Topic:             tb.topic,
+		GroupID:           tb.group,
+		Materializer:      tb.mat,
+		BatchSize:         batchSize,
+		BatchTimeout:      20 * time.Millisecond,
+		MaxWait:           100 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond,
+		SessionTimeout:    6 * time.Second,
+		RebalanceTimeout:  6 * time.Second,
+		JoinGroupBackoff:  200 * time.Millisecond,
+		Logger:            zaptest.NewLogger(t).Named("consumer"),
+	}, recordingStore{tb.store, tb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("consumer: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("consumer did not stop within 30s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitConsumed waits until the stored offsets cover total messages.
+func (tb *testBundle) waitConsumed(t *testing.T, total int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var sum int64
+	for time.Now().Before(deadline) {
+		offs, err := tb.store.OffsetsGet(context.Background(), tb.group, tb.topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum = 0
+		for _, o := range offs {
+			sum += o
+		}
+		if sum >= total {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("consumed %d of %d messages within 60s", sum, total)
+}
+
+// reference applies the events to a fresh database in one batch, without
+// Kafka, and returns its fingerprint.
+func (tb *testBundle) reference(t *testing.T, raws [][]byte) map[string]string {
+	t.Helper()
+	ref, _ := persistencetest.NewStore(t, nil)
+	b := mapping.NewBatch()
+	for _, r := range raws {
+		if e, err := mapping.Decode(r, ""); err == nil {
+			b.Add(&e, tb.now)
+		}
+	}
+	if _, err := ref.ApplyBatch(context.Background(), b, tb.mat); err != nil {
+		t.Fatal(err)
+	}
+	return fingerprint(t, ref)
+}
+
+func fingerprint(t *testing.T, s *persistence.Store) map[string]string {
+	t.Helper()
+	fp, err := s.Fingerprint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fp
+}
+
+func (tb *testBundle) assertAppliedOnce(t *testing.T, raws [][]byte) {
+	t.Helper()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, r := range raws {
+		e, err := mapping.Decode(r, "")
+		if err != nil {
+			continue
+		}
+		if n := tb.applications[e.MessageID]; n != 1 {
+			t.Errorf("message %s applied %d times, want exactly once", e.MessageID, n)
+		}
+	}
+}
+
+func (tb *testBundle) generator(seed uint64) *mappingtest.Generator {
+	g := mappingtest.NewGenerator(seed, 50, 20, 5)
+	g.Base = tb.now
+	return g
+}
+
+func TestConsumerMaterializesTheConversationDocument(t *testing.T) {
+	tb := setup(t, 3)
+	at := tb.now.Format(time.RFC3339Nano)
+	raws := [][]byte{
+		[]byte(`{"type":"identify","messageId":"m1","anonymousId":"a1","userId":"u1","traits":{"email":"ada@example.com","firstName":"Ada","lastName":"Lovelace"},"timestamp":"` + at + `"}`),
+		[]byte(`{"type":"group","messageId":"m2","anonymousId":"a1","userId":"u1","groupId":"g1","traits":{"website":"example.com","revenue":100},"timestamp":"` + at + `"}`),
+		[]byte(`{"type":"track","messageId":"m3","anonymousId":"a1","userId":"u1","event":"Live Chat Conversation Started","properties":{"caseStatus":"New","subject":"Shoes"},"timestamp":"` + at + `"}`),
+	}
+	pipelinetest.Produce(t, tb.brokers, tb.topic, raws...)
+	tb.start(t, 100)
+	tb.waitConsumed(t, int64(len(raws)))
+
+	raw, err := tb.store.DocumentGet(context.Background(), "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc mapping.Document
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, d := range doc.Details {
+		labels = append(labels, string(d.Entity)+":"+d.Label+"="+string(d.Value))
+	}
+	want := []string{
+		`Contact:User Email="ada@example.com"`, `Contact:First Name="Ada"`, `Contact:Last Name="Lovelace"`,
+		`Case:Case Status="New"`, `Case:Subject="Shoes"`,
+		`Account:Account Website="example.com"`, `Account:Account Revenue=100`,
+	}
+	if !reflect.DeepEqual(labels, want) {
+		t.Fatalf("details = %v\nwant %v", labels, want)
+	}
+	if doc.VisitorName != "Ada Lovelace" || doc.ConversationMessageID != "m3" || !reflect.DeepEqual(doc.Applied, []string{"m1", "m2", "m3"}) {
+		t.Fatalf("unexpected document: %s", raw)
+	}
+	if doc.Chat.ChatURL != "https://d.la3-c1cs-phx.salesforceliveagent.com/chat" {
+		t.Fatalf("chat URL %q", doc.Chat.ChatURL)
+	}
+}
+
+func TestConsumerConvergesUnderReorderingAndDuplicates(t *testing.T) {
+	tb := setup(t, 4)
+	raws := tb.generator(1).Events(2000)
+	want := tb.reference(t, raws)
+
+	r := rand.New(rand.NewPCG(2, 2))
+	sent := append([][]byte(nil), raws...)
+	for range 400 {
+		sent = append(sent, raws[r.IntN(len(raws))])
+	}
+	r.Shuffle(len(sent), func(i, j int) { sent[i], sent[j] = sent[j], sent[i] })
+	pipelinetest.Produce(t, tb.brokers, tb.topic, sent...)
+	tb.start(t, 150)
+	tb.waitConsumed(t, int64(len(sent)))
+
+	if got := fingerprint(t, tb.store); !reflect.DeepEqual(got, want) {
+		t.Fatalf("state differs from the in-order reference:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestConsumerDeadLettersPoisonAndGoesOn(t *testing.T) {
+	tb := setup(t, 2)
+	g := tb.generator(3)
+	var raws, good [][]byte
+	poison := 0
+	for i := range 300 {
+		if i%10 == 5 {
+			raws = append(raws, g.Poison())
+			poison++
+			continue
+		}
+		e := g.Event()
+		raws, good = append(raws, e), append(good, e)
+	}
+	want := tb.reference(t, good)
+	pipelinetest.Produce(t, tb.brokers, tb.topic, raws...)
+	tb.start(t, 64)
+	tb.waitConsumed(t, int64(len(raws)))
+
+	got := fingerprint(t, tb.store)
+	for table, sum := range want {
+		if table == "dead_letters" {
+			continue
+		}
+		if got[table] != sum {
+			t.Errorf("%s: %s, want %s (good events must all apply)", table, got[table], sum)
+		}
+	}
+	conn, err := pgx.Connect(context.Background(), tb.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n, withReason int
+	err = conn.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE reason LIKE 'invalid event: %' AND raw <> '') FROM dead_letters WHERE topic = $1`, tb.topic).Scan(&n, &withReason)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != poison || withReason != poison {
+		t.Fatalf("dead letters = %d (%d with reason and raw message), want %d", n, withReason, poison)
+	}
+	tb.assertAppliedOnce(t, good)
+}
+
+func TestConsumerRestartedMidStreamLosesAndDoublesNothing(t *testing.T) {
+	tb := setup(t, 3)
+	raws := tb.generator(4).Events(3000)
+	want := tb.reference(t, raws)
+	pipelinetest.Produce(t, tb.brokers, tb.topic, raws...)
+
+	for round := range 3 {
+		stop := tb.start(t, 50)
+		// Let it apply part of the log, then stop it mid-stream.
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			tb.mu.Lock()
+			n := len(tb.applications)
+			tb.mu.Unlock()
+			if n > (round+1)*600 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		stop()
+	}
+	tb.start(t, 50)
+	tb.waitConsumed(t, int64(len(raws)))
+
+	if got := fingerprint(t, tb.store); !reflect.DeepEqual(got, want) {
+		t.Fatalf("state after restarts differs from the reference:\n got %v\nwant %v", got, want)
+	}
+	tb.assertAppliedOnce(t, raws)
+}
+
+func TestConsumerGroupOfTwoSharesPartitionsAndSurvivesAMemberLeaving(t *testing.T) {
+	tb := setup(t, 4)
+	raws := tb.generator(5).Events(3000)
+	want := tb.reference(t, raws)
+
+	stopA := tb.start(t, 40)
+	tb.start(t, 40)
+	pipelinetest.Produce(t, tb.brokers, tb.topic, raws[:1500]...)
+	time.Sleep(300 * time.Millisecond)
+	stopA() // member A leaves mid-stream; B takes over its partitions
+	pipelinetest.Produce(t, tb.brokers, tb.topic, raws[1500:]...)
+	tb.waitConsumed(t, int64(len(raws)))
+
+	if got := fingerprint(t, tb.store); !reflect.DeepEqual(got, want) {
+		t.Fatalf("state differs from the reference:\n got %v\nwant %v", got, want)
+	}
+	tb.assertAppliedOnce(t, raws)
+}

@@ -1,0 +1,20 @@
+// Package pipeline consumes Segment events from a Kafka topic with a
+// kafka-go consumer group and applies them to storage in batches.
+//
+// # Delivery contract
+//
+// Each batch is decoded, validated and reduced (mapping.Batch), then handed
+// to Store.ApplyBatch, which commits the effects, the dead letters and the
+// next offset of every partition in the batch in ONE transaction. Only after
+// that commit are the offsets committed to Kafka, as a copy for lag tooling.
+// When a partition is assigned, consumption resumes from the offset stored
+// with the effects, so a message is applied exactly once even when the
+// process dies between the two commits or a rebalance hands its partition to
+// another member. A message that is not a valid event becomes a dead letter
+// in the same transaction and never blocks its partition. Failures to reach
+// Postgres or Kafka are retried with backoff, forever: nothing is dropped.
+//
+// On shutdown the consumer stops fetching, lets the batch in flight commit
+// within the shutdown grace (or abandons it: its offsets are then not
+// stored either), and leaves the group.
+package pipeline

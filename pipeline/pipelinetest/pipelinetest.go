@@ -1,0 +1,66 @@
+// Package pipelinetest runs Kafka for tests: an in-process kfake cluster that
+// speaks the real Kafka protocol, and a franz-go producer that keys Segment
+// events as the ingest does.
+package pipelinetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/prechat/prechat/mapping"
+)
+
+// Name returns a name unique to this test run, for topics and groups.
+func Name(t testing.TB, kind string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	return kind + "-" + name + "-" + hex.EncodeToString(b)
+}
+
+// NewCluster starts a one-broker kfake cluster with the topics created with
+// the given number of partitions, and returns its bootstrap addresses. It is
+// closed when the test ends.
+func NewCluster(t testing.TB, partitions int32, topics ...string) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	if err != nil {
+		t.Fatalf("start kfake cluster: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// Produce writes values to topic, keyed by anonymousId (else userId) when
+// the value decodes as an event, and waits for every acknowledgement.
+func Produce(t testing.TB, brokers []string, topic string, values ...[]byte) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(len(values)+1))
+	if err != nil {
+		t.Fatalf("create producer: %v", err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, len(values))
+	for i, v := range values {
+		recs[i] = &kgo.Record{Value: v}
+		if e, err := mapping.Decode(v, "x"); err == nil {
+			recs[i].Key = []byte(e.PartitionKey())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce %d messages: %v", len(values), err)
+	}
+}
