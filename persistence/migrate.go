@@ -3,6 +3,7 @@ package persistence
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/tern/v2/migrate"
 
@@ -15,6 +16,7 @@ const VersionTable = "prechat_schema_version"
 // Migration is one schema migration and whether it is applied.
 type Migration struct {
 	Version int32
+	// Name is the file name without number and extension, e.g. "initial".
 	Name    string
 	Applied bool
 }
@@ -53,7 +55,11 @@ func (s *Store) MigrationStatus(ctx context.Context) (MigrationStatus, error) {
 		}
 		st.Current = cur
 		for _, mig := range m.Migrations {
-			st.Migrations = append(st.Migrations, Migration{Version: mig.Sequence, Name: mig.Name, Applied: mig.Sequence <= cur})
+			name := strings.TrimSuffix(mig.Name, ".sql")
+			if _, rest, ok := strings.Cut(name, "_"); ok {
+				name = rest
+			}
+			st.Migrations = append(st.Migrations, Migration{Version: mig.Sequence, Name: name, Applied: mig.Sequence <= cur})
 			st.Latest = mig.Sequence
 		}
 		return nil

@@ -55,9 +55,23 @@ func NewDatabase(t testing.TB) string {
 	if templateErr != nil {
 		t.Fatalf("prepare template database on %s: %v", redacted(), templateErr)
 	}
+	return createDatabase(t, " TEMPLATE "+pgx.Identifier{templateName}.Sanitize())
+}
+
+// NewEmptyDatabase creates a database without any migration for this test
+// and returns its URL; it is dropped when the test ends.
+func NewEmptyDatabase(t testing.TB) string {
+	t.Helper()
+	return createDatabase(t, "")
+}
+
+func createDatabase(t testing.TB, options string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	name := "prechat_test_" + randomHex(8)
 	if err := admin(ctx, func(c *pgx.Conn) error {
-		_, err := c.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", pgx.Identifier{name}.Sanitize(), pgx.Identifier{templateName}.Sanitize()))
+		_, err := c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+options)
 		return err
 	}); err != nil {
 		t.Fatalf("create test database: %v", err)

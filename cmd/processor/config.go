@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"go.uber.org/zap/zapcore"
+)
+
+// Config is the processor's configuration: 12-factor environment variables,
+// each mirrored by a flag (DATABASE_URL ↔ --database-url), validated once
+// before anything starts. The README's configuration table lists them.
+type Config struct {
+	// DatabaseURL is the Postgres connection string. Required by serve and migrate.
+	DatabaseURL string `env:"DATABASE_URL"`
+	// KafkaBrokers are the bootstrap brokers, comma separated host:port. Required by serve.
+	KafkaBrokers []string `env:"KAFKA_BROKERS"`
+	// KafkaTopic is the topic of Segment events.
+	KafkaTopic string `env:"KAFKA_TOPIC" envDefault:"segment-events"`
+	// KafkaGroup is the consumer group; offsets are stored per group.
+	KafkaGroup string `env:"KAFKA_GROUP" envDefault:"prechat"`
+	// KafkaStartOffset is where a partition without stored offsets starts: earliest or latest.
+	KafkaStartOffset string `env:"KAFKA_START_OFFSET" envDefault:"earliest"`
+	// KafkaTLS enables TLS to the brokers (system roots, or KAFKA_TLS_CA_FILE).
+	KafkaTLS bool `env:"KAFKA_TLS" envDefault:"false"`
+	// KafkaTLSCAFile is a PEM bundle of CAs trusted for the brokers.
+	KafkaTLSCAFile string `env:"KAFKA_TLS_CA_FILE"`
+	// KafkaSASLMechanism is empty (none), plain, scram-sha-256 or scram-sha-512.
+	KafkaSASLMechanism string `env:"KAFKA_SASL_MECHANISM"`
+	// KafkaSASLUsername and KafkaSASLPassword are the SASL credentials.
+	KafkaSASLUsername string `env:"KAFKA_SASL_USERNAME"`
+	KafkaSASLPassword string `env:"KAFKA_SASL_PASSWORD"`
+
+	// SettingsFile is the destination settings JSON (Segment's export). Required by serve.
+	SettingsFile string `env:"SETTINGS_FILE"`
+	// PrechatTTL is how long a document lives after its conversation start.
+	PrechatTTL time.Duration `env:"PRECHAT_TTL" envDefault:"30m"`
+	// Roles are the roles serve runs, comma separated.
+	Roles []string `env:"ROLES" envDefault:"consumer"`
+	// BatchSize is the most messages applied in one transaction.
+	BatchSize int `env:"BATCH_SIZE" envDefault:"1000"`
+	// BatchTimeout is the longest a batch waits to fill once it has a message.
+	BatchTimeout time.Duration `env:"BATCH_TIMEOUT" envDefault:"50ms"`
+	// ShutdownGrace bounds the clean stop after SIGTERM.
+	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"20s"`
+
+	// HTTPAddr is the public HTTP address (API role).
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// AdminAddr is the admin HTTP address (health, metrics).
+	AdminAddr string `env:"ADMIN_ADDR" envDefault:":9090"`
+	// WriteKeys are the accepted Segment write keys, comma separated; empty disables ingest.
+	WriteKeys []string `env:"WRITE_KEYS"`
+	// AllowedOrigins are the origins allowed by CORS, comma separated.
+	AllowedOrigins []string `env:"ALLOWED_ORIGINS"`
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	// LogFormat is json or console.
+	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
+}
+
+// Secret variables are masked wherever the configuration is shown.
+var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS"}
+
+// loadConfig reads the environment, lets flags override it and parses the
+// result. Unknown flags and malformed values are errors naming the variable.
+func loadConfig(name string, args []string, environ []string, stderr io.Writer) (*Config, []string, error) {
+	params, err := env.GetFieldParams(&Config{})
+	if err != nil {
+		return nil, nil, err
+	}
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	fs := flag.NewFlagSet("processor "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := map[string]*string{}
+	for _, p := range params {
+		usage := "environment " + p.Key
+		if p.HasDefaultValue {
+			usage += " (default " + p.DefaultValue + ")"
+		}
+		flags[p.Key] = fs.String(flagName(p.Key), "", usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		for k, v := range flags {
+			if flagName(k) == f.Name {
+				vars[k] = *v
+			}
+		}
+	})
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		return nil, nil, explainEnvError(err, params)
+	}
+	return &cfg, fs.Args(), nil
+}
+
+func flagName(envKey string) string { return strings.ToLower(strings.ReplaceAll(envKey, "_", "-")) }
+
+// explainEnvError rewrites the env library's errors to name the variable.
+func explainEnvError(err error, params []env.FieldParams) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) || len(agg.Errors) == 0 {
+		return err
+	}
+	var pe env.ParseError
+	if errors.As(agg.Errors[0], &pe) {
+		key := pe.Name
+		if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+			key = f.Tag.Get("env")
+		}
+		return fmt.Errorf("%s: %v", key, pe.Err)
+	}
+	return agg.Errors[0]
+}
+
+// Validate checks the fields the command needs. Each error names the
+// variable. needs lists what the command uses: "db", "kafka", "settings".
+func (c *Config) Validate(needs ...string) error {
+	need := func(n string) bool { return slices.Contains(needs, n) }
+	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		return fmt.Errorf("LOG_FORMAT: %q is not json or console", c.LogFormat)
+	}
+	if need("db") && c.DatabaseURL == "" {
+		return errors.New("DATABASE_URL: required (a Postgres connection string such as postgres://user:pass@host:5432/prechat)")
+	}
+	if need("kafka") {
+		if len(c.KafkaBrokers) == 0 {
+			return errors.New("KAFKA_BROKERS: required (comma separated host:port)")
+		}
+		for _, b := range c.KafkaBrokers {
+			if _, port, err := net.SplitHostPort(strings.TrimSpace(b)); err != nil || port == "" {
+				return fmt.Errorf("KAFKA_BROKERS: %q is not host:port", b)
+			}
+		}
+		switch {
+		case c.KafkaTopic == "":
+			return errors.New("KAFKA_TOPIC: must not be empty")
+		case c.KafkaGroup == "":
+			return errors.New("KAFKA_GROUP: must not be empty")
+		case c.KafkaStartOffset != "earliest" && c.KafkaStartOffset != "latest":
+			return fmt.Errorf("KAFKA_START_OFFSET: %q is not earliest or latest", c.KafkaStartOffset)
+		case c.BatchSize < 1 || c.BatchSize > 100000:
+			return fmt.Errorf("BATCH_SIZE: %d is not between 1 and 100000", c.BatchSize)
+		case c.BatchTimeout <= 0:
+			return fmt.Errorf("BATCH_TIMEOUT: %s must be positive", c.BatchTimeout)
+		case c.ShutdownGrace <= 0:
+			return fmt.Errorf("SHUTDOWN_GRACE: %s must be positive", c.ShutdownGrace)
+		}
+		if err := c.validateSASL(); err != nil {
+			return err
+		}
+	}
+	if need("settings") {
+		if c.SettingsFile == "" {
+			return errors.New("SETTINGS_FILE: required (the destination settings JSON, see the README)")
+		}
+		if c.PrechatTTL <= 0 {
+			return fmt.Errorf("PRECHAT_TTL: %s must be positive", c.PrechatTTL)
+		}
+	}
+	for _, r := range c.Roles {
+		if r != "consumer" {
+			return fmt.Errorf("ROLES: %q is not a known role (known: consumer)", r)
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateSASL() error {
+	switch c.KafkaSASLMechanism {
+	case "":
+		return nil
+	case "plain", "scram-sha-256", "scram-sha-512":
+		if c.KafkaSASLUsername == "" {
+			return errors.New("KAFKA_SASL_USERNAME: required when KAFKA_SASL_MECHANISM is set")
+		}
+		return nil
+	}
+	return fmt.Errorf("KAFKA_SASL_MECHANISM: %q is not plain, scram-sha-256 or scram-sha-512", c.KafkaSASLMechanism)
+}
+
+// fields lists the configuration as variable=value pairs, secrets masked,
+// for the start-up log line.
+func (c *Config) fields() map[string]string {
+	v := reflect.ValueOf(c).Elem()
+	out := map[string]string{}
+	for i := range v.NumField() {
+		key := v.Type().Field(i).Tag.Get("env")
+		if key == "" {
+			continue
+		}
+		val := fmt.Sprint(v.Field(i).Interface())
+		if slices.Contains(secretVars, key) && val != "" && val != "[]" {
+			val = "********"
+		}
+		out[key] = val
+	}
+	return out
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prechat/prechat/mapping/mappingtest"
+	"github.com/prechat/prechat/persistence/persistencetest"
+	"github.com/prechat/prechat/pipeline/pipelinetest"
+)
+
+// TestMain lets the test binary act as the processor binary, so tests can
+// run it as a child process and signal it.
+func TestMain(m *testing.M) {
+	if os.Getenv("PRECHAT_TEST_RUN_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func runCmd(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb syncBuffer
+	code = run(context.Background(), args, env, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// squash folds runs of white space, so table output can be matched.
+func squash(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func writeSettings(t *testing.T, body []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "settings.json")
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestConfigurationErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
+	settings := writeSettings(t, mappingtest.SettingsJSON)
+	base := []string{"DATABASE_URL=postgres://x@127.0.0.1/x", "KAFKA_BROKERS=127.0.0.1:9092", "SETTINGS_FILE=" + settings}
+	bad := writeSettings(t, []byte(`{"hostname":"c.x","liveAgentEndpointUrl":"d.x","deploymentId":"5723D00000000F4","orgId":"00D3D000000DIdG","caseMappings":[{"key":"s","value":{"property":"subject","fieldName":"Subject"}}]}`))
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"no database", []string{"KAFKA_BROKERS=a:1", "SETTINGS_FILE=" + settings}, nil, "DATABASE_URL: required"},
+		{"no brokers", []string{"DATABASE_URL=postgres://x@h/x", "SETTINGS_FILE=" + settings}, nil, "KAFKA_BROKERS: required"},
+		{"broker without port", append(base, "KAFKA_BROKERS=kafka"), nil, `KAFKA_BROKERS: "kafka" is not host:port`},
+		{"bad ttl", append(base, "PRECHAT_TTL=soon"), nil, "PRECHAT_TTL:"},
+		{"negative ttl", append(base, "PRECHAT_TTL=-1m"), nil, "PRECHAT_TTL: -1m0s must be positive"},
+		{"bad batch size", append(base, "BATCH_SIZE=0"), nil, "BATCH_SIZE: 0 is not between"},
+		{"bad log level", append(base, "LOG_LEVEL=loud"), nil, `LOG_LEVEL: "loud"`},
+		{"bad start offset", append(base, "KAFKA_START_OFFSET=middle"), nil, "KAFKA_START_OFFSET:"},
+		{"bad sasl", append(base, "KAFKA_SASL_MECHANISM=gssapi"), nil, "KAFKA_SASL_MECHANISM:"},
+		{"sasl without user", append(base, "KAFKA_SASL_MECHANISM=plain"), nil, "KAFKA_SASL_USERNAME: required"},
+		{"unknown role", append(base, "ROLES=consumer,frobnicator"), nil, `ROLES: "frobnicator"`},
+		{"missing settings file", base[:2], nil, "SETTINGS_FILE: required"},
+		{"invalid settings file", append(base, "SETTINGS_FILE="+bad), nil, "caseMappings[0].value.label: required"},
+		{"flag overrides env", base, []string{"--prechat-ttl=never"}, "PRECHAT_TTL:"},
+		{"unknown flag", base, []string{"--colour=blue"}, "flag provided but not defined: -colour"},
+		{"stray argument", base, []string{"now"}, "unexpected arguments: now"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, c.env, append([]string{"serve"}, c.args...)...)
+			if code != exitUsage || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, exitUsage, c.want)
+			}
+		})
+	}
+}
+
+func TestSettingsCheck(t *testing.T) {
+	t.Parallel()
+	code, out, stderr := runCmd(t, nil, "settings", "check", writeSettings(t, mappingtest.SettingsJSON))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"valid",
+		"https://c.la3-c1cs-phx.salesforceliveagent.com/content/g/js/29.0/deployment.js",
+		"https://d.la3-c1cs-phx.salesforceliveagent.com/chat, 5723D00000000F4, 00D3D000000DIdG",
+		`email      "User Email"  yes             Contact.Email      yes   yes    yes`,
+		`revenue  "Account Revenue"  yes             Account.AnnualRevenue  no    no     no`,
+		`setName(firstName + " " + lastName)`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	code, _, stderr = runCmd(t, nil, "settings", "check", writeSettings(t, []byte(`{"hostname":"c.x","liveAgentEndpointUrl":"d.x","deploymentId":"123","orgId":"00D3D000000DIdG"}`)))
+	if code != 1 || !strings.Contains(stderr, `deploymentId: "123" is not a 15 or 18 character Salesforce id`) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if code, _, _ := runCmd(t, nil, "settings", "lint"); code != exitUsage {
+		t.Fatalf("wrong subcommand: exit %d, want %d", code, exitUsage)
+	}
+}
+
+func TestMigrateUpAndStatus(t *testing.T) {
+	t.Parallel()
+	env := []string{"DATABASE_URL=" + persistencetest.NewEmptyDatabase(t)}
+	code, out, stderr := runCmd(t, env, "migrate", "status")
+	if code != 0 || !strings.Contains(squash(out), "001 initial pending") || !strings.Contains(out, "database at version 0 of 1") {
+		t.Fatalf("status before: exit %d\n%s%s", code, out, stderr)
+	}
+	code, _, stderr = runCmd(t, append(env, "KAFKA_BROKERS=127.0.0.1:1", "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON)), "serve")
+	if code != 1 || !strings.Contains(stderr, "run processor migrate") {
+		t.Fatalf("serve on an unmigrated database: exit %d, stderr %s", code, stderr)
+	}
+	code, out, stderr = runCmd(t, env, "migrate")
+	if code != 0 || !strings.Contains(out, "schema migrated from version 0 to 1") {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = runCmd(t, env, "migrate", "up")
+	if code != 0 || !strings.Contains(out, "from version 1 to 1") {
+		t.Fatalf("migrate again: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCmd(t, env, "migrate", "status")
+	if code != 0 || !strings.Contains(squash(out), "001 initial applied") {
+		t.Fatalf("status after: exit %d\n%s", code, out)
+	}
+}
+
+// TestServeBinaryEndToEnd runs the processor as a child process: events
+// produced to Kafka become a document, and SIGTERM stops it cleanly.
+func TestServeBinaryEndToEnd(t *testing.T) {
+	t.Parallel()
+	topic := pipelinetest.Name(t, "topic")
+	brokers := pipelinetest.NewCluster(t, 2, topic)
+	store, dbURL := persistencetest.NewStore(t, nil)
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	pipelinetest.Produce(t, brokers, topic,
+		[]byte(`{"type":"identify","messageId":"i1","anonymousId":"visitor-1","userId":"u1","traits":{"email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","secret":"never leaves"},"timestamp":"`+now+`"}`),
+		[]byte(`not json at all`),
+		[]byte(`{"type":"track","messageId":"c1","anonymousId":"visitor-1","event":"Live Chat Conversation Started","properties":{"subject":"Shoes"},"timestamp":"`+now+`"}`),
+	)
+
+	cmd := exec.Command(os.Args[0], "serve", "--log-level=debug")
+	cmd.Env = append(os.Environ(), "PRECHAT_TEST_RUN_MAIN=1",
+		"DATABASE_URL="+dbURL, "KAFKA_BROKERS="+strings.Join(brokers, ","), "KAFKA_TOPIC="+topic,
+		"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON))
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	var doc []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var err error
+		if doc, err = store.DocumentGet(context.Background(), "visitor-1"); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if doc == nil {
+		t.Fatalf("no document within 30s; processor log:\n%s", stderr.String())
+	}
+	for _, want := range []string{`"value": "ada@example.com"`, `"visitorName": "Ada Lovelace"`, `"value": "Shoes"`} {
+		if !bytes.Contains(doc, []byte(want)) {
+			t.Errorf("document lacks %s: %s", want, doc)
+		}
+	}
+	if bytes.Contains(doc, []byte("never leaves")) {
+		t.Errorf("an unmapped trait leaked into the document: %s", doc)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("processor exited with %v after SIGTERM; log:\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("processor did not stop within 20s of SIGTERM; log:\n%s", stderr.String())
+	}
+	log := stderr.String()
+	for _, want := range []string{`"msg":"starting"`, `"DATABASE_URL":"********"`, `"msg":"dead letter"`, `"msg":"stopped"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+}
