@@ -15,8 +15,8 @@ import (
 type documentCase struct {
 	Name string `json:"name"`
 	// Description says what the case checks; informative only.
-	Description string          `json:"description"`
-	Settings    json.RawMessage `json:"settings"`
+	Description string            `json:"description"`
+	Settings    json.RawMessage   `json:"settings"`
 	Events      []json.RawMessage `json:"events"`
 	// Fallback is the time passed to Apply (the Kafka message time) for
 	// events that carry no time of their own. Default: defaultFallback.

@@ -119,7 +119,7 @@ func checkDecode(t *testing.T, raw []byte, fallbackID string, fallback time.Time
 		if !strings.Contains(err.Error(), wantError) {
 			t.Errorf("error %q does not contain %q", err, wantError)
 		}
-		if !reflecEmpty(e) {
+		if !isZeroEvent(e) {
 			t.Errorf("Decode returned a non-zero event with its error: %+v", e)
 		}
 		return
@@ -133,7 +133,7 @@ func checkDecode(t *testing.T, raw []byte, fallbackID string, fallback time.Time
 	}
 }
 
-func reflecEmpty(e mapping.Event) bool {
+func isZeroEvent(e mapping.Event) bool {
 	return e.Type == "" && e.MessageID == "" && e.AnonymousID == "" && e.UserID == "" &&
 		e.Traits == nil && e.Properties == nil && e.Timestamp.IsZero()
 }
