@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +32,8 @@ type Document struct {
 	// addCustomDetail and .map for each detail.
 	Details []Detail `json:"details"`
 	// VisitorName is the setName argument: firstName + " " + lastName, set
-	// only when both traits exist and contact details were emitted.
+	// when contact mappings exist, the visitor has user traits, and both
+	// traits are truthy (as JavaScript sees them).
 	VisitorName string    `json:"visitorName,omitempty"`
 	Warnings    []Warning `json:"warnings"`
 	// Applied lists the messageIds of the events the document reflects.
@@ -267,22 +269,26 @@ func descend(raw []byte, keys []string) ([]byte, bool) {
 	return raw, true
 }
 
-// truthy is JavaScript truthiness of a JSON value.
+// truthy is JavaScript truthiness of a JSON value: false, null, 0, -0 and
+// "" are falsy; every other string (even "0"), object and array is truthy.
 func truthy(raw []byte) bool {
 	raw = bytes.TrimSpace(raw)
-	switch string(raw) {
-	case "", "null", "false", `""`:
+	switch {
+	case len(raw) == 0:
+		return false
+	case raw[0] == '"':
+		return string(raw) != `""`
+	case raw[0] == '{' || raw[0] == '[' || string(raw) == "true":
+		return true
+	case string(raw) == "false" || string(raw) == "null":
 		return false
 	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) == nil {
-		f, err := n.Float64()
-		return err != nil || f != 0
-	}
-	return true
+	f, err := strconv.ParseFloat(string(raw), 64)
+	return err != nil || f != 0
 }
 
-// text renders a string or number as JavaScript's string concatenation would.
+// text renders a string or number as JavaScript's string concatenation
+// would (Number.prototype.toString: exponent form from 1e21 and below 1e-6).
 func text(raw []byte) (string, error) {
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
@@ -291,6 +297,11 @@ func text(raw []byte) (string, error) {
 	var f float64
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return "", err
+	}
+	if a := math.Abs(f); a != 0 && (a >= 1e21 || a < 1e-6) {
+		mant, exp, _ := strings.Cut(strconv.FormatFloat(f, 'e', -1, 64), "e")
+		sign, digits := exp[:1], strings.TrimLeft(exp[1:], "0")
+		return mant + "e" + sign + digits, nil
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64), nil
 }

@@ -79,7 +79,7 @@ func (e *Event) Time(fallback time.Time) time.Time {
 	case !e.ReceivedAt.IsZero():
 		return e.ReceivedAt
 	}
-	return fallback.Truncate(time.Microsecond)
+	return fallback.UTC().Truncate(time.Microsecond)
 }
 
 // Stamp returns the event's last-writer-wins stamp (see Stamp).
@@ -90,42 +90,20 @@ func (e *Event) Stamp(fallback time.Time) Stamp {
 // wireEvent is the JSON shape of a Segment event before validation.
 type wireEvent struct {
 	Type              string          `json:"type"`
-	MessageID         id              `json:"messageId"`
-	AnonymousID       id              `json:"anonymousId"`
-	UserID            id              `json:"userId"`
-	GroupID           id              `json:"groupId"`
-	PreviousID        id              `json:"previousId"`
-	Event             json.RawMessage `json:"event"`
-	Name              json.RawMessage `json:"name"`
-	Traits            json.RawMessage `json:"traits"`
-	Properties        json.RawMessage `json:"properties"`
+	MessageID         json.RawMessage `json:"messageId"`
+	AnonymousID       json.RawMessage `json:"anonymousId"`
+	UserID            json.RawMessage `json:"userId"`
+	GroupID           json.RawMessage `json:"groupId"`
+	PreviousID        json.RawMessage `json:"previousId"`
+	Event             *string         `json:"event"`
+	Name              *string         `json:"name"`
+	Traits            Object          `json:"traits"`
+	Properties        Object          `json:"properties"`
 	Context           json.RawMessage `json:"context"`
-	Timestamp         json.RawMessage `json:"timestamp"`
-	SentAt            json.RawMessage `json:"sentAt"`
-	ReceivedAt        json.RawMessage `json:"receivedAt"`
-	OriginalTimestamp json.RawMessage `json:"originalTimestamp"`
-}
-
-// id is a Segment identifier: the spec says string, but some libraries send
-// numbers; both decode to the same text.
-type id string
-
-func (i *id) UnmarshalJSON(b []byte) error {
-	switch {
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*i = id(s)
-	case string(b) == "null":
-		*i = ""
-	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
-		*i = id(b)
-	default:
-		return errors.New("an identifier must be a string or a number")
-	}
-	return nil
+	Timestamp         *string         `json:"timestamp"`
+	SentAt            *string         `json:"sentAt"`
+	ReceivedAt        *string         `json:"receivedAt"`
+	OriginalTimestamp *string         `json:"originalTimestamp"`
 }
 
 // Decode parses and validates one Segment event. Every error wraps
@@ -138,52 +116,39 @@ func Decode(raw []byte, fallbackID string) (Event, error) {
 		return Event{}, invalidEvent("not valid UTF-8")
 	}
 	var w wireEvent
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&w); err != nil {
-		return Event{}, invalidEvent("not a JSON event object: %s", jsonProblem(err))
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return Event{}, decodeProblem(err)
 	}
-	if dec.More() {
-		return Event{}, invalidEvent("not a JSON event object: data after the object")
-	}
-	e := Event{
-		Type:        Type(w.Type),
-		MessageID:   string(w.MessageID),
-		AnonymousID: string(w.AnonymousID),
-		UserID:      string(w.UserID),
-		GroupID:     string(w.GroupID),
-		PreviousID:  string(w.PreviousID),
-		Context:     w.Context,
+	e := Event{Type: Type(w.Type), Context: w.Context}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  *string
+	}{
+		{"messageId", w.MessageID, &e.MessageID},
+		{"anonymousId", w.AnonymousID, &e.AnonymousID},
+		{"userId", w.UserID, &e.UserID},
+		{"groupId", w.GroupID, &e.GroupID},
+		{"previousId", w.PreviousID, &e.PreviousID},
+	} {
+		var err error
+		if *f.dst, err = identifier(f.name, f.raw); err != nil {
+			return Event{}, err
+		}
 	}
 	if e.MessageID == "" {
 		e.MessageID = fallbackID
 	}
-	if err := e.decodeFields(&w); err != nil {
-		return Event{}, err
+	if w.Event != nil {
+		e.Event = *w.Event
 	}
-	if err := e.validate(); err != nil {
-		return Event{}, err
+	if w.Name != nil {
+		e.Name = *w.Name
 	}
-	return e, nil
-}
-
-func (e *Event) decodeFields(w *wireEvent) error {
-	var err error
-	if e.Event, err = optionalString("event", w.Event); err != nil {
-		return err
-	}
-	if e.Name, err = optionalString("name", w.Name); err != nil {
-		return err
-	}
-	if e.Traits, err = optionalObject("traits", w.Traits); err != nil {
-		return err
-	}
-	if e.Properties, err = optionalObject("properties", w.Properties); err != nil {
-		return err
-	}
+	e.Traits, e.Properties = w.Traits, w.Properties
 	for _, t := range []struct {
 		name string
-		raw  json.RawMessage
+		raw  *string
 		dst  *time.Time
 	}{
 		{"timestamp", w.Timestamp, &e.Timestamp},
@@ -191,11 +156,55 @@ func (e *Event) decodeFields(w *wireEvent) error {
 		{"receivedAt", w.ReceivedAt, &e.ReceivedAt},
 		{"originalTimestamp", w.OriginalTimestamp, &e.OriginalTimestamp},
 	} {
+		var err error
 		if *t.dst, err = optionalTime(t.name, t.raw); err != nil {
-			return err
+			return Event{}, err
 		}
 	}
-	return nil
+	if err := e.validate(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// decodeProblem explains a JSON error in terms of the event's fields.
+func decodeProblem(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te) && te.Field == "":
+		return invalidEvent("not a JSON event object: it is a JSON %s", te.Value)
+	case errors.As(err, &te):
+		want := map[string]string{"traits": "a JSON object", "properties": "a JSON object"}[te.Field]
+		if want == "" {
+			want = "a string"
+			if strings.HasSuffix(te.Field, "imestamp") || strings.HasSuffix(te.Field, "At") {
+				want = "an ISO-8601 string"
+			}
+		}
+		return invalidEvent("%s is not %s (it is a JSON %s)", te.Field, want, te.Value)
+	case errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value"):
+		return invalidEvent("not a JSON event object: data after the object")
+	}
+	return invalidEvent("not a JSON event object: %s", jsonProblem(err))
+}
+
+// identifier reads a Segment identifier: the spec says string, but some
+// libraries send numbers; both decode to the same text.
+func identifier(field string, raw json.RawMessage) (string, error) {
+	switch {
+	case isNull(raw):
+		return "", nil
+	case raw[0] == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", invalidEvent("%s is not a string", field)
+		}
+		return s, nil
+	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+		return string(raw), nil
+	}
+	return "", invalidEvent("%s must be a string or a number", field)
 }
 
 func (e *Event) validate() error {
@@ -232,57 +241,30 @@ func (e *Event) validate() error {
 	case e.IsConversationStart() && e.AnonymousID == "":
 		return invalidEvent("%q has no anonymousId, which its pre-chat document is keyed by", ConversationStarted)
 	}
+	for _, f := range []struct{ name, value string }{{"event", e.Event}, {"name", e.Name}, {"type", string(e.Type)}} {
+		if strings.ContainsRune(f.value, 0) {
+			return invalidEvent("%s contains a NUL character", f.name)
+		}
+	}
+	if !isNull(e.Context) && e.Context[0] != '{' {
+		return invalidEvent("context is not a JSON object")
+	}
 	if err := noNUL("traits", e.Traits); err != nil {
 		return err
 	}
 	return noNUL("properties", e.Properties)
 }
 
-func optionalString(field string, raw json.RawMessage) (string, error) {
-	if isNull(raw) {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", invalidEvent("%s is not a string", field)
-	}
-	if strings.ContainsRune(s, 0) {
-		return "", invalidEvent("%s contains a NUL character", field)
-	}
-	return s, nil
-}
-
-func optionalObject(field string, raw json.RawMessage) (Object, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	if raw[0] != '{' {
-		return nil, invalidEvent("%s is not a JSON object", field)
-	}
-	var o Object
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, invalidEvent("%s is not a JSON object: %s", field, jsonProblem(err))
-	}
-	return o, nil
-}
-
-func optionalTime(field string, raw json.RawMessage) (time.Time, error) {
-	if isNull(raw) {
+func optionalTime(field string, raw *string) (time.Time, error) {
+	if raw == nil || *raw == "" {
 		return time.Time{}, nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return time.Time{}, invalidEvent("%s is not an ISO-8601 string", field)
-	}
-	if s == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, *raw)
 	if err != nil {
-		return time.Time{}, invalidEvent("%s %q is not an ISO-8601 date-time", field, truncate(s))
+		return time.Time{}, invalidEvent("%s %q is not an ISO-8601 date-time", field, truncate(*raw))
 	}
 	if t.Year() < 1 || t.Year() > 9999 {
-		return time.Time{}, invalidEvent("%s %q is out of range", field, truncate(s))
+		return time.Time{}, invalidEvent("%s %q is out of range", field, truncate(*raw))
 	}
 	return t.UTC().Truncate(time.Microsecond), nil
 }

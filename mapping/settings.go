@@ -1,11 +1,11 @@
 package mapping
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // DefaultAPIVersion is the deployment.js version Segment's integration loaded.
@@ -51,12 +51,19 @@ type Settings struct {
 	APIVersion string `json:"apiVersion,omitempty"`
 }
 
+// settingsFields is Settings without methods, so decoding can embed it
+// while reading the mapping arrays itself.
+type settingsFields Settings
+
 // Mapping maps one trait or property onto one Salesforce field, through a
 // visitor detail with the given label. Segment exports it either as
 // {"key": …, "value": {…}} or as the bare inner object; both decode here.
 type Mapping struct {
 	// Key is the outer key of the {"key", "value"} form; informative only.
 	Key string `json:"-"`
+	// Wrapped is true for the {"key", "value"} form; errors then name the
+	// field as "…[i].value.label", where it was written.
+	Wrapped bool `json:"-"`
 	// Trait is the user trait read by contact mappings. Dotted paths such as
 	// "address.city" read nested objects when no trait has that exact key.
 	Trait string `json:"trait,omitempty"`
@@ -82,24 +89,49 @@ type bareMapping Mapping
 
 // UnmarshalJSON accepts both mapping item forms.
 func (m *Mapping) UnmarshalJSON(b []byte) error {
-	var wrapped struct {
-		Key   string          `json:"key"`
-		Value json.RawMessage `json:"value"`
-	}
-	if err := json.Unmarshal(b, &wrapped); err != nil {
+	mm, err := decodeMapping("mapping", b)
+	if err != nil {
 		return err
 	}
-	inner := b
-	if len(wrapped.Value) > 0 && wrapped.Value[0] == '{' {
-		inner = wrapped.Value
+	*m = mm
+	return nil
+}
+
+// decodeMapping decodes one mapping item of either form; errors are
+// FieldErrors under path.
+func decodeMapping(path string, b []byte) (Mapping, error) {
+	var wrapped map[string]json.RawMessage
+	if err := json.Unmarshal(b, &wrapped); err != nil || wrapped == nil {
+		return Mapping{}, &FieldError{path, "must be a JSON object"}
+	}
+	inner, isWrapped := wrapped["value"]
+	isWrapped = isWrapped && len(inner) > 0 && inner[0] == '{'
+	if isWrapped {
+		path += ".value"
+	} else {
+		inner = b
 	}
 	var bm bareMapping
 	if err := json.Unmarshal(inner, &bm); err != nil {
-		return err
+		return Mapping{}, typeProblem(path+".", err)
 	}
-	*m = Mapping(bm)
-	m.Key = wrapped.Key
-	return nil
+	m := Mapping(bm)
+	m.Wrapped = isWrapped
+	if k, ok := wrapped["key"]; ok && isWrapped {
+		if err := json.Unmarshal(k, &m.Key); err != nil {
+			return Mapping{}, &FieldError{path[:len(path)-len(".value")] + ".key", "must be a JSON string"}
+		}
+	}
+	return m, nil
+}
+
+// typeProblem turns a JSON type error into a FieldError under prefix.
+func typeProblem(prefix string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return &FieldError{Field: prefix + te.Field, Problem: "must be a JSON " + jsonKind(te.Type.Kind().String()) + ", not " + te.Value}
+	}
+	return fmt.Errorf("%w: %s", ErrInvalidSettings, jsonProblem(err))
 }
 
 // Source is the trait or property the mapping reads. Account mappings read
@@ -159,14 +191,44 @@ func ParseSettings(data []byte) (*Settings, error) {
 	if len(wrapper.Settings) > 0 && wrapper.Settings[0] == '{' {
 		body = wrapper.Settings
 	}
-	var s Settings
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&s); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return nil, &FieldError{Field: te.Field, Problem: "must be a JSON " + jsonKind(te.Type.Kind().String()) + ", not " + te.Value}
+	var raw struct {
+		settingsFields
+		ContactMappings json.RawMessage `json:"contactMappings"`
+		CaseMappings    json.RawMessage `json:"caseMappings"`
+		AccountMappings json.RawMessage `json:"accountMappings"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		var fe *FieldError
+		if err := typeProblem("", err); errors.As(err, &fe) {
+			fe.Field = strings.TrimPrefix(fe.Field, "settingsFields.")
+			return nil, fe
 		}
-		return nil, fmt.Errorf("%w: %s", ErrInvalidSettings, jsonProblem(err))
+		return nil, typeProblem("", err)
+	}
+	s := Settings(raw.settingsFields)
+	for _, sec := range []struct {
+		field string
+		raw   json.RawMessage
+		dst   *[]Mapping
+	}{
+		{"contactMappings", raw.ContactMappings, &s.ContactMappings},
+		{"caseMappings", raw.CaseMappings, &s.CaseMappings},
+		{"accountMappings", raw.AccountMappings, &s.AccountMappings},
+	} {
+		if isNull(sec.raw) {
+			continue
+		}
+		var items []json.RawMessage
+		if err := json.Unmarshal(sec.raw, &items); err != nil {
+			return nil, &FieldError{sec.field, "must be a JSON array, not " + jsonValueKind(sec.raw)}
+		}
+		for i, item := range items {
+			m, err := decodeMapping(fmt.Sprintf("%s[%d]", sec.field, i), item)
+			if err != nil {
+				return nil, err
+			}
+			*sec.dst = append(*sec.dst, m)
+		}
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -208,7 +270,7 @@ func (s *Settings) Validate() error {
 	for _, sec := range s.Sections() {
 		for i, m := range sec.Mappings {
 			path := fmt.Sprintf("%s[%d]", sec.Field, i)
-			if m.Key != "" {
+			if m.Wrapped {
 				path += ".value"
 			}
 			switch {
@@ -228,6 +290,21 @@ func (s *Settings) Validate() error {
 		}
 	}
 	return nil
+}
+
+// jsonValueKind names the JSON type of a raw value.
+func jsonValueKind(raw json.RawMessage) string {
+	switch raw[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	}
+	return "number"
 }
 
 func jsonKind(k string) string {

@@ -164,7 +164,7 @@ func TestMappingForms(t *testing.T) {
 	if bare != want {
 		t.Errorf("bare form = %+v, want %+v", bare, want)
 	}
-	want.Key = "email"
+	want.Key, want.Wrapped = "email", true
 	if wrapped != want {
 		t.Errorf("wrapped form = %+v, want %+v", wrapped, want)
 	}

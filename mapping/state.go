@@ -113,14 +113,49 @@ func putStamp[K comparable](m map[K]Stamp, k K, st Stamp) {
 // among the visitor's and its user's memberships. ok is false when the
 // visitor has no conversation start.
 func (s *State) Visitor(anonymousID string) (v Visitor, ok bool) {
-	conv, ok := s.Conversations[anonymousID]
+	return s.index().visitor(anonymousID)
+}
+
+// Visitors resolves many visitors at once (see Visitor), indexing the state
+// once; visitors without a conversation start are left out.
+func (s *State) Visitors(anonymousIDs []string) []Visitor {
+	ix := s.index()
+	out := make([]Visitor, 0, len(anonymousIDs))
+	for _, a := range anonymousIDs {
+		if v, ok := ix.visitor(a); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// stateIndex finds links by visitor and memberships by member.
+type stateIndex struct {
+	*State
+	links   map[string][]Link
+	members map[Subject][]Membership
+}
+
+func (s *State) index() stateIndex {
+	ix := stateIndex{State: s, links: map[string][]Link{}, members: map[Subject][]Membership{}}
+	for l := range s.Links {
+		ix.links[l.AnonymousID] = append(ix.links[l.AnonymousID], l)
+	}
+	for m := range s.Memberships {
+		ix.members[m.Member] = append(ix.members[m.Member], m)
+	}
+	return ix
+}
+
+func (ix stateIndex) visitor(anonymousID string) (v Visitor, ok bool) {
+	conv, ok := ix.Conversations[anonymousID]
 	if !ok {
 		return Visitor{}, false
 	}
 	v = Visitor{AnonymousID: anonymousID, Conversation: conv}
 	var linkStamp Stamp
-	for l, st := range s.Links {
-		if l.AnonymousID == anonymousID && (v.UserID == "" || st.After(linkStamp)) {
+	for _, l := range ix.links[anonymousID] {
+		if st := ix.Links[l]; v.UserID == "" || st.After(linkStamp) {
 			v.UserID, linkStamp = l.UserID, st
 		}
 	}
@@ -129,18 +164,18 @@ func (s *State) Visitor(anonymousID string) (v Visitor, ok bool) {
 		v.Links = append(v.Links, linkStamp)
 		members = append(members, Subject{KindUser, v.UserID})
 	}
-	v.UserTraits = Union(s.Traits[members[0]], s.Traits[Subject{KindUser, v.UserID}])
+	v.UserTraits = Union(ix.Traits[members[0]], ix.Traits[Subject{KindUser, v.UserID}])
 	var groupStamp Stamp
-	for m, st := range s.Memberships {
-		for _, member := range members {
-			if m.Member == member && (v.GroupID == "" || st.After(groupStamp)) {
+	for _, member := range members {
+		for _, m := range ix.members[member] {
+			if st := ix.Memberships[m]; v.GroupID == "" || st.After(groupStamp) {
 				v.GroupID, groupStamp = m.GroupID, st
 			}
 		}
 	}
 	if v.GroupID != "" {
 		v.Links = append(v.Links, groupStamp)
-		v.GroupTraits = s.Traits[Subject{KindGroup, v.GroupID}]
+		v.GroupTraits = ix.Traits[Subject{KindGroup, v.GroupID}]
 	}
 	return v, true
 }

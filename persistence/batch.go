@@ -3,6 +3,7 @@ package persistence
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -55,26 +56,24 @@ func writeEffects(ctx context.Context, tx pgx.Tx, b *mapping.Batch) error {
 	var batch pgx.Batch
 
 	var tr struct {
-		kind, id, key, msg []string
-		val                [][]byte
-		at                 []time.Time
+		kind, id []string
+		traits   [][]byte
 	}
 	for _, sub := range sortedKeys(st.Traits, compareSubject) {
-		traits := st.Traits[sub]
-		for _, k := range sortedKeys(traits, cmp.Compare[string]) {
-			t := traits[k]
-			tr.kind, tr.id, tr.key = append(tr.kind, string(sub.Kind)), append(tr.id, sub.ID), append(tr.key, k)
-			tr.val, tr.at, tr.msg = append(tr.val, t.Value), append(tr.at, t.At), append(tr.msg, t.MessageID)
+		raw, err := encodeTraits(st.Traits[sub])
+		if err != nil {
+			return fmt.Errorf("encode traits of %s %s: %w", sub.Kind, sub.ID, err)
 		}
+		tr.kind, tr.id, tr.traits = append(tr.kind, string(sub.Kind)), append(tr.id, sub.ID), append(tr.traits, raw)
 	}
 	if len(tr.kind) > 0 {
 		batch.Queue(`
-INSERT INTO traits AS t (subject_kind, subject_id, key, value, event_time, message_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::text[])
-ON CONFLICT (subject_kind, subject_id, key) DO UPDATE
-SET value = excluded.value, event_time = excluded.event_time, message_id = excluded.message_id
-WHERE (t.event_time, t.message_id) < (excluded.event_time, excluded.message_id)`,
-			tr.kind, tr.id, tr.key, tr.val, tr.at, tr.msg)
+INSERT INTO traits AS t (subject_kind, subject_id, traits)
+SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+ON CONFLICT (subject_kind, subject_id) DO UPDATE
+SET traits = prechat_merge_traits(t.traits, excluded.traits)
+WHERE prechat_traits_change(t.traits, excluded.traits)`,
+			tr.kind, tr.id, tr.traits)
 	}
 
 	var ln struct {
@@ -168,6 +167,33 @@ ON CONFLICT (topic, "partition", "offset") DO NOTHING`, topics, parts, offs, key
 		return fmt.Errorf("write effects: %w", err)
 	}
 	return nil
+}
+
+// storedTrait is a trait entry in the traits column (see the migration).
+type storedTrait struct {
+	V json.RawMessage `json:"v"`
+	T int64           `json:"t"`
+	M string          `json:"m"`
+}
+
+func encodeTraits(t mapping.Traits) ([]byte, error) {
+	out := make(map[string]storedTrait, len(t))
+	for k, v := range t {
+		out[k] = storedTrait{V: v.Value, T: v.At.UnixMicro(), M: v.MessageID}
+	}
+	return json.Marshal(out)
+}
+
+func decodeTraits(raw []byte) (mapping.Traits, error) {
+	var in map[string]storedTrait
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, err
+	}
+	out := make(mapping.Traits, len(in))
+	for k, v := range in {
+		out[k] = mapping.Trait{Value: v.V, Stamp: mapping.Stamp{At: time.UnixMicro(v.T).UTC(), MessageID: v.M}}
+	}
+	return out, nil
 }
 
 func writePositions(ctx context.Context, tx pgx.Tx, ps []mapping.Position) error {

@@ -46,14 +46,16 @@ func (s *Store) affectedVisitors(ctx context.Context, tx pgx.Tx, st *mapping.Sta
 WITH touched AS (
     SELECT unnest($1::text[]) AS anonymous_id
     UNION
-    SELECT anonymous_id FROM identity_links WHERE user_id = ANY($2)
+    SELECT l.anonymous_id FROM unnest($2::text[]) AS u(id) JOIN identity_links l ON l.user_id = u.id
     UNION
-    SELECT member_id FROM group_memberships WHERE member_kind = 'anonymous' AND group_id = ANY($3)
+    SELECT m.member_id FROM unnest($3::text[]) AS g(id)
+    JOIN group_memberships m ON m.group_id = g.id AND m.member_kind = 'anonymous'
     UNION
-    SELECT l.anonymous_id FROM group_memberships m JOIN identity_links l ON l.user_id = m.member_id
-    WHERE m.member_kind = 'user' AND m.group_id = ANY($3)
+    SELECT l.anonymous_id FROM unnest($3::text[]) AS g(id)
+    JOIN group_memberships m ON m.group_id = g.id AND m.member_kind = 'user'
+    JOIN identity_links l ON l.user_id = m.member_id
 )
-SELECT c.anonymous_id FROM conversations c JOIN touched USING (anonymous_id)
+SELECT c.anonymous_id FROM touched JOIN conversations c ON c.anonymous_id = touched.anonymous_id
 WHERE c.event_time > $4
 ORDER BY c.anonymous_id`, setKeys(anons), setKeys(users), setKeys(groups), s.now().Add(-ttl))
 	if err != nil {
@@ -66,68 +68,81 @@ ORDER BY c.anonymous_id`, setKeys(anons), setKeys(users), setKeys(groups), s.now
 	return ids, nil
 }
 
+// visitorRowsQuery reads, in one round trip and through the primary keys,
+// everything the documents of the visitors in $1 are built from: their
+// conversation starts, links, memberships (theirs and their users') and the
+// traits of the visitors, their users and their groups.
+const visitorRowsQuery = `
+WITH a AS (SELECT DISTINCT unnest($1::text[]) AS id),
+l AS (
+    SELECT il.anonymous_id, il.user_id, il.event_time, il.message_id
+    FROM a JOIN identity_links il ON il.anonymous_id = a.id
+),
+u AS (SELECT DISTINCT user_id AS id FROM l),
+m AS (
+    SELECT gm.member_kind, gm.member_id, gm.group_id, gm.event_time, gm.message_id
+    FROM a JOIN group_memberships gm ON gm.member_kind = 'anonymous' AND gm.member_id = a.id
+    UNION ALL
+    SELECT gm.member_kind, gm.member_id, gm.group_id, gm.event_time, gm.message_id
+    FROM u JOIN group_memberships gm ON gm.member_kind = 'user' AND gm.member_id = u.id
+),
+s AS (
+    SELECT 'anonymous' AS kind, id FROM a
+    UNION ALL SELECT 'user', id FROM u
+    UNION ALL SELECT DISTINCT 'group', group_id FROM m
+)
+SELECT 'conversation', c.anonymous_id, '', '', c.properties, c.event_time, c.message_id
+FROM a JOIN conversations c ON c.anonymous_id = a.id
+UNION ALL
+SELECT 'link', anonymous_id, user_id, '', NULL, event_time, message_id FROM l
+UNION ALL
+SELECT 'membership', member_kind, member_id, group_id, NULL, event_time, message_id FROM m
+UNION ALL
+SELECT 'traits', t.subject_kind, t.subject_id, '', t.traits, NULL, NULL
+FROM s JOIN traits t ON t.subject_kind = s.kind AND t.subject_id = s.id`
+
 // loadState reads everything the documents of these visitors are built
 // from into a mapping.State, so that the stored state resolves visitors
 // with exactly the rule the model uses (mapping.State.Visitor).
 func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, error) {
+	rows, err := tx.Query(ctx, visitorRowsQuery, anons)
+	if err != nil {
+		return nil, fmt.Errorf("load visitors: %w", err)
+	}
 	st := mapping.NewState()
-	var b pgx.Batch
-	b.Queue(`SELECT anonymous_id, message_id, event_time, properties FROM conversations WHERE anonymous_id = ANY($1)`, anons).
-		Query(func(rows pgx.Rows) error {
-			var c mapping.Conversation
-			var anon string
-			_, err := pgx.ForEachRow(rows, []any{&anon, &c.MessageID, &c.At, &c.Properties}, func() error {
-				c.At = c.At.UTC()
-				st.Conversations[anon] = c
-				c = mapping.Conversation{}
-				return nil
-			})
-			return err
-		})
-	b.Queue(`SELECT anonymous_id, user_id, event_time, message_id FROM identity_links WHERE anonymous_id = ANY($1)`, anons).
-		Query(func(rows pgx.Rows) error {
-			var l mapping.Link
-			var s mapping.Stamp
-			_, err := pgx.ForEachRow(rows, []any{&l.AnonymousID, &l.UserID, &s.At, &s.MessageID}, func() error {
-				s.At = s.At.UTC()
-				st.Links[l] = s
-				return nil
-			})
-			return err
-		})
-	const members = `(member_kind = 'anonymous' AND member_id = ANY($1))
-    OR (member_kind = 'user' AND member_id IN (SELECT user_id FROM identity_links WHERE anonymous_id = ANY($1)))`
-	b.Queue(`SELECT member_kind, member_id, group_id, event_time, message_id FROM group_memberships WHERE `+members, anons).
-		Query(func(rows pgx.Rows) error {
-			var m mapping.Membership
-			var s mapping.Stamp
-			_, err := pgx.ForEachRow(rows, []any{&m.Member.Kind, &m.Member.ID, &m.GroupID, &s.At, &s.MessageID}, func() error {
-				s.At = s.At.UTC()
-				st.Memberships[m] = s
-				return nil
-			})
-			return err
-		})
-	b.Queue(`
-SELECT subject_kind, subject_id, key, value, event_time, message_id FROM traits
-WHERE (subject_kind = 'anonymous' AND subject_id = ANY($1))
-   OR (subject_kind = 'user' AND subject_id IN (SELECT user_id FROM identity_links WHERE anonymous_id = ANY($1)))
-   OR (subject_kind = 'group' AND subject_id IN (SELECT group_id FROM group_memberships WHERE `+members+`))`, anons).
-		Query(func(rows pgx.Rows) error {
-			var sub mapping.Subject
-			var key string
-			var t mapping.Trait
-			_, err := pgx.ForEachRow(rows, []any{&sub.Kind, &sub.ID, &key, &t.Value, &t.At, &t.MessageID}, func() error {
-				t.At = t.At.UTC()
-				traits := st.Traits[sub]
-				traits.Put(key, t)
-				st.Traits[sub] = traits
-				t = mapping.Trait{}
-				return nil
-			})
-			return err
-		})
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+	var (
+		kind, a, b, c string
+		value         []byte
+		at            *time.Time
+		msg           *string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&kind, &a, &b, &c, &value, &at, &msg}, func() error {
+		var s mapping.Stamp
+		if at != nil && msg != nil {
+			s = mapping.Stamp{At: at.UTC(), MessageID: *msg}
+		}
+		switch kind {
+		case "conversation":
+			var props mapping.Object
+			if err := json.Unmarshal(value, &props); err != nil {
+				return fmt.Errorf("conversation of %s: %w", a, err)
+			}
+			st.Conversations[a] = mapping.Conversation{Stamp: s, Properties: props}
+		case "link":
+			st.Links[mapping.Link{AnonymousID: a, UserID: b}] = s
+		case "membership":
+			st.Memberships[mapping.Membership{Member: mapping.Subject{Kind: mapping.Kind(a), ID: b}, GroupID: c}] = s
+		case "traits":
+			traits, err := decodeTraits(value)
+			if err != nil {
+				return fmt.Errorf("traits of %s %s: %w", a, b, err)
+			}
+			st.Traits[mapping.Subject{Kind: mapping.Kind(a), ID: b}] = traits
+		}
+		value = nil
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("load visitors: %w", err)
 	}
 	return st, nil
@@ -144,17 +159,13 @@ func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m
 		return mapping.BatchResult{}, err
 	}
 	ids, docs, expires := make([]string, 0, len(anons)), make([][]byte, 0, len(anons)), make([]time.Time, 0, len(anons))
-	for _, a := range anons {
-		v, ok := st.Visitor(a)
-		if !ok {
-			continue
-		}
+	for _, v := range st.Visitors(anons) {
 		doc := m.Document(v)
 		raw, err := json.Marshal(doc)
 		if err != nil {
-			return mapping.BatchResult{}, fmt.Errorf("encode document of %s: %w", a, err)
+			return mapping.BatchResult{}, fmt.Errorf("encode document of %s: %w", v.AnonymousID, err)
 		}
-		ids, docs, expires = append(ids, a), append(docs, raw), append(expires, doc.ExpiresAt)
+		ids, docs, expires = append(ids, v.AnonymousID), append(docs, raw), append(expires, doc.ExpiresAt)
 	}
 	rows, err := tx.Query(ctx, `
 INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at)

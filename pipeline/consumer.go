@@ -190,15 +190,57 @@ func (c *Consumer) fetch(ctx context.Context, partition int, offset int64, out c
 	}
 }
 
-// batches collects messages into batches and applies them until fctx ends.
+// pending is a decoded batch on its way to the store.
+type pending struct {
+	batch    *mapping.Batch
+	messages int
+	start    time.Time
+}
+
+// batches runs the two stages of a generation: collect decodes the next
+// batch while the current one is being committed, so Go's decoding and
+// Postgres's writing overlap. At most two batches are in memory.
 func (c *Consumer) batches(ctx, fctx context.Context, gen *kafka.Generation, msgs <-chan kafka.Message, log *zap.Logger) {
-	buf := make([]kafka.Message, 0, c.cfg.BatchSize)
+	ready := make(chan pending)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ready)
+		c.collect(fctx, msgs, ready)
+	})
+	defer wg.Wait()
+	for p := range ready {
+		res, err := c.apply(ctx, fctx, p.batch, log)
+		if err != nil {
+			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", p.messages), zap.Error(err))
+			for range ready { // let collect see fctx end and stop
+			}
+			return
+		}
+		if err := gen.CommitOffsets(commitMap(p.batch.Positions)); err != nil {
+			log.Debug("kafka offset commit failed (postgres holds the offsets)", zap.Error(err))
+		}
+		info := BatchInfo{Messages: p.messages, DeadLetters: len(p.batch.DeadLetters), Result: res, Positions: p.batch.Positions, Took: time.Since(p.start)}
+		for _, d := range p.batch.DeadLetters {
+			log.Warn("dead letter", zap.Int("partition", d.Partition), zap.Int64("offset", d.Offset), zap.String("reason", d.Reason))
+		}
+		log.Debug("batch committed", zap.Int("messages", info.Messages), zap.Int("dead_letters", info.DeadLetters),
+			zap.Int("documents", res.Documents), zap.String("positions", positionsString(p.batch.Positions)), zap.Duration("took", info.Took))
+		if c.cfg.OnBatch != nil {
+			c.cfg.OnBatch(info)
+		}
+	}
+}
+
+// collect cuts the message stream into batches of at most BatchSize
+// messages, waiting at most BatchTimeout after a batch's first message, and
+// decodes each one. It returns when ctx ends.
+func (c *Consumer) collect(ctx context.Context, msgs <-chan kafka.Message, ready chan<- pending) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		buf = buf[:0]
+		buf := make([]kafka.Message, 0, c.cfg.BatchSize)
 		select {
-		case <-fctx.Done():
+		case <-ctx.Done():
 			return
 		case m := <-msgs:
 			buf = append(buf, m)
@@ -212,28 +254,15 @@ func (c *Consumer) batches(ctx, fctx context.Context, gen *kafka.Generation, msg
 				buf = append(buf, m)
 			case <-timer.C:
 				break fill
-			case <-fctx.Done():
-				break fill
+			case <-ctx.Done():
+				return
 			}
 		}
 		timer.Stop()
-		b := batchOf(c.cfg.GroupID, buf)
-		res, err := c.apply(ctx, fctx, b, log)
-		if err != nil {
-			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", len(buf)), zap.Error(err))
+		select {
+		case ready <- pending{batch: batchOf(c.cfg.GroupID, buf), messages: len(buf), start: start}:
+		case <-ctx.Done():
 			return
-		}
-		if err := gen.CommitOffsets(commitMap(b.Positions)); err != nil {
-			log.Debug("kafka offset commit failed (postgres holds the offsets)", zap.Error(err))
-		}
-		info := BatchInfo{Messages: len(buf), DeadLetters: len(b.DeadLetters), Result: res, Positions: b.Positions, Took: time.Since(start)}
-		for _, d := range b.DeadLetters {
-			log.Warn("dead letter", zap.Int("partition", d.Partition), zap.Int64("offset", d.Offset), zap.String("reason", d.Reason))
-		}
-		log.Debug("batch committed", zap.Int("messages", info.Messages), zap.Int("dead_letters", info.DeadLetters),
-			zap.Int("documents", res.Documents), zap.String("positions", positionsString(b.Positions)), zap.Duration("took", info.Took))
-		if c.cfg.OnBatch != nil {
-			c.cfg.OnBatch(info)
 		}
 	}
 }

@@ -55,8 +55,12 @@ func NewGenerator(seed uint64, visitors, users, groups int) *Generator {
 // Event returns the next event as JSON.
 func (g *Generator) Event() []byte {
 	g.seq++
-	anon := g.pick("anon", g.Visitors)
-	user := g.pick("user", g.Users)
+	// Each visitor belongs to one user and each user to one group, as on a
+	// real site; a few events cross over (shared devices, account switches).
+	v := g.index(g.Visitors)
+	anon := g.name("anon", v)
+	user := g.name("user", g.derive(v, g.Users))
+	groupOf := g.name("group", g.derive(g.derive(v, g.Users), g.Groups))
 	e := map[string]any{
 		"messageId":   fmt.Sprintf("%smsg-%d-%d", g.Prefix, g.seq, g.Rand.Uint32()),
 		"anonymousId": anon,
@@ -81,7 +85,7 @@ func (g *Generator) Event() []byte {
 		if g.Rand.IntN(2) == 0 {
 			e["userId"] = user
 		}
-		group := g.pick("group", g.Groups)
+		group := groupOf
 		e["groupId"] = group
 		e["traits"] = map[string]any{"website": group + ".example.com", "revenue": g.Rand.IntN(1_000_000), "industry": "software"}
 	case r < 70:
@@ -132,11 +136,31 @@ func (g *Generator) Poison() []byte {
 	}
 }
 
-func (g *Generator) pick(kind string, pool int) string {
-	if pool <= 0 {
+// index picks a member of a pool of n, or a new one (-1) when n is 0.
+func (g *Generator) index(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return g.Rand.IntN(n)
+}
+
+// derive maps a member of one pool onto a member of a pool of n: mostly a
+// fixed mapping, 1 time in 50 a random one.
+func (g *Generator) derive(i, n int) int {
+	switch {
+	case n <= 0 || i < 0:
+		return -1
+	case g.Rand.IntN(50) == 0:
+		return g.Rand.IntN(n)
+	}
+	return i % n
+}
+
+func (g *Generator) name(kind string, i int) string {
+	if i < 0 {
 		return fmt.Sprintf("%s%s-%d", g.Prefix, kind, g.seq)
 	}
-	return fmt.Sprintf("%s%s-%d", g.Prefix, kind, g.Rand.IntN(pool))
+	return fmt.Sprintf("%s%s-%d", g.Prefix, kind, i)
 }
 
 func (g *Generator) time() time.Time {

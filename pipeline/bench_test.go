@@ -1,0 +1,212 @@
+package pipeline_test
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/prechat/prechat/mapping"
+	"github.com/prechat/prechat/mapping/mappingtest"
+	"github.com/prechat/prechat/persistence/persistencetest"
+	"github.com/prechat/prechat/pipeline"
+	"github.com/prechat/prechat/pipeline/pipelinetest"
+)
+
+// BenchmarkPipeline measures the whole pipeline (Kafka → decode → one
+// Postgres transaction per batch with documents and offsets) against two
+// baselines measured in the same run on the same events:
+//
+//   - drain: a raw kafka-go FetchMessage drain of the same topic, no work;
+//   - copyfrom: a raw pgx CopyFrom of one row per event into a bare table.
+//
+// It reports events/s for each and the pipeline's ratio to both, plus the
+// peak Go heap. Run it with:
+//
+//	go test ./pipeline -run '^$' -bench Pipeline -benchtime 1x
+//
+// PRECHAT_BENCH_EVENTS sets the events per workload (default 50000).
+func BenchmarkPipeline(b *testing.B) {
+	n := 50000
+	if v, err := strconv.Atoi(os.Getenv("PRECHAT_BENCH_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
+	workloads := []struct {
+		name                    string
+		visitors, users, groups int
+	}{
+		{"many-events-per-visitor", 500, 200, 20},
+		{"every-event-a-new-visitor", 0, 0, 0},
+	}
+	for _, w := range workloads {
+		b.Run(w.name, func(b *testing.B) {
+			for range b.N {
+				benchWorkload(b, n, w.visitors, w.users, w.groups)
+			}
+		})
+	}
+}
+
+const benchPartitions = 4
+
+// benchBatchSize is PRECHAT_BENCH_BATCH, else the pipeline's default.
+func benchBatchSize() int {
+	v, _ := strconv.Atoi(os.Getenv("PRECHAT_BENCH_BATCH"))
+	return v
+}
+
+func benchWorkload(b *testing.B, n, visitors, users, groups int) {
+	b.StopTimer()
+	topic := pipelinetest.Name(b, "topic")
+	brokers := pipelinetest.NewCluster(b, benchPartitions, topic)
+	gen := mappingtest.NewGenerator(uint64(n), visitors, users, groups)
+	raws := gen.Events(n)
+	for i := 0; i < len(raws); i += 10000 {
+		pipelinetest.Produce(b, brokers, topic, raws[i:min(i+10000, len(raws))]...)
+	}
+	store, dbURL := persistencetest.NewStore(b, nil)
+
+	drain := rate(n, func() { drainTopic(b, brokers, topic, n) })
+	copyRate := rate(n, func() { copyRows(b, dbURL, raws) })
+
+	var peak atomic.Uint64
+	stopSampling := sampleHeap(&peak)
+	group := pipelinetest.Name(b, "group")
+	var consumed atomic.Int64
+	done := make(chan struct{})
+	c, err := pipeline.New(pipeline.Config{
+		Brokers:           brokers,
+		Topic:             topic,
+		GroupID:           group,
+		Materializer:      &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute},
+		HeartbeatInterval: 200 * time.Millisecond,
+		BatchSize:         benchBatchSize(),
+		OnBatch: func(info pipeline.BatchInfo) {
+			if os.Getenv("BENCH_DEBUG") != "" {
+				b.Logf("batch %d msgs %d docs took %s", info.Messages, info.Result.Documents, info.Took)
+			}
+			if consumed.Add(int64(info.Messages)) == int64(n) {
+				close(done)
+			}
+		},
+	}, store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	b.StartTimer()
+	start := time.Now()
+	wg.Go(func() { _ = c.Run(ctx) })
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("pipeline consumed %d of %d events in 5 minutes", consumed.Load(), n)
+	}
+	took := time.Since(start)
+	b.StopTimer()
+	cancel()
+	wg.Wait()
+	stopSampling()
+
+	pipe := float64(n) / took.Seconds()
+	b.ReportMetric(pipe, "events/s")
+	b.ReportMetric(drain, "drain-events/s")
+	b.ReportMetric(copyRate, "copyfrom-rows/s")
+	b.ReportMetric(pipe/drain, "x-drain")
+	b.ReportMetric(pipe/copyRate, "x-copyfrom")
+	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
+	b.Logf("%d events: pipeline %.0f ev/s; kafka-go drain %.0f ev/s (pipeline %.2fx); pgx CopyFrom %.0f rows/s (pipeline %.2fx); peak heap %.1f MiB",
+		n, pipe, drain, pipe/drain, copyRate, pipe/copyRate, float64(peak.Load())/(1<<20))
+}
+
+func rate(n int, fn func()) float64 {
+	start := time.Now()
+	fn()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// drainTopic reads every message of the topic with kafka-go partition
+// readers and FetchMessage, as the pipeline does, doing nothing with them.
+func drainTopic(b *testing.B, brokers []string, topic string, n int) {
+	var total atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for p := range benchPartitions {
+		wg.Go(func() {
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond, QueueCapacity: 1000})
+			defer r.Close()
+			for total.Load() < int64(n) {
+				if _, err := r.FetchMessage(ctx); err != nil {
+					return
+				}
+				if total.Add(1) >= int64(n) {
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if total.Load() < int64(n) {
+		b.Fatalf("drained %d of %d messages", total.Load(), n)
+	}
+}
+
+// copyRows copies one row per event (ids, time, raw JSON) into a bare table.
+func copyRows(b *testing.B, dbURL string, raws [][]byte) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE bench_copy (message_id text, anonymous_id text, event_time timestamptz, event jsonb)`); err != nil {
+		b.Fatal(err)
+	}
+	rows := make([][]any, len(raws))
+	for i, r := range raws {
+		e, err := mapping.Decode(r, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows[i] = []any{e.MessageID, e.AnonymousID, e.Timestamp, string(r)}
+	}
+	const chunk = 1000
+	for i := 0; i < len(rows); i += chunk {
+		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, []string{"message_id", "anonymous_id", "event_time", "event"},
+			pgx.CopyFromRows(rows[i:min(i+chunk, len(rows))])); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// sampleHeap records the peak HeapInuse until the returned func is called.
+func sampleHeap(peak *atomic.Uint64) func() {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var ms runtime.MemStats
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return func() { close(stop); wg.Wait() }
+}
