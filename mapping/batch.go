@@ -9,8 +9,11 @@ import "time"
 type Batch struct {
 	// State holds the batch's effects, reduced by last-writer-wins.
 	State *State
-	// Applied lists every valid event of the batch.
+	// Applied lists the batch's events that can change a document
+	// (Event.Tracked), for the read-your-writes bookkeeping.
 	Applied []Applied
+	// Events counts the valid events of the batch, tracked or not.
+	Events int
 	// DeadLetters lists the messages that are not valid events.
 	DeadLetters []DeadLetter
 	// Positions are the next offsets per partition after this batch.
@@ -21,12 +24,16 @@ type Batch struct {
 func NewBatch() *Batch { return &Batch{State: NewState()} }
 
 // Len is the number of messages in the batch.
-func (b *Batch) Len() int { return len(b.Applied) + len(b.DeadLetters) }
+func (b *Batch) Len() int { return b.Events + len(b.DeadLetters) }
 
-// Add applies a valid event to the batch's state and records it as applied.
+// Add applies a valid event to the batch's state and, if it is tracked,
+// records it as applied.
 func (b *Batch) Add(e *Event, fallback time.Time) {
+	b.Events++
 	b.State.Apply(e, fallback)
-	b.Applied = append(b.Applied, Applied{MessageID: e.MessageID, Type: e.Type, AnonymousID: e.AnonymousID, UserID: e.UserID})
+	if e.Tracked() {
+		b.Applied = append(b.Applied, Applied{MessageID: e.MessageID, Type: e.Type, AnonymousID: e.AnonymousID, UserID: e.UserID})
+	}
 }
 
 // Applied records that a valid event was applied.

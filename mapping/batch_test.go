@@ -52,10 +52,15 @@ func TestBatch(t *testing.T) {
 		}
 		b.Add(&e, fallback)
 		want.Apply(&e, fallback)
-		wantApplied = append(wantApplied, mapping.Applied{MessageID: e.MessageID, Type: e.Type, AnonymousID: e.AnonymousID, UserID: e.UserID})
+		if e.Tracked() {
+			wantApplied = append(wantApplied, mapping.Applied{MessageID: e.MessageID, Type: e.Type, AnonymousID: e.AnonymousID, UserID: e.UserID})
+		}
 	}
 	if !reflect.DeepEqual(b.State, want) {
 		t.Errorf("batch state differs from applying the events")
+	}
+	if len(wantApplied) == 0 || len(wantApplied) == len(raws) {
+		t.Fatalf("the cases should mix tracked and untracked events")
 	}
 	if !reflect.DeepEqual(b.Applied, wantApplied) {
 		t.Errorf("Applied = %+v, want %+v", b.Applied, wantApplied)

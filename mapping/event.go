@@ -67,6 +67,19 @@ func (e *Event) IsConversationStart() bool {
 	return e.Type == TypeTrack && e.Event == ConversationStarted
 }
 
+// Tracked reports whether the event can change a document, and so is
+// recorded as applied for read-your-writes (GET …?after=): identify, group,
+// alias, the conversation start, and any event carrying both anonymousId and
+// userId (it links them). Page, screen and other tracks with one id are
+// accepted and change nothing.
+func (e *Event) Tracked() bool {
+	switch {
+	case e.Type == TypeIdentify, e.Type == TypeGroup, e.Type == TypeAlias, e.IsConversationStart():
+		return true
+	}
+	return e.AnonymousID != "" && e.UserID != ""
+}
+
 // Time returns the event time that orders it against other events:
 // timestamp, else receivedAt − (sentAt − originalTimestamp), else receivedAt,
 // else fallback (the pipeline passes the Kafka message time).

@@ -25,7 +25,9 @@ type Config struct {
 	// Materializer builds the documents. Required.
 	Materializer *mapping.Materializer
 
-	// BatchSize is the most messages applied in one transaction. Default: 1000.
+	// BatchSize is the most messages applied in one transaction. Larger
+	// batches amortise document refreshes (a group change refreshes every
+	// member once per batch). Default: 5000.
 	BatchSize int
 	// BatchTimeout is the longest a batch waits for more messages once it has
 	// one. Default: 50ms.
@@ -102,7 +104,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 5000
 	}
 	def(&c.BatchTimeout, 50*time.Millisecond)
 	def(&c.MaxWait, 500*time.Millisecond)

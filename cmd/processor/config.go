@@ -46,7 +46,7 @@ type Config struct {
 	// Roles are the roles serve runs, comma separated.
 	Roles []string `env:"ROLES" envDefault:"consumer"`
 	// BatchSize is the most messages applied in one transaction.
-	BatchSize int `env:"BATCH_SIZE" envDefault:"1000"`
+	BatchSize int `env:"BATCH_SIZE" envDefault:"5000"`
 	// BatchTimeout is the longest a batch waits to fill once it has a message.
 	BatchTimeout time.Duration `env:"BATCH_TIMEOUT" envDefault:"50ms"`
 	// ShutdownGrace bounds the clean stop after SIGTERM.
