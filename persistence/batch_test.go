@@ -33,6 +33,10 @@ func newBundle(t *testing.T) *testBundle {
 	t.Helper()
 	tb := &testBundle{now: time.Now().UTC().Truncate(time.Microsecond)}
 	tb.store, _ = persistencetest.NewStore(t, &persistence.Config{Now: func() time.Time { return tb.now }})
+	return withSettings(tb)
+}
+
+func withSettings(tb *testBundle) *testBundle {
 	tb.mat = &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
 	return tb
 }

@@ -52,15 +52,6 @@ type Config struct {
 	// ShutdownGrace bounds the clean stop after SIGTERM.
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"20s"`
 
-	// HTTPAddr is the public HTTP address (API role).
-	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
-	// AdminAddr is the admin HTTP address (health, metrics).
-	AdminAddr string `env:"ADMIN_ADDR" envDefault:":9090"`
-	// WriteKeys are the accepted Segment write keys, comma separated; empty disables ingest.
-	WriteKeys []string `env:"WRITE_KEYS"`
-	// AllowedOrigins are the origins allowed by CORS, comma separated.
-	AllowedOrigins []string `env:"ALLOWED_ORIGINS"`
-
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 	// LogFormat is json or console.
@@ -68,7 +59,7 @@ type Config struct {
 }
 
 // Secret variables are masked wherever the configuration is shown.
-var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS"}
+var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD"}
 
 // loadConfig reads the environment, lets flags override it and parses the
 // result. Unknown flags and malformed values are errors naming the variable.

@@ -129,11 +129,25 @@ func migratedTemplate(ctx context.Context) (string, error) {
 		if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil || exists {
 			return err
 		}
-		building := name + "_building"
-		if _, err := c.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", building)); err != nil {
+		// Templates of earlier migration sets are of no further use.
+		rows, err := c.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'prechat\_template\_%' AND datname <> $1`, name)
+		if err != nil {
 			return err
 		}
-		if _, err := c.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s", building)); err != nil {
+		stale, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, db := range stale {
+			if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)"); err != nil {
+				return err
+			}
+		}
+		building := name + "_building"
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{building}.Sanitize()+" WITH (FORCE)"); err != nil {
+			return err
+		}
+		if _, err := c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{building}.Sanitize()); err != nil {
 			return err
 		}
 		s, err := persistence.Open(ctx, withDatabase(AdminURL(), building), nil)
@@ -145,7 +159,7 @@ func migratedTemplate(ctx context.Context) (string, error) {
 		if err != nil {
 			return err
 		}
-		_, err = c.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", building, name))
+		_, err = c.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{building}.Sanitize()+" RENAME TO "+pgx.Identifier{name}.Sanitize())
 		return err
 	})
 	return name, err

@@ -1,0 +1,80 @@
+package persistence_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/prechat/prechat/persistence"
+	"github.com/prechat/prechat/persistence/persistencetest"
+)
+
+// TestReadmeQueriesRun runs every statement of the README's SQL blocks
+// against a database holding one visitor, so the documented queries stay
+// valid as the schema changes, and checks that they find that visitor.
+func TestReadmeQueriesRun(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stmts []string
+	for _, block := range strings.Split(string(readme), "```sql\n")[1:] {
+		body, _, _ := strings.Cut(block, "```")
+		for _, s := range strings.Split(body, ";\n") {
+			if strings.TrimSpace(stripComments(s)) != "" {
+				stmts = append(stmts, s)
+			}
+		}
+	}
+	if len(stmts) < 6 {
+		t.Fatalf("found %d SQL statements in the README, want the documented set", len(stmts))
+	}
+
+	tb := &testBundle{now: time.Now().UTC().Truncate(time.Microsecond)}
+	var url string
+	tb.store, url = persistencetest.NewStore(t, &persistence.Config{Now: func() time.Time { return tb.now }})
+	tb = withSettings(tb)
+	at := tb.now.Format(time.RFC3339Nano)
+	tb.apply(t, decodeAll(t, [][]byte{
+		[]byte(`{"type":"identify","messageId":"i1","anonymousId":"visitor-1","userId":"u1","traits":{"email":"ada@example.com"},"timestamp":"` + at + `"}`),
+		[]byte(`{"type":"group","messageId":"g1","userId":"u1","groupId":"acme","traits":{"website":"acme.test"},"timestamp":"` + at + `"}`),
+		[]byte(`{"type":"track","messageId":"c1","anonymousId":"visitor-1","event":"Live Chat Conversation Started","properties":{"subject":"Help"},"timestamp":"` + at + `"}`),
+	}))
+
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, s := range stmts {
+		rows, err := conn.Query(context.Background(), s)
+		if err != nil {
+			t.Fatalf("README query fails: %v\n%s", err, s)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("README query fails: %v\n%s", err, s)
+		}
+		if n == 0 && !strings.Contains(s, "dead_letters") && !strings.Contains(s, "kafka_offsets") && !strings.Contains(s, "warnings") {
+			t.Errorf("README query found nothing for visitor-1:\n%s", s)
+		}
+	}
+}
+
+func stripComments(s string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
