@@ -125,10 +125,6 @@ func migratedTemplate(ctx context.Context) (string, error) {
 			return err
 		}
 		defer c.Exec(context.Background(), `SELECT pg_advisory_unlock(7146)`)
-		var exists bool
-		if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil || exists {
-			return err
-		}
 		// Templates of earlier migration sets are of no further use.
 		rows, err := c.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'prechat\_template\_%' AND datname <> $1`, name)
 		if err != nil {
@@ -142,6 +138,10 @@ func migratedTemplate(ctx context.Context) (string, error) {
 			if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)"); err != nil {
 				return err
 			}
+		}
+		var exists bool
+		if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil || exists {
+			return err
 		}
 		building := name + "_building"
 		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{building}.Sanitize()+" WITH (FORCE)"); err != nil {
