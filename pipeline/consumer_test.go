@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
@@ -28,6 +31,10 @@ type testBundle struct {
 	dbURL   string
 	mat     *mapping.Materializer
 	now     time.Time
+
+	// logs records the consumers' log entries.
+	logs     zapcore.Core
+	observed *observer.ObservedLogs
 
 	mu sync.Mutex
 	// applications counts, per messageId, the committed batches that held it.
@@ -63,6 +70,7 @@ func setup(t *testing.T, partitions int32) *testBundle {
 		now:          time.Now().UTC().Truncate(time.Microsecond),
 		applications: map[string]int{},
 	}
+	tb.logs, tb.observed = observer.New(zap.InfoLevel)
 	tb.brokers = pipelinetest.NewCluster(t, partitions, tb.topic)
 	tb.store, tb.dbURL = persistencetest.NewStore(t, nil)
 	return tb
@@ -83,7 +91,9 @@ func (tb *testBundle) start(t *testing.T, batchSize int) (stop func()) {
 		SessionTimeout:    6 * time.Second,
 		RebalanceTimeout:  6 * time.Second,
 		JoinGroupBackoff:  200 * time.Millisecond,
-		Logger:            zaptest.NewLogger(t).Named("consumer"),
+		RetryMin:          20 * time.Millisecond,
+		RetryMax:          200 * time.Millisecond,
+		Logger:            zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), tb.logs)).Named("consumer"),
 	}, recordingStore{tb.store, tb})
 	if err != nil {
 		t.Fatal(err)
@@ -329,4 +339,62 @@ func TestConsumerGroupOfTwoSharesPartitionsAndSurvivesAMemberLeaving(t *testing.
 		t.Fatalf("state differs from the reference:\n got %v\nwant %v", got, want)
 	}
 	tb.assertAppliedOnce(t, raws)
+}
+
+func TestConsumerWaitsOutAPostgresOutageAndLosesNothing(t *testing.T) {
+	tb := setup(t, 2)
+	raws := tb.generator(6).Events(1200)
+	want := tb.reference(t, raws)
+	pipelinetest.Produce(t, tb.brokers, tb.topic, raws[:400]...)
+	tb.start(t, 100)
+	tb.waitConsumed(t, 400)
+
+	// Take the database away: refuse new connections and end the open ones.
+	admin, err := pgx.Connect(context.Background(), persistencetest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	var db string
+	conn, err := pgx.Connect(context.Background(), tb.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	setAllowed := func(allowed bool) {
+		t.Helper()
+		if _, err := admin.Exec(context.Background(), "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" WITH ALLOW_CONNECTIONS "+map[bool]string{true: "true", false: "false"}[allowed]); err != nil {
+			t.Fatal(err)
+		}
+		if !allowed {
+			if _, err := admin.Exec(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	setAllowed(false)
+	t.Cleanup(func() { setAllowed(true) })
+	pipelinetest.Produce(t, tb.brokers, tb.topic, raws[400:]...)
+
+	// The consumer must keep retrying, not drop the batch or give up.
+	deadline := time.Now().Add(20 * time.Second)
+	for tb.observed.FilterMessage("apply batch failed; retrying").Len() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retries observed while Postgres was unavailable")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	setAllowed(true)
+	tb.waitConsumed(t, int64(len(raws)))
+
+	if got := fingerprint(t, tb.store); !reflect.DeepEqual(got, want) {
+		t.Fatalf("state after the outage differs from the reference:\n got %v\nwant %v", got, want)
+	}
+	tb.assertAppliedOnce(t, raws)
+	if n := tb.observed.FilterMessage("batch abandoned; its messages will be consumed again").Len(); n != 0 {
+		t.Fatalf("%d batches abandoned during the outage", n)
+	}
 }
