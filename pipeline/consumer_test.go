@@ -167,6 +167,16 @@ func fingerprint(t *testing.T, s *persistence.Store) map[string]string {
 	return fp
 }
 
+// assertConverged checks that the stored state equals the reference and
+// that every tracked event was applied exactly once.
+func (tb *testBundle) assertConverged(t *testing.T, want map[string]string, raws [][]byte) {
+	t.Helper()
+	if got := fingerprint(t, tb.store); !reflect.DeepEqual(got, want) {
+		t.Fatalf("state differs from the in-order reference:\n got %v\nwant %v", got, want)
+	}
+	tb.assertAppliedOnce(t, raws)
+}
+
 func (tb *testBundle) assertAppliedOnce(t *testing.T, raws [][]byte) {
 	t.Helper()
 	tb.mu.Lock()
@@ -316,10 +326,7 @@ func TestConsumerRestartedMidStreamLosesAndDoublesNothing(t *testing.T) {
 	tb.start(t, 50)
 	tb.waitConsumed(t, int64(len(raws)))
 
-	if got := fingerprint(t, tb.store); !reflect.DeepEqual(got, want) {
-		t.Fatalf("state after restarts differs from the reference:\n got %v\nwant %v", got, want)
-	}
-	tb.assertAppliedOnce(t, raws)
+	tb.assertConverged(t, want, raws)
 }
 
 func TestConsumerGroupOfTwoSharesPartitionsAndSurvivesAMemberLeaving(t *testing.T) {
@@ -335,10 +342,7 @@ func TestConsumerGroupOfTwoSharesPartitionsAndSurvivesAMemberLeaving(t *testing.
 	pipelinetest.Produce(t, tb.brokers, tb.topic, raws[1500:]...)
 	tb.waitConsumed(t, int64(len(raws)))
 
-	if got := fingerprint(t, tb.store); !reflect.DeepEqual(got, want) {
-		t.Fatalf("state differs from the reference:\n got %v\nwant %v", got, want)
-	}
-	tb.assertAppliedOnce(t, raws)
+	tb.assertConverged(t, want, raws)
 }
 
 func TestConsumerWaitsOutAPostgresOutageAndLosesNothing(t *testing.T) {
@@ -390,10 +394,7 @@ func TestConsumerWaitsOutAPostgresOutageAndLosesNothing(t *testing.T) {
 	setAllowed(true)
 	tb.waitConsumed(t, int64(len(raws)))
 
-	if got := fingerprint(t, tb.store); !reflect.DeepEqual(got, want) {
-		t.Fatalf("state after the outage differs from the reference:\n got %v\nwant %v", got, want)
-	}
-	tb.assertAppliedOnce(t, raws)
+	tb.assertConverged(t, want, raws)
 	if n := tb.observed.FilterMessage("batch abandoned; its messages will be consumed again").Len(); n != 0 {
 		t.Fatalf("%d batches abandoned during the outage", n)
 	}
