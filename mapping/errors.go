@@ -31,3 +31,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
 
 // Unwrap lets errors.Is(err, ErrInvalidSettings) match a FieldError.
 func (e *FieldError) Unwrap() error { return ErrInvalidSettings }
+
+// ErrNotFound is returned by stores when the requested document (or other
+// row) does not exist or has expired.
+var ErrNotFound = errors.New("not found")

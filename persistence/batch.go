@@ -41,6 +41,9 @@ func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Mat
 		if res, err = s.writeDocuments(ctx, tx, visitors, m); err != nil {
 			return err
 		}
+		if err := notifyVisitors(ctx, tx, b, res.Visitors); err != nil {
+			return err
+		}
 		return writePositions(ctx, tx, b.Positions)
 	})
 	if err != nil {

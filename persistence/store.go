@@ -9,10 +9,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/prechat/prechat/mapping"
 )
 
-// ErrNotFound is returned when the requested row does not exist.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is returned when the requested row does not exist; it is
+// mapping.ErrNotFound, so callers need not import this package to test it.
+var ErrNotFound = mapping.ErrNotFound
 
 // Config configures a Store. The zero value works.
 type Config struct {

@@ -43,14 +43,30 @@ type Config struct {
 	SettingsFile string `env:"SETTINGS_FILE"`
 	// PrechatTTL is how long a document lives after its conversation start.
 	PrechatTTL time.Duration `env:"PRECHAT_TTL" envDefault:"30m"`
-	// Roles are the roles serve runs, comma separated.
-	Roles []string `env:"ROLES" envDefault:"consumer"`
+	// Roles are the roles serve runs, comma separated: consumer, api.
+	Roles []string `env:"ROLES" envDefault:"consumer,api"`
 	// BatchSize is the most messages applied in one transaction.
 	BatchSize int `env:"BATCH_SIZE" envDefault:"5000"`
 	// BatchTimeout is the longest a batch waits to fill once it has a message.
 	BatchTimeout time.Duration `env:"BATCH_TIMEOUT" envDefault:"50ms"`
 	// ShutdownGrace bounds the clean stop after SIGTERM.
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"20s"`
+
+	// HTTPAddr is the public HTTP address (api role).
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// WriteKeys are the accepted Segment write keys, comma separated; empty disables ingest.
+	WriteKeys []string `env:"WRITE_KEYS"`
+	// AllowedOrigins are the origins allowed by CORS, comma separated ("*" for any).
+	AllowedOrigins []string `env:"ALLOWED_ORIGINS"`
+	// DeploymentScriptURL overrides the deployment.js URL the snippet loads
+	// (default: from the settings' hostname and apiVersion).
+	DeploymentScriptURL string `env:"DEPLOYMENT_SCRIPT_URL"`
+	// RateLimit is the document requests a second allowed per client (bursts of 4×).
+	RateLimit float64 `env:"RATE_LIMIT" envDefault:"5"`
+	// MaxWaiters bounds concurrent long-polls.
+	MaxWaiters int `env:"MAX_WAITERS" envDefault:"10000"`
+	// ClientIPHeader names a header set by a trusted proxy that carries the client address.
+	ClientIPHeader string `env:"CLIENT_IP_HEADER"`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
@@ -59,7 +75,7 @@ type Config struct {
 }
 
 // Secret variables are masked wherever the configuration is shown.
-var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD"}
+var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS"}
 
 // loadConfig reads the environment, lets flags override it and parses the
 // result. Unknown flags and malformed values are errors naming the variable.
@@ -168,13 +184,39 @@ func (c *Config) Validate(needs ...string) error {
 			return fmt.Errorf("PRECHAT_TTL: %s must be positive", c.PrechatTTL)
 		}
 	}
+	if len(c.Roles) == 0 {
+		return errors.New("ROLES: at least one of consumer, api")
+	}
 	for _, r := range c.Roles {
-		if r != "consumer" {
-			return fmt.Errorf("ROLES: %q is not a known role (known: consumer)", r)
+		if r != "consumer" && r != "api" {
+			return fmt.Errorf("ROLES: %q is not a known role (known: consumer, api)", r)
+		}
+	}
+	if c.hasRole("api") {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return fmt.Errorf("HTTP_ADDR: %q is not host:port", c.HTTPAddr)
+		}
+		if c.RateLimit < 0 {
+			return fmt.Errorf("RATE_LIMIT: %v must not be negative", c.RateLimit)
+		}
+		if c.MaxWaiters < 1 {
+			return fmt.Errorf("MAX_WAITERS: %d must be at least 1", c.MaxWaiters)
+		}
+		for _, k := range c.WriteKeys {
+			if strings.TrimSpace(k) == "" {
+				return errors.New("WRITE_KEYS: holds an empty key")
+			}
+		}
+		for _, o := range c.AllowedOrigins {
+			if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+				return fmt.Errorf("ALLOWED_ORIGINS: %q is not an origin such as https://www.example.com", o)
+			}
 		}
 	}
 	return nil
 }
+
+func (c *Config) hasRole(r string) bool { return slices.Contains(c.Roles, r) }
 
 func (c *Config) validateSASL() error {
 	switch c.KafkaSASLMechanism {

@@ -171,7 +171,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "serve", "--log-level=debug")
 	cmd.Env = append(os.Environ(), "PRECHAT_TEST_RUN_MAIN=1",
 		"DATABASE_URL="+dbURL, "KAFKA_BROKERS="+strings.Join(brokers, ","), "KAFKA_TOPIC="+topic,
-		"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON))
+		"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0")
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

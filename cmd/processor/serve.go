@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/prechat/prechat/api"
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/persistence"
 	"github.com/prechat/prechat/pipeline"
@@ -37,7 +42,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	}
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
-	log.Info("starting", zap.Any("config", cfg.fields()))
+	log.Info("starting", zap.Strings("roles", cfg.Roles), zap.Any("config", cfg.fields()))
 
 	store, err := persistence.Open(ctx, cfg.DatabaseURL, nil)
 	if err != nil {
@@ -51,24 +56,135 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return err
 	}
 
-	consumer, err := pipeline.New(pipeline.Config{
-		Brokers:       cfg.brokers(),
-		Topic:         cfg.KafkaTopic,
-		GroupID:       cfg.KafkaGroup,
-		Dialer:        dialer,
-		Materializer:  &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
-		BatchSize:     cfg.BatchSize,
-		BatchTimeout:  cfg.BatchTimeout,
-		StartOffset:   cfg.startOffset(),
-		ShutdownGrace: cfg.ShutdownGrace / 2,
-		Logger:        log.Named("pipeline"),
-	}, store)
-	if err != nil {
-		return usageError{err}
+	var roles []func(context.Context) error
+	if cfg.hasRole("consumer") {
+		consumer, err := pipeline.New(pipeline.Config{
+			Brokers:       cfg.brokers(),
+			Topic:         cfg.KafkaTopic,
+			GroupID:       cfg.KafkaGroup,
+			Dialer:        dialer,
+			Materializer:  &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
+			BatchSize:     cfg.BatchSize,
+			BatchTimeout:  cfg.BatchTimeout,
+			StartOffset:   cfg.startOffset(),
+			ShutdownGrace: cfg.ShutdownGrace / 2,
+			Logger:        log.Named("pipeline"),
+		}, store)
+		if err != nil {
+			return usageError{err}
+		}
+		roles = append(roles, consumer.Run)
 	}
-	err = consumer.Run(ctx)
+	if cfg.hasRole("api") {
+		run, err := apiRole(cfg, settings, dialer, store, log.Named("api"))
+		if err != nil {
+			return usageError{err}
+		}
+		roles = append(roles, run)
+	}
+	err = runAll(ctx, roles)
 	log.Info("stopped")
 	return err
+}
+
+// runAll runs the roles until ctx is cancelled or one fails; a failure
+// stops the others.
+func runAll(ctx context.Context, roles []func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(roles))
+	for i, run := range roles {
+		wg.Go(func() {
+			if errs[i] = run(ctx); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// apiRole builds the public HTTP server: documents, snippet and ingest, with
+// the LISTEN/NOTIFY hub that wakes long-polls.
+func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, store *persistence.Store, log *zap.Logger) (func(context.Context) error, error) {
+	hub := persistence.NewHub(cfg.DatabaseURL, 2*time.Second, func(err error) { log.Warn("notification listener", zap.Error(err)) })
+	var producer api.Producer
+	var writer *kafka.Writer
+	if len(cfg.WriteKeys) > 0 {
+		writer = pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, dialer, log.Named("writer"))
+		producer = kafkaProducer{writer}
+	}
+	scriptURL := cfg.DeploymentScriptURL
+	if scriptURL == "" {
+		scriptURL = settings.ScriptURL()
+	}
+	rate := cfg.RateLimit
+	if rate == 0 {
+		rate = -1 // 0 disables the limit
+	}
+	server, err := api.New(api.Config{
+		AllowedOrigins:      cfg.AllowedOrigins,
+		WriteKeys:           cfg.WriteKeys,
+		DeploymentScriptURL: scriptURL,
+		MaxWaiters:          cfg.MaxWaiters,
+		RateLimit:           rate,
+		RateBurst:           int(4*rate) + 1,
+		ClientIPHeader:      cfg.ClientIPHeader,
+		Logger:              log,
+	}, store, hub, producer)
+	if err != nil {
+		return nil, err
+	}
+	httpServer := &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           server,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      45 * time.Second, // longer than the longest long-poll (30s)
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	return func(ctx context.Context) error {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("HTTP_ADDR: %w", err)
+		}
+		log.Info("http listening", zap.String("addr", ln.Addr().String()), zap.Bool("ingest", writer != nil))
+		hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopHub()
+		go func() { _ = hub.Run(hubCtx) }()
+		served := make(chan error, 1)
+		go func() { served <- httpServer.Serve(ln) }()
+		select {
+		case err := <-served:
+			return fmt.Errorf("http server: %w", err)
+		case <-ctx.Done():
+		}
+		server.Drain()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace/2)
+		defer cancel()
+		err = httpServer.Shutdown(shutdownCtx)
+		if writer != nil {
+			_ = writer.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// kafkaProducer adapts the kafka-go Writer to the API's Producer.
+type kafkaProducer struct{ w *kafka.Writer }
+
+func (p kafkaProducer) Produce(ctx context.Context, records []api.Record) error {
+	msgs := make([]kafka.Message, len(records))
+	for i, r := range records {
+		msgs[i] = kafka.Message{Key: r.Key, Value: r.Value}
+	}
+	return p.w.WriteMessages(ctx, msgs...)
 }
 
 // waitForPostgres pings until Postgres answers, with backoff, so that a

@@ -1,0 +1,207 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Documents is the document storage the API reads; *persistence.Store
+// satisfies it.
+type Documents interface {
+	// DocumentGet returns the unexpired document of a visitor as JSON, or an
+	// error wrapping mapping.ErrNotFound.
+	DocumentGet(ctx context.Context, anonymousID string) ([]byte, error)
+	// AppliedMissing returns those of messageIDs not yet applied.
+	AppliedMissing(ctx context.Context, messageIDs []string) ([]string, error)
+}
+
+// Notifier wakes long-polls when a batch concerning a visitor commits;
+// *persistence.Hub satisfies it.
+type Notifier interface {
+	// Subscribe returns a channel that receives when the visitor's state may
+	// have changed, and a function that ends the subscription.
+	Subscribe(anonymousID string) (<-chan struct{}, func())
+	// Watch calls fn with the visitors whose state may have changed (nil:
+	// any), before their subscribers are woken.
+	Watch(fn func(ids []string))
+}
+
+// Producer writes events to the topic and returns once Kafka acknowledged
+// all of them, or an error.
+type Producer interface {
+	Produce(ctx context.Context, records []Record) error
+}
+
+// Record is one event to produce.
+type Record struct {
+	Key, Value []byte
+}
+
+// Config configures the Server. Zero fields take the documented defaults.
+type Config struct {
+	// AllowedOrigins are the origins CORS allows ("*" for any). Default: none.
+	AllowedOrigins []string
+	// WriteKeys are the Segment write keys ingest accepts. Empty disables
+	// ingest (its paths answer 404).
+	WriteKeys []string
+	// DeploymentScriptURL is the deployment.js the snippet loads. Required
+	// to serve the snippet.
+	DeploymentScriptURL string
+
+	// MaxWait bounds wait=. Default: 30s.
+	MaxWait time.Duration
+	// DefaultAfterWait is the wait used when after= comes without wait=.
+	// Default: 10s.
+	DefaultAfterWait time.Duration
+	// RecheckInterval is how often a long-poll re-checks even without a
+	// notification, a safety net for notifications lost in a reconnect
+	// window. Default: 2s.
+	RecheckInterval time.Duration
+	// CacheSize bounds the documents kept in memory; a document is dropped
+	// as soon as a notification names its visitor. Negative disables the
+	// cache. Default: 10000.
+	CacheSize int
+	// MaxWaiters bounds concurrent long-polls; beyond it requests get 503.
+	// Default: 10000.
+	MaxWaiters int
+	// RateLimit is the document requests a second allowed per client, with
+	// bursts of RateBurst. Default: 5 and 20; negative disables.
+	RateLimit float64
+	RateBurst int
+	// ClientIPHeader names a header set by a trusted proxy whose first
+	// address identifies the client (e.g. X-Forwarded-For). Default: the
+	// connection's address.
+	ClientIPHeader string
+
+	// MaxEventBytes bounds one ingested event. Default: 32 KiB.
+	MaxEventBytes int
+	// MaxBatchBytes bounds one ingest request body. Default: 500 KiB.
+	MaxBatchBytes int
+	// MaxBatchEvents bounds the events of one batch. Default: 2500.
+	MaxBatchEvents int
+
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Logger receives the API's logs. Default: zap.NewNop().
+	Logger *zap.Logger
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.MaxWait, 30*time.Second)
+	def(&c.DefaultAfterWait, 10*time.Second)
+	def(&c.RecheckInterval, 2*time.Second)
+	if c.MaxWaiters <= 0 {
+		c.MaxWaiters = 10000
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 10000
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 5
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = 20
+	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = 32 << 10
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 500 << 10
+	}
+	if c.MaxBatchEvents <= 0 {
+		c.MaxBatchEvents = 2500
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Server is the public HTTP handler.
+type Server struct {
+	cfg      Config
+	docs     Documents
+	notifier Notifier
+	producer Producer
+	log      *zap.Logger
+	limiter  *rateLimiter
+	cache    *docCache
+	waiters  semaphore
+	snippet  []byte
+	draining chan struct{}
+	handler  http.Handler
+}
+
+// New returns the public handler. producer may be nil when WriteKeys is
+// empty.
+func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Server, error) {
+	cfg = cfg.withDefaults()
+	switch {
+	case docs == nil || notifier == nil:
+		return nil, errors.New("api: documents and notifier are required")
+	case len(cfg.WriteKeys) > 0 && producer == nil:
+		return nil, errors.New("api: a producer is required when write keys are set")
+	case cfg.DeploymentScriptURL == "":
+		return nil, errors.New("api: DeploymentScriptURL is required")
+	}
+	s := &Server{
+		cfg: cfg, docs: docs, notifier: notifier, producer: producer,
+		log:      cfg.Logger,
+		limiter:  newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
+		waiters:  make(semaphore, cfg.MaxWaiters),
+		cache:    newDocCache(cfg.CacheSize),
+		draining: make(chan struct{}),
+	}
+	notifier.Watch(s.cache.invalidate)
+	snippet, err := renderSnippet(cfg.DeploymentScriptURL)
+	if err != nil {
+		return nil, err
+	}
+	s.snippet = snippet
+	mux := http.NewServeMux()
+	route := func(method, path string, h http.HandlerFunc) {
+		mux.HandleFunc(method+" "+path, h)
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", method)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method, 0)
+		})
+	}
+	route("GET", "/v1/prechat/{anonymousId}", s.getDocument)
+	route("GET", "/v1/prechat.js", s.getSnippet)
+	if len(cfg.WriteKeys) > 0 {
+		for _, path := range ingestPaths {
+			route("POST", "/v1/"+path.name, s.ingest(path.typ))
+		}
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint", 0)
+	})
+	s.handler = s.cors(mux)
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Drain makes every current and future long-poll answer 503 with
+// Retry-After at once, so clients retry against another instance during a
+// shutdown.
+func (s *Server) Drain() {
+	select {
+	case <-s.draining:
+	default:
+		close(s.draining)
+	}
+}

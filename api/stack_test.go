@@ -1,0 +1,221 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/prechat/prechat/api"
+	"github.com/prechat/prechat/mapping"
+	"github.com/prechat/prechat/mapping/mappingtest"
+	"github.com/prechat/prechat/persistence"
+	"github.com/prechat/prechat/persistence/persistencetest"
+	"github.com/prechat/prechat/pipeline"
+	"github.com/prechat/prechat/pipeline/pipelinetest"
+)
+
+// testWriteKey is the write key every stack accepts.
+const testWriteKey = "test-write-key"
+
+// stack is the whole service for one test: a kfake broker with its own
+// topic, a Postgres database, a running consumer, the notification hub and
+// the API on an httptest server.
+type stack struct {
+	t       testing.TB
+	brokers []string
+	topic   string
+	store   *persistence.Store
+	hub     *persistence.Hub
+	writer  *kafka.Writer
+	server  *api.Server
+	http    *httptest.Server
+	url     string
+}
+
+// stackOptions adjust a stack; zero values take the defaults below.
+type stackOptions struct {
+	api          api.Config
+	noConsumer   bool
+	deploymentJS string
+	// extraRoutes are served beside the API (test pages, stand-in scripts).
+	extraRoutes map[string]http.Handler
+}
+
+func newStack(t testing.TB, opts stackOptions) *stack {
+	t.Helper()
+	s := &stack{t: t, topic: pipelinetest.Name(t, "topic")}
+	s.brokers = pipelinetest.NewCluster(t, 2, s.topic)
+	var dbURL string
+	s.store, dbURL = persistencetest.NewStore(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+	s.hub = persistence.NewHub(dbURL, 200*time.Millisecond, func(err error) { t.Logf("hub: %v", err) })
+	wg.Go(func() { _ = s.hub.Run(ctx) })
+	if !opts.noConsumer {
+		c, err := pipeline.New(pipeline.Config{
+			Brokers:           s.brokers,
+			Topic:             s.topic,
+			GroupID:           pipelinetest.Name(t, "group"),
+			Materializer:      &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute},
+			BatchTimeout:      5 * time.Millisecond,
+			MaxWait:           100 * time.Millisecond,
+			HeartbeatInterval: 200 * time.Millisecond,
+			Logger:            log.Named("consumer"),
+		}, s.store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { _ = c.Run(ctx) })
+	}
+	s.writer = pipeline.NewWriter(s.brokers, s.topic, nil, log.Named("writer"))
+	t.Cleanup(func() { _ = s.writer.Close() })
+
+	cfg := opts.api
+	if cfg.WriteKeys == nil {
+		cfg.WriteKeys = []string{testWriteKey}
+	}
+	if cfg.DeploymentScriptURL == "" {
+		cfg.DeploymentScriptURL = mappingtest.Settings().ScriptURL()
+		if opts.deploymentJS != "" {
+			cfg.DeploymentScriptURL = opts.deploymentJS
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.Named("api")
+	}
+	var producer api.Producer = writerProducer{s.writer}
+	if len(cfg.WriteKeys) == 0 {
+		producer = nil
+	}
+	server, err := api.New(cfg, s.store, s.hub, producer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.server = server
+	mux := http.NewServeMux()
+	for pattern, h := range opts.extraRoutes {
+		mux.Handle(pattern, h)
+	}
+	mux.Handle("/v1/", server)
+	s.http = httptest.NewServer(mux)
+	t.Cleanup(s.http.Close)
+	s.url = s.http.URL
+	return s
+}
+
+// writerProducer adapts a kafka-go Writer to api.Producer, as the
+// processor does.
+type writerProducer struct{ w *kafka.Writer }
+
+func (p writerProducer) Produce(ctx context.Context, records []api.Record) error {
+	msgs := make([]kafka.Message, len(records))
+	for i, r := range records {
+		msgs[i] = kafka.Message{Key: r.Key, Value: r.Value}
+	}
+	return p.w.WriteMessages(ctx, msgs...)
+}
+
+// response is a finished HTTP exchange.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+	took   time.Duration
+}
+
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body is not JSON: %v\n%s", err, r.body)
+	}
+	return m
+}
+
+// do sends a request to the stack and reads the whole answer.
+func (s *stack) do(method, path, body string, header map[string]string) response {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return response{status: res.StatusCode, header: res.Header, body: b, took: time.Since(start)}
+}
+
+// topicMessages returns every message in the stack's topic.
+func (s *stack) topicMessages() []kafka.Message {
+	s.t.Helper()
+	var out []kafka.Message
+	for p := range 2 {
+		conn, err := kafka.DialLeader(context.Background(), "tcp", s.brokers[0], s.topic, p)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		last, err := conn.ReadLastOffset()
+		conn.Close()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if last == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.brokers, Topic: s.topic, Partition: p, MaxWait: 100 * time.Millisecond})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for int64(len(out)) >= 0 {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				s.t.Fatalf("read partition %d: %v", p, err)
+			}
+			out = append(out, m)
+			if m.Offset == last-1 {
+				break
+			}
+		}
+		cancel()
+		r.Close()
+	}
+	return out
+}
+
+// events is a visitor's identify, group and conversation start, stamped now.
+func visitorEvents(anon string, now time.Time) (identify, group, start string) {
+	at := now.UTC().Format(time.RFC3339Nano)
+	identify = `{"type":"identify","messageId":"` + anon + `-i","anonymousId":"` + anon + `","userId":"` + anon + `-user","traits":{"email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","secret":"not mapped"},"timestamp":"` + at + `"}`
+	group = `{"type":"group","messageId":"` + anon + `-g","anonymousId":"` + anon + `","groupId":"acme","traits":{"website":"acme.test","revenue":100},"timestamp":"` + at + `"}`
+	start = `{"type":"track","messageId":"` + anon + `-c","anonymousId":"` + anon + `","event":"Live Chat Conversation Started","properties":{"caseStatus":"New","subject":"Shoes"},"timestamp":"` + at + `"}`
+	return identify, group, start
+}
+
+// apiConfigWithoutIngest is an API configuration with ingest disabled.
+func apiConfigWithoutIngest() api.Config { return api.Config{WriteKeys: []string{}} }
+
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

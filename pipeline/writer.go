@@ -1,0 +1,37 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// NewWriter returns the kafka-go Writer the ingest produces with: keyed
+// messages go to partitions by murmur2 (as Java clients and Segment's Kafka
+// destination do), every write waits for all in-sync replicas, and batches
+// are flushed after at most 2 ms so a request's latency stays low.
+// WriteMessages returns only once every message was acknowledged.
+func NewWriter(brokers []string, topic string, dialer *kafka.Dialer, log *zap.Logger) *kafka.Writer {
+	transport := &kafka.Transport{}
+	if dialer != nil {
+		transport.TLS = dialer.TLS
+		transport.SASL = dialer.SASLMechanism
+		transport.DialTimeout = dialer.Timeout
+	}
+	return &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 2 * time.Millisecond,
+		BatchSize:    1000,
+		BatchBytes:   16 << 20,
+		MaxAttempts:  3,
+		WriteTimeout: 10 * time.Second,
+		Transport:    transport,
+		Logger:       kafkaLogger(log, zapcore.DebugLevel),
+		ErrorLogger:  kafkaLogger(log, zapcore.WarnLevel),
+	}
+}
