@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -86,6 +89,11 @@ func TestConfigurationErrorsNameTheVariable(t *testing.T) {
 		{"bad sasl", append(base, "KAFKA_SASL_MECHANISM=gssapi"), nil, "KAFKA_SASL_MECHANISM:"},
 		{"sasl without user", append(base, "KAFKA_SASL_MECHANISM=plain"), nil, "KAFKA_SASL_USERNAME: required"},
 		{"unknown role", append(base, "ROLES=consumer,frobnicator"), nil, `ROLES: "frobnicator"`},
+		{"bad http address", append(base, "HTTP_ADDR=8080"), nil, `HTTP_ADDR: "8080" is not host:port`},
+		{"bad origin", append(base, "ALLOWED_ORIGINS=shop.example"), nil, `ALLOWED_ORIGINS: "shop.example" is not an origin`},
+		{"empty write key", append(base, "WRITE_KEYS=a,,b"), nil, "WRITE_KEYS: holds an empty key"},
+		{"negative rate limit", append(base, "RATE_LIMIT=-2"), nil, "RATE_LIMIT: -2 must not be negative"},
+		{"no waiters", append(base, "MAX_WAITERS=0"), nil, "MAX_WAITERS: 0 must be at least 1"},
 		{"missing settings file", base[:2], nil, "SETTINGS_FILE: required"},
 		{"invalid settings file", append(base, "SETTINGS_FILE="+bad), nil, "caseMappings[0].value.label: required"},
 		{"flag overrides env", base, []string{"--prechat-ttl=never"}, "PRECHAT_TTL:"},
@@ -171,7 +179,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "serve", "--log-level=debug")
 	cmd.Env = append(os.Environ(), "PRECHAT_TEST_RUN_MAIN=1",
 		"DATABASE_URL="+dbURL, "KAFKA_BROKERS="+strings.Join(brokers, ","), "KAFKA_TOPIC="+topic,
-		"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0")
+		"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2")
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -202,6 +210,39 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 		t.Errorf("an unmapped trait leaked into the document: %s", doc)
 	}
 
+	// The api role serves the document and ingests events.
+	m := regexp.MustCompile(`"msg":"http listening".*?"addr":"([^"]+)"`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no http listening line in the log:\n%s", stderr.String())
+	}
+	base := "http://" + m[1]
+	res, err := http.Get(base + "/v1/prechat/visitor-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"visitorName": "Ada Lovelace"`)) {
+		t.Fatalf("GET document: %d %s", res.StatusCode, body)
+	}
+	res, err = http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-2","event":"Live Chat Conversation Started","anonymousId":"visitor-2","messageId":"c2","properties":{"subject":"Socks"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("ingest: %d", res.StatusCode)
+	}
+	res, err = http.Get(base + "/v1/prechat/visitor-2?wait=20&after=c2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"value": "Socks"`)) {
+		t.Fatalf("document of the ingested conversation start: %d %s", res.StatusCode, body)
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +255,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 		t.Fatalf("processor did not stop within 20s of SIGTERM; log:\n%s", stderr.String())
 	}
 	log := stderr.String()
-	for _, want := range []string{`"msg":"starting"`, `"DATABASE_URL":"********"`, `"msg":"dead letter"`, `"msg":"stopped"`} {
+	for _, want := range []string{`"msg":"starting"`, `"DATABASE_URL":"********"`, `"WRITE_KEYS":"********"`, `"msg":"dead letter"`, `"msg":"stopped"`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %s", want)
 		}
