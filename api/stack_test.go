@@ -61,7 +61,11 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+	level := zap.InfoLevel
+	if _, bench := t.(*testing.B); bench {
+		level = zap.WarnLevel // benchmark logs are always printed
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(level))
 	s.hub = persistence.NewHub(dbURL, 200*time.Millisecond, func(err error) { t.Logf("hub: %v", err) })
 	wg.Go(func() { _ = s.hub.Run(ctx) })
 	if !opts.noConsumer {
