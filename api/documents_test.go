@@ -114,7 +114,9 @@ func TestAfterWaitsForTheRequestedEvents(t *testing.T) {
 	}
 	// The identify and group are not applied yet: after= waits for them.
 	done := make(chan response, 1)
-	go func() { done <- s.do("GET", "/v1/prechat/visitor-3?wait=20&after=visitor-3-c,visitor-3-i,visitor-3-g", "", nil) }()
+	go func() {
+		done <- s.do("GET", "/v1/prechat/visitor-3?wait=20&after=visitor-3-c,visitor-3-i,visitor-3-g", "", nil)
+	}()
 	time.Sleep(300 * time.Millisecond)
 	select {
 	case r := <-done:
