@@ -84,7 +84,10 @@ func (s *Server) pollParams(r *http.Request) (time.Duration, []string, error) {
 func (s *Server) check(ctx context.Context, anon string, after []string) (doc []byte, ready bool, err error) {
 	now := s.cfg.Now()
 	doc, cached := s.cache.get(anon, now)
-	if !cached {
+	if cached {
+		s.metrics.cache.WithLabelValues("hit").Inc()
+	} else {
+		s.metrics.cache.WithLabelValues("miss").Inc()
 		epoch := s.cache.epoch()
 		doc, err = s.docs.DocumentGet(ctx, anon)
 		if errors.Is(err, mapping.ErrNotFound) {

@@ -62,6 +62,13 @@ func (s *Server) ingest(typ string) http.HandlerFunc {
 			}
 		}
 		var ie *ingestError
+		result := "produced"
+		if errors.As(err, &ie) {
+			result = ie.code
+		} else if err != nil {
+			result = "bad_request"
+		}
+		s.metrics.ingested.WithLabelValues(result).Add(float64(max(len(records), 1)))
 		switch {
 		case err == nil:
 			w.Header().Set("Content-Type", "application/json")

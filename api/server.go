@@ -3,8 +3,12 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"go.uber.org/zap"
 )
@@ -84,6 +88,9 @@ type Config struct {
 	// MaxBatchEvents bounds the events of one batch. Default: 2500.
 	MaxBatchEvents int
 
+	// Registerer receives the API's Prometheus metrics. Default: none (kept
+	// private).
+	Registerer prometheus.Registerer
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 	// Logger receives the API's logs. Default: zap.NewNop().
@@ -138,6 +145,7 @@ type Server struct {
 	log      *zap.Logger
 	limiter  *rateLimiter
 	cache    *docCache
+	metrics  *metrics
 	waiters  semaphore
 	snippet  []byte
 	draining chan struct{}
@@ -164,6 +172,7 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 		cache:    newDocCache(cfg.CacheSize),
 		draining: make(chan struct{}),
 	}
+	s.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(len(s.waiters)) })
 	notifier.Watch(s.cache.invalidate)
 	snippet, err := renderSnippet(cfg.DeploymentScriptURL)
 	if err != nil {
@@ -172,7 +181,11 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 	s.snippet = snippet
 	mux := http.NewServeMux()
 	route := func(method, path string, h http.HandlerFunc) {
-		mux.HandleFunc(method+" "+path, h)
+		name := strings.TrimPrefix(path, "/v1/")
+		if strings.HasPrefix(name, "prechat/") {
+			name = "prechat/{anonymousId}"
+		}
+		mux.HandleFunc(method+" "+path, s.metrics.observe(name, h))
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", method)
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method, 0)
@@ -184,6 +197,12 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 		for _, path := range ingestPaths {
 			route("POST", "/v1/"+path.name, s.ingest(path.typ))
 		}
+		// analytics-next posts its own client metrics to {apiHost}/m; accept
+		// and discard them rather than answering 404 every 30 seconds.
+		route("POST", "/v1/m", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+			w.WriteHeader(http.StatusOK)
+		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint", 0)

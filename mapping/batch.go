@@ -18,6 +18,9 @@ type Batch struct {
 	DeadLetters []DeadLetter
 	// Positions are the next offsets per partition after this batch.
 	Positions []Position
+	// Suppressed counts, per suppressed id, the events of the batch dropped
+	// because they named it.
+	Suppressed map[string]int
 }
 
 // NewBatch returns an empty batch.

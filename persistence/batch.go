@@ -163,6 +163,16 @@ SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea
 ON CONFLICT (topic, "partition", "offset") DO NOTHING`, topics, parts, offs, keys, raws, reasons, times)
 	}
 
+	if len(b.Suppressed) > 0 {
+		ids := sortedKeys(b.Suppressed, cmp.Compare[string])
+		counts := make([]int64, len(ids))
+		for i, id := range ids {
+			counts[i] = int64(b.Suppressed[id])
+		}
+		batch.Queue(`
+UPDATE suppressions s SET dropped = s.dropped + u.n
+FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, counts)
+	}
 	if batch.Len() == 0 {
 		return nil
 	}

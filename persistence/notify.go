@@ -40,6 +40,11 @@ func notifyVisitors(ctx context.Context, tx pgx.Tx, b *mapping.Batch, written []
 	for _, a := range b.Applied {
 		add(a.AnonymousID)
 	}
+	return notifyIDs(ctx, tx, ids)
+}
+
+// notifyIDs queues notifications naming ids, chunked under the payload limit.
+func notifyIDs(ctx context.Context, tx pgx.Tx, ids []string) error {
 	var payloads []string
 	var cur strings.Builder
 	for _, id := range ids {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -60,6 +61,9 @@ type Config struct {
 
 	// Logger receives the consumer's logs. Default: zap.NewNop().
 	Logger *zap.Logger
+	// Registerer receives the consumer's Prometheus metrics. Default: none
+	// (kept private).
+	Registerer prometheus.Registerer
 	// OnBatch, if set, is called after each committed batch.
 	OnBatch func(BatchInfo)
 }

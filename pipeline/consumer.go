@@ -23,14 +23,18 @@ type Store interface {
 	// OffsetsGet returns the stored next offset per partition of a group's
 	// topic.
 	OffsetsGet(ctx context.Context, group, topic string) (map[int]int64, error)
+	// Suppressed returns which of ids are suppressed (processor forget):
+	// events naming them are dropped.
+	Suppressed(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
 // Consumer applies a topic's events to a Store as a member of a consumer
 // group. See the package documentation for its delivery contract.
 type Consumer struct {
-	cfg   Config
-	store Store
-	log   *zap.Logger
+	cfg     Config
+	store   Store
+	log     *zap.Logger
+	metrics *metrics
 }
 
 // New validates the configuration and returns a Consumer.
@@ -42,7 +46,8 @@ func New(cfg Config, store Store) (*Consumer, error) {
 		return nil, errors.New("pipeline: store is required")
 	}
 	cfg = cfg.withDefaults()
-	return &Consumer{cfg: cfg, store: store, log: cfg.Logger.With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID))}, nil
+	return &Consumer{cfg: cfg, store: store, metrics: newMetrics(cfg.Registerer),
+		log: cfg.Logger.With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID))}, nil
 }
 
 // Run consumes until ctx is cancelled, then finishes or abandons the batch
@@ -193,6 +198,7 @@ func (c *Consumer) fetch(ctx context.Context, partition int, offset int64, out c
 // pending is a decoded batch on its way to the store.
 type pending struct {
 	batch    *mapping.Batch
+	tally    tally
 	messages int
 	start    time.Time
 }
@@ -209,6 +215,7 @@ func (c *Consumer) batches(ctx, fctx context.Context, gen *kafka.Generation, msg
 	})
 	defer wg.Wait()
 	for p := range ready {
+		applyStart := time.Now()
 		res, err := c.apply(ctx, fctx, p.batch, log)
 		if err != nil {
 			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", p.messages), zap.Error(err))
@@ -225,6 +232,7 @@ func (c *Consumer) batches(ctx, fctx context.Context, gen *kafka.Generation, msg
 		}
 		log.Debug("batch committed", zap.Int("messages", info.Messages), zap.Int("dead_letters", info.DeadLetters),
 			zap.Int("documents", res.Documents), zap.String("positions", positionsString(p.batch.Positions)), zap.Duration("took", info.Took))
+		c.observe(p, res, time.Since(applyStart))
 		if c.cfg.OnBatch != nil {
 			c.cfg.OnBatch(info)
 		}
@@ -259,10 +267,38 @@ func (c *Consumer) collect(ctx context.Context, msgs <-chan kafka.Message, ready
 			}
 		}
 		timer.Stop()
+		msgs, ids := decodeAll(buf)
+		var suppressed map[string]bool
+		if len(ids) > 0 {
+			if err := c.retry(ctx, "read suppressions", c.log, func() error {
+				var err error
+				suppressed, err = c.store.Suppressed(ctx, ids)
+				return err
+			}); err != nil {
+				return
+			}
+		}
+		b, t := batchOf(c.cfg.GroupID, msgs, suppressed)
 		select {
-		case ready <- pending{batch: batchOf(c.cfg.GroupID, buf), messages: len(buf), start: start}:
+		case ready <- pending{batch: b, tally: t, messages: len(buf), start: start}:
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// observe records a committed batch in the metrics.
+func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duration) {
+	m := c.metrics
+	for k, n := range p.tally.outcomes {
+		m.events.WithLabelValues(k[0], k[1]).Add(float64(n))
+	}
+	m.batchSize.Observe(float64(p.messages))
+	m.apply.Observe(took.Seconds())
+	m.documents.Add(float64(res.Documents))
+	for _, pos := range p.batch.Positions {
+		if hw, ok := p.tally.highWaters[pos.Partition]; ok && hw > 0 {
+			m.setLag(pos.Topic, pos.Partition, hw-pos.NextOffset)
 		}
 	}
 }
@@ -293,6 +329,7 @@ func (c *Consumer) retry(ctx context.Context, what string, log *zap.Logger, fn f
 		if ctx.Err() != nil {
 			return err
 		}
+		c.metrics.retries.Inc()
 		log.Warn(what+" failed; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
 		if !sleep(ctx, backoff) {
 			return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
@@ -32,6 +33,8 @@ type testBundle struct {
 	mat     *mapping.Materializer
 	now     time.Time
 
+	// registerer receives the next started consumer's metrics.
+	registerer prometheus.Registerer
 	// logs records the consumers' log entries.
 	logs     zapcore.Core
 	observed *observer.ObservedLogs
@@ -93,6 +96,7 @@ func (tb *testBundle) start(t *testing.T, batchSize int) (stop func()) {
 		JoinGroupBackoff:  200 * time.Millisecond,
 		RetryMin:          20 * time.Millisecond,
 		RetryMax:          200 * time.Millisecond,
+		Registerer:        tb.registerer,
 		Logger:            zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), tb.logs)).Named("consumer"),
 	}, recordingStore{tb.store, tb})
 	if err != nil {
@@ -385,7 +389,7 @@ func TestConsumerWaitsOutAPostgresOutageAndLosesNothing(t *testing.T) {
 
 	// The consumer must keep retrying, not drop the batch or give up.
 	deadline := time.Now().Add(20 * time.Second)
-	for tb.observed.FilterMessage("apply batch failed; retrying").Len() < 3 {
+	for tb.observed.FilterMessageSnippet("failed; retrying").Len() < 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no retries observed while Postgres was unavailable")
 		}
@@ -398,4 +402,69 @@ func TestConsumerWaitsOutAPostgresOutageAndLosesNothing(t *testing.T) {
 	if n := tb.observed.FilterMessage("batch abandoned; its messages will be consumed again").Len(); n != 0 {
 		t.Fatalf("%d batches abandoned during the outage", n)
 	}
+}
+
+func TestConsumerDropsEventsOfForgottenIDsAndCountsThem(t *testing.T) {
+	tb := setup(t, 2)
+	reg := prometheus.NewRegistry()
+	tb.registerer = reg
+	at := tb.now.Format(time.RFC3339Nano)
+	if _, err := tb.store.Forget(context.Background(), mapping.KindUser, "gone-user"); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Produce(t, tb.brokers, tb.topic,
+		[]byte(`{"type":"identify","messageId":"s1","userId":"gone-user","traits":{"email":"x@example.com"},"timestamp":"`+at+`"}`),
+		[]byte(`{"type":"track","messageId":"s2","anonymousId":"kept","userId":"gone-user","event":"Live Chat Conversation Started","timestamp":"`+at+`"}`),
+		[]byte(`{"type":"identify","messageId":"s3","userId":"kept-user","traits":{"email":"y@example.com"},"timestamp":"`+at+`"}`),
+		[]byte(`not json`),
+	)
+	tb.start(t, 10)
+	tb.waitConsumed(t, 4)
+	if n := eventsCount(t, reg, "identify", "suppressed") + eventsCount(t, reg, "track", "suppressed"); n != 2 {
+		t.Fatalf("suppressed events counted %v, want 2", n)
+	}
+	if n := eventsCount(t, reg, "identify", "applied"); n != 1 {
+		t.Fatalf("applied identifies counted %v, want 1", n)
+	}
+	if n := eventsCount(t, reg, "invalid", "dead_letter"); n != 1 {
+		t.Fatalf("dead letters counted %v, want 1", n)
+	}
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.applications["s1"] != 0 || tb.applications["s2"] != 0 || tb.applications["s3"] != 1 {
+		t.Fatalf("applications %v: the forgotten user's events must be dropped, the others applied", tb.applications)
+	}
+	conn, err := pgx.Connect(context.Background(), tb.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var dropped int64
+	if err := conn.QueryRow(context.Background(), `SELECT dropped FROM suppressions WHERE id = 'gone-user'`).Scan(&dropped); err != nil || dropped != 2 {
+		t.Fatalf("suppressions.dropped = %d (%v), want 2", dropped, err)
+	}
+}
+
+// eventsCount reads prechat_events_total{type, outcome} from reg.
+func eventsCount(t *testing.T, reg *prometheus.Registry, typ, outcome string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "prechat_events_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["type"] == typ && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -9,22 +9,78 @@ import (
 	"github.com/prechat/prechat/mapping"
 )
 
-// batchOf decodes and reduces messages into one unit of work: valid events
-// fold into the batch's state, invalid ones become dead letters with the
-// reason, and each partition's position moves past its last message.
-func batchOf(group string, msgs []kafka.Message) *mapping.Batch {
-	b := mapping.NewBatch()
-	next := map[string]map[int]int64{}
+// tally counts a batch's messages by event type and outcome, and keeps each
+// partition's high watermark, for the metrics.
+type tally struct {
+	outcomes   map[[2]string]int
+	highWaters map[int]int64
+}
+
+// decoded is one message with its event, or the reason it is a dead letter.
+type decoded struct {
+	msg   *kafka.Message
+	event mapping.Event
+	err   error
+}
+
+// decodeAll decodes messages and lists the ids they name (anonymousId,
+// userId, previousId), for the suppression check.
+func decodeAll(msgs []kafka.Message) ([]decoded, []string) {
+	out := make([]decoded, len(msgs))
+	seen := map[string]bool{}
+	var ids []string
 	for i := range msgs {
 		m := &msgs[i]
 		e, err := mapping.Decode(m.Value, fallbackID(m))
+		out[i] = decoded{msg: m, event: e, err: err}
 		if err != nil {
+			continue
+		}
+		for _, id := range []string{e.AnonymousID, e.UserID, e.PreviousID} {
+			if id != "" && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	return out, ids
+}
+
+// batchOf reduces decoded messages into one unit of work: valid events fold
+// into the batch's state, invalid ones become dead letters with the reason,
+// events naming a suppressed id are dropped, and each partition's position
+// moves past its last message.
+func batchOf(group string, msgs []decoded, suppressed map[string]bool) (*mapping.Batch, tally) {
+	b := mapping.NewBatch()
+	t := tally{outcomes: map[[2]string]int{}, highWaters: map[int]int64{}}
+	next := map[string]map[int]int64{}
+	for _, d := range msgs {
+		m, e := d.msg, &d.event
+		t.highWaters[m.Partition] = max(t.highWaters[m.Partition], m.HighWaterMark)
+		switch {
+		case d.err != nil:
 			b.DeadLetters = append(b.DeadLetters, mapping.DeadLetter{
 				Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
-				Key: m.Key, Raw: m.Value, Reason: err.Error(), Time: m.Time,
+				Key: m.Key, Raw: m.Value, Reason: d.err.Error(), Time: m.Time,
 			})
-		} else {
-			b.Add(&e, m.Time)
+			t.outcomes[[2]string{"invalid", "dead_letter"}]++
+		case suppressed[e.AnonymousID] || suppressed[e.UserID] || suppressed[e.PreviousID]:
+			t.outcomes[[2]string{string(e.Type), "suppressed"}]++
+			if b.Suppressed == nil {
+				b.Suppressed = map[string]int{}
+			}
+			for _, id := range []string{e.AnonymousID, e.UserID, e.PreviousID} {
+				if suppressed[id] {
+					b.Suppressed[id]++
+				}
+			}
+		default:
+			b.Add(e, m.Time)
+			outcome := "applied"
+			if !e.Tracked() {
+				outcome = "ignored"
+			}
+			t.outcomes[[2]string{string(e.Type), outcome}]++
 		}
 		if next[m.Topic] == nil {
 			next[m.Topic] = map[int]int64{}
@@ -38,7 +94,7 @@ func batchOf(group string, msgs []kafka.Message) *mapping.Batch {
 			b.Positions = append(b.Positions, mapping.Position{Group: group, Topic: topic, Partition: p, NextOffset: off})
 		}
 	}
-	return b
+	return b, t
 }
 
 // fallbackID names a message that carries no messageId by its place in the

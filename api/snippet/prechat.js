@@ -32,10 +32,9 @@
   var busy, inited, hooked;
   var applied = null;
 
-  if (!base) {
-    if (!me || !/\/v1\/prechat\.js/.test(me.src)) me = d.querySelector('script[src*="/v1/prechat.js"]');
-    base = me ? me.src.replace(/\/v1\/prechat\.js.*$/, "") : "";
-  }
+  // The API is where this script came from; an inline copy uses the page's
+  // own origin.
+  if (base == null) base = me && me.src ? me.src.replace(/\/v1\/prechat\.js.*$/, "") : "";
   base = String(base).replace(/\/+$/, "");
   if (cfg.onError) errFns.push(cfg.onError);
   if (cfg.onApplied) okFns.push(cfg.onApplied);
@@ -125,11 +124,13 @@
     };
     try {
       o = o || {};
-      if (applied || busy) return end(), p;
+      if (applied || busy) {
+        if (resolve) resolve(applied);
+        return p;
+      }
       var id = clean(o.anonymousId) || anonymousId();
-      var after = [].concat(o.after || []);
-      var wait = o.wait != null ? o.wait : cfg.wait != null ? cfg.wait : 10;
-      wait = Math.max(0, Math.min(30, +wait || 0));
+      var after = [].concat(o.after || []).slice(-20);
+      var wait = Math.max(0, Math.min(30, +(o.wait != null ? o.wait : cfg.wait != null ? cfg.wait : 10) || 0));
       if (!id) return end("no anonymousId"), p;
       busy = true;
       var url = base + "/v1/prechat/" + encodeURIComponent(id) + "?wait=" + wait +
@@ -168,8 +169,7 @@
       if (e.messageId && (t == "identify" || t == "group" || (t == "track" && e.event == "Live Chat Conversation Started"))) {
         ids.push(String(e.messageId));
         if (t == "track") {
-          var after = ids.slice(-20);
-          setTimeout(function () { start({ anonymousId: e.anonymousId, after: after }); }, 0);
+          setTimeout(function () { start({ anonymousId: e.anonymousId, after: ids }); }, 0);
         }
       }
     } catch (x) {}

@@ -52,6 +52,13 @@ type Config struct {
 	// ShutdownGrace bounds the clean stop after SIGTERM.
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"20s"`
 
+	// AdminAddr serves /healthz, /readyz, /metrics and /debug/pprof.
+	AdminAddr string `env:"ADMIN_ADDR" envDefault:":9090"`
+	// ExpiryInterval is how often expired documents and old bookkeeping are deleted (consumer role).
+	ExpiryInterval time.Duration `env:"EXPIRY_INTERVAL" envDefault:"1m"`
+	// AppliedRetention is how long applied messageIds are kept for read-your-writes.
+	AppliedRetention time.Duration `env:"APPLIED_RETENTION" envDefault:"24h"`
+
 	// HTTPAddr is the public HTTP address (api role).
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
 	// WriteKeys are the accepted Segment write keys, comma separated; empty disables ingest.
@@ -79,7 +86,7 @@ var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS"}
 
 // loadConfig reads the environment, lets flags override it and parses the
 // result. Unknown flags and malformed values are errors naming the variable.
-func loadConfig(name string, args []string, environ []string, stderr io.Writer) (*Config, []string, error) {
+func loadConfig(name string, args []string, environ []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*Config, []string, error) {
 	params, err := env.GetFieldParams(&Config{})
 	if err != nil {
 		return nil, nil, err
@@ -99,6 +106,9 @@ func loadConfig(name string, args []string, environ []string, stderr io.Writer) 
 			usage += " (default " + p.DefaultValue + ")"
 		}
 		flags[p.Key] = fs.String(flagName(p.Key), "", usage)
+	}
+	for _, add := range extra {
+		add(fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
@@ -174,6 +184,17 @@ func (c *Config) Validate(needs ...string) error {
 		}
 		if err := c.validateSASL(); err != nil {
 			return err
+		}
+	}
+	if need("kafka") {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			return fmt.Errorf("ADMIN_ADDR: %q is not host:port", c.AdminAddr)
+		}
+		if c.ExpiryInterval <= 0 {
+			return fmt.Errorf("EXPIRY_INTERVAL: %s must be positive", c.ExpiryInterval)
+		}
+		if c.AppliedRetention < time.Minute {
+			return fmt.Errorf("APPLIED_RETENTION: %s must be at least 1m", c.AppliedRetention)
 		}
 	}
 	if need("settings") {

@@ -7,6 +7,8 @@
 //	processor serve                  run the consumer (ROLES)
 //	processor migrate [up|status]    apply or show the schema migrations
 //	processor settings check FILE    validate a settings file, print what it maps
+//	processor forget ...             delete a person's data, suppress later events
+//	processor deadletters list|requeue
 //
 // Configuration comes from the environment (see the README); every variable
 // has a flag of the same name in lower case with dashes (--database-url).
@@ -29,6 +31,11 @@ Usage:
   processor serve                  run the consumer (roles from ROLES)
   processor migrate [up|status]    apply pending schema migrations, or list them
   processor settings check FILE    validate a destination settings file and print what it maps
+  processor forget --user-id ID | --anonymous-id ID [--lift]
+                                   delete what is held about a person, suppress later events
+  processor deadletters list [--limit N] [--pending]
+  processor deadletters requeue ID... | --all-pending
+                                   show dead letters, or produce them to the topic again
 
 Configuration is read from the environment; each variable also has a flag
 (DATABASE_URL is --database-url). Run "processor COMMAND -h" for the list.
@@ -58,6 +65,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		err = migrateCmd(ctx, rest, environ, stdout, stderr)
 	case "settings":
 		err = settingsCmd(rest, stdout, stderr)
+	case "forget":
+		err = forgetCmd(ctx, rest, environ, stdout, stderr)
+	case "deadletters":
+		err = deadLettersCmd(ctx, rest, environ, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -56,7 +57,10 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return err
 	}
 
-	var roles []func(context.Context) error
+	reg := newRegistry()
+	roles := []func(context.Context) error{
+		adminRole(cfg, &readiness{store: store, dialer: dialer, cfg: cfg}, reg, log.Named("admin")),
+	}
 	if cfg.hasRole("consumer") {
 		consumer, err := pipeline.New(pipeline.Config{
 			Brokers:       cfg.brokers(),
@@ -69,14 +73,15 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 			StartOffset:   cfg.startOffset(),
 			ShutdownGrace: cfg.ShutdownGrace / 2,
 			Logger:        log.Named("pipeline"),
+			Registerer:    reg,
 		}, store)
 		if err != nil {
 			return usageError{err}
 		}
-		roles = append(roles, consumer.Run)
+		roles = append(roles, consumer.Run, expiryRole(cfg, store, log.Named("expiry")))
 	}
 	if cfg.hasRole("api") {
-		run, err := apiRole(cfg, settings, dialer, store, log.Named("api"))
+		run, err := apiRole(cfg, settings, dialer, store, reg, log.Named("api"))
 		if err != nil {
 			return usageError{err}
 		}
@@ -107,7 +112,7 @@ func runAll(ctx context.Context, roles []func(context.Context) error) error {
 
 // apiRole builds the public HTTP server: documents, snippet and ingest, with
 // the LISTEN/NOTIFY hub that wakes long-polls.
-func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, store *persistence.Store, log *zap.Logger) (func(context.Context) error, error) {
+func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, store *persistence.Store, reg prometheus.Registerer, log *zap.Logger) (func(context.Context) error, error) {
 	hub := persistence.NewHub(cfg.DatabaseURL, 2*time.Second, func(err error) { log.Warn("notification listener", zap.Error(err)) })
 	var producer api.Producer
 	var writer *kafka.Writer
@@ -131,6 +136,7 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 		RateLimit:           rate,
 		RateBurst:           int(4*rate) + 1,
 		ClientIPHeader:      cfg.ClientIPHeader,
+		Registerer:          reg,
 		Logger:              log,
 	}, store, hub, producer)
 	if err != nil {

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/prechat/prechat/persistence"
+)
+
+// newRegistry is the process's Prometheus registry, with Go runtime and
+// process metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// readiness checks what the processor depends on, at most once a second.
+type readiness struct {
+	store  *persistence.Store
+	dialer *kafka.Dialer
+	cfg    *Config
+
+	mu      sync.Mutex
+	checked time.Time
+	status  map[string]string
+	ok      bool
+}
+
+// check returns each dependency's state ("ok" or the error) and whether all
+// are ok.
+func (r *readiness) check(ctx context.Context) (map[string]string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.checked) < time.Second {
+		return r.status, r.ok
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	status := map[string]string{"postgres": "ok", "schema": "ok", "kafka": "ok"}
+	if err := r.store.Ping(ctx); err != nil {
+		status["postgres"] = err.Error()
+		status["schema"] = "unknown"
+	} else if err := checkSchema(ctx, r.store); err != nil {
+		status["schema"] = err.Error()
+	}
+	if err := r.kafka(ctx); err != nil {
+		status["kafka"] = err.Error()
+	}
+	r.ok = status["postgres"] == "ok" && status["schema"] == "ok" && status["kafka"] == "ok"
+	r.status, r.checked = status, time.Now()
+	return status, r.ok
+}
+
+// kafka dials a broker and reads the topic's partitions.
+func (r *readiness) kafka(ctx context.Context) error {
+	var lastErr error
+	for _, b := range r.cfg.brokers() {
+		conn, err := r.dialer.DialContext(ctx, "tcp", b)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(dl)
+		}
+		parts, err := conn.ReadPartitions(r.cfg.KafkaTopic)
+		conn.Close()
+		if err != nil {
+			return fmt.Errorf("topic %s: %w", r.cfg.KafkaTopic, err)
+		}
+		if len(parts) == 0 {
+			return fmt.Errorf("topic %s has no partitions", r.cfg.KafkaTopic)
+		}
+		return nil
+	}
+	return fmt.Errorf("no broker reachable: %w", lastErr)
+}
+
+// adminRole serves /healthz, /readyz, /metrics and /debug/pprof on
+// ADMIN_ADDR, never on the public port.
+func adminRole(cfg *Config, ready *readiness, reg *prometheus.Registry, log *zap.Logger) func(context.Context) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		status, ok := ready.check(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(status)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(log)}
+	return func(ctx context.Context) error {
+		ln, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			return fmt.Errorf("ADMIN_ADDR: %w", err)
+		}
+		log.Info("admin listening", zap.String("addr", ln.Addr().String()))
+		served := make(chan error, 1)
+		go func() { served <- server.Serve(ln) }()
+		select {
+		case err := <-served:
+			return fmt.Errorf("admin server: %w", err)
+		case <-ctx.Done():
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		return server.Shutdown(sctx)
+	}
+}
+
+// expiryRole deletes expired documents, conversations and applied-message
+// records every EXPIRY_INTERVAL.
+func expiryRole(cfg *Config, store *persistence.Store, log *zap.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := time.NewTicker(cfg.ExpiryInterval)
+		defer t.Stop()
+		for {
+			rep, err := store.Expire(ctx, cfg.PrechatTTL, cfg.AppliedRetention)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn("expiry failed; will retry", zap.Error(err))
+			case err == nil && rep != (persistence.ExpireReport{}):
+				log.Info("expired", zap.Int64("documents", rep.Documents), zap.Int64("conversations", rep.Conversations), zap.Int64("applied_messages", rep.AppliedMessages))
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/prechat/prechat/mapping"
+)
+
+// ForgetReport says what Forget deleted.
+type ForgetReport struct {
+	// AnonymousIDs and UserIDs are the ids forgotten: the one asked for and
+	// every id linked to it.
+	AnonymousIDs, UserIDs []string
+	// Deleted counts the rows deleted per table.
+	Deleted map[string]int64
+}
+
+// Forget deletes everything held about a person — traits, identity links,
+// memberships, conversation starts, documents and applied-message records of
+// the id and of every id linked to it — and suppresses all those ids, so that
+// later events naming them are dropped until Lift. Group traits are kept:
+// they describe the group, not the person.
+func (s *Store) Forget(ctx context.Context, kind mapping.Kind, id string) (ForgetReport, error) {
+	if kind != mapping.KindUser && kind != mapping.KindAnonymous {
+		return ForgetReport{}, fmt.Errorf("forget: kind must be user or anonymous, not %q", kind)
+	}
+	if id == "" {
+		return ForgetReport{}, errors.New("forget: the id is empty")
+	}
+	var rep ForgetReport
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		// Serialise with the document phase of concurrent batches.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, documentsLock); err != nil {
+			return err
+		}
+		anons, users, err := linkedIDs(ctx, tx, kind, id)
+		if err != nil {
+			return err
+		}
+		rep = ForgetReport{AnonymousIDs: anons, UserIDs: users, Deleted: map[string]int64{}}
+		deletes := []struct{ table, sql string }{
+			{"traits", `DELETE FROM traits WHERE (subject_kind = 'anonymous' AND subject_id = ANY($1)) OR (subject_kind = 'user' AND subject_id = ANY($2))`},
+			{"identity_links", `DELETE FROM identity_links WHERE anonymous_id = ANY($1) OR user_id = ANY($2)`},
+			{"group_memberships", `DELETE FROM group_memberships WHERE (member_kind = 'anonymous' AND member_id = ANY($1)) OR (member_kind = 'user' AND member_id = ANY($2))`},
+			{"conversations", `DELETE FROM conversations WHERE anonymous_id = ANY($1) AND $2::text[] IS NOT NULL`},
+			{"prechat_documents", `DELETE FROM prechat_documents WHERE anonymous_id = ANY($1) AND $2::text[] IS NOT NULL`},
+			{"applied_messages", `DELETE FROM applied_messages WHERE anonymous_id = ANY($1) OR user_id = ANY($2)`},
+		}
+		for _, d := range deletes {
+			tag, err := tx.Exec(ctx, d.sql, anons, users)
+			if err != nil {
+				return fmt.Errorf("delete from %s: %w", d.table, err)
+			}
+			rep.Deleted[d.table] = tag.RowsAffected()
+		}
+		_, err = tx.Exec(ctx, `
+INSERT INTO suppressions (id, kind, forgotten_as)
+SELECT u.id, u.kind, $3 FROM (
+    SELECT unnest($1::text[]) AS id, 'anonymous' AS kind
+    UNION ALL SELECT unnest($2::text[]), 'user'
+) u
+ON CONFLICT (id) DO NOTHING`, anons, users, id)
+		if err != nil {
+			return fmt.Errorf("record suppressions: %w", err)
+		}
+		return notifyIDs(ctx, tx, anons)
+	})
+	if err != nil {
+		return ForgetReport{}, fmt.Errorf("forget %s %s: %w", kind, id, err)
+	}
+	return rep, nil
+}
+
+// linkedIDs closes {id} over identity links: a visitor's users, their other
+// visitors, and so on.
+func linkedIDs(ctx context.Context, tx pgx.Tx, kind mapping.Kind, id string) (anons, users []string, err error) {
+	if kind == mapping.KindAnonymous {
+		anons = []string{id}
+	} else {
+		users = []string{id}
+	}
+	for {
+		rows, err := tx.Query(ctx, `
+SELECT anonymous_id, user_id FROM identity_links WHERE anonymous_id = ANY($1) OR user_id = ANY($2)`, anons, users)
+		if err != nil {
+			return nil, nil, fmt.Errorf("resolve linked ids: %w", err)
+		}
+		grew := false
+		var a, u string
+		_, err = pgx.ForEachRow(rows, []any{&a, &u}, func() error {
+			if !slices.Contains(anons, a) {
+				anons, grew = append(anons, a), true
+			}
+			if !slices.Contains(users, u) {
+				users, grew = append(users, u), true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("resolve linked ids: %w", err)
+		}
+		if !grew {
+			slices.Sort(anons)
+			slices.Sort(users)
+			return anons, users, nil
+		}
+	}
+}
+
+// Lift removes the suppressions recorded when id was forgotten, and returns
+// the ids lifted.
+func (s *Store) Lift(ctx context.Context, id string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `DELETE FROM suppressions WHERE forgotten_as = $1 OR id = $1 RETURNING id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("lift suppression of %s: %w", id, err)
+	}
+	lifted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("lift suppression of %s: %w", id, err)
+	}
+	slices.Sort(lifted)
+	return lifted, nil
+}
+
+// Suppressed returns which of ids are suppressed.
+func (s *Store) Suppressed(ctx context.Context, ids []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM suppressions WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read suppressions: %w", err)
+	}
+	out := map[string]bool{}
+	var id string
+	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+		out[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read suppressions: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,59 @@
+package pipeline
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the consumer's Prometheus metrics.
+type metrics struct {
+	events    *prometheus.CounterVec
+	batchSize prometheus.Histogram
+	apply     prometheus.Histogram
+	lag       *prometheus.GaugeVec
+	documents prometheus.Counter
+	retries   prometheus.Counter
+}
+
+// newMetrics registers the consumer's metrics with reg; a nil reg keeps them
+// private (tests, several consumers in one process).
+func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prechat_events_total",
+			Help: "Kafka messages consumed, by event type and outcome (applied, ignored, suppressed, dead_letter).",
+		}, []string{"type", "outcome"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "prechat_batch_messages",
+			Help:    "Messages per committed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		apply: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "prechat_batch_apply_seconds",
+			Help:    "Time to commit a batch to Postgres (one transaction), retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.002, 2, 14),
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "prechat_consumer_lag",
+			Help: "Messages behind the partition's high watermark after the last committed batch.",
+		}, []string{"topic", "partition"}),
+		documents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prechat_documents_written_total",
+			Help: "Pre-chat documents written (created or changed).",
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prechat_retries_total",
+			Help: "Failed attempts to reach Postgres or Kafka that were retried.",
+		}),
+	}
+	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries)
+	return m
+}
+
+func (m *metrics) setLag(topic string, partition int, lag int64) {
+	m.lag.WithLabelValues(topic, strconv.Itoa(partition)).Set(float64(max(lag, 0)))
+}
