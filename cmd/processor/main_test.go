@@ -179,7 +179,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "serve", "--log-level=debug")
 	cmd.Env = append(os.Environ(), "PRECHAT_TEST_RUN_MAIN=1",
 		"DATABASE_URL="+dbURL, "KAFKA_BROKERS="+strings.Join(brokers, ","), "KAFKA_TOPIC="+topic,
-		"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2")
+		"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2")
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -241,6 +241,47 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"value": "Socks"`)) {
 		t.Fatalf("document of the ingested conversation start: %d %s", res.StatusCode, body)
+	}
+
+	// The admin port: health, readiness, metrics and pprof, none of them public.
+	m = regexp.MustCompile(`"msg":"admin listening".*?"addr":"([^"]+)"`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no admin listening line in the log")
+	}
+	admin := "http://" + m[1]
+	for path, want := range map[string]string{
+		"/healthz":      `"status":"ok"`,
+		"/readyz":       `{"kafka":"ok","postgres":"ok","schema":"ok"}`,
+		"/metrics":      `prechat_events_total{outcome="applied",type="identify"} 1`,
+		"/debug/pprof/": "goroutine",
+	} {
+		res, err := http.Get(admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(want)) {
+			t.Errorf("admin %s: %d, want 200 with %s; got:\n%.2000s", path, res.StatusCode, want, body)
+		}
+	}
+	metrics, _ := http.Get(admin + "/metrics")
+	mbody, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	for _, want := range []string{`prechat_events_total{outcome="dead_letter",type="invalid"} 1`, "prechat_consumer_lag{", "prechat_documents_written_total", "prechat_http_request_seconds_count{code=\"200\",route=\"prechat/{anonymousId}\"}", `prechat_ingest_events_total{result="produced"} 1`, "prechat_waiters 0", "prechat_batch_apply_seconds_bucket"} {
+		if !bytes.Contains(mbody, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, path := range []string{"/metrics", "/healthz", "/debug/pprof/"} {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("public port serves %s: %d", path, res.StatusCode)
+		}
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
