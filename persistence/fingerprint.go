@@ -35,3 +35,18 @@ func (s *Store) Fingerprint(ctx context.Context) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// Empty reports whether the database holds no state at all: no traits,
+// links, memberships, conversations, documents, applied events, dead
+// letters or offsets. A rebuild refuses to write into anything else.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	var any bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM traits) OR EXISTS (SELECT 1 FROM identity_links)
+    OR EXISTS (SELECT 1 FROM group_memberships) OR EXISTS (SELECT 1 FROM conversations)
+    OR EXISTS (SELECT 1 FROM prechat_documents) OR EXISTS (SELECT 1 FROM applied_messages)
+    OR EXISTS (SELECT 1 FROM dead_letters) OR EXISTS (SELECT 1 FROM kafka_offsets)`).Scan(&any)
+	if err != nil {
+		return false, fmt.Errorf("check the database is empty: %w", err)
+	}
+	return !any, nil
+}

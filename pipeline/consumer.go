@@ -35,6 +35,9 @@ type Consumer struct {
 	store   Store
 	log     *zap.Logger
 	metrics *metrics
+	// noPositions leaves positions out of batches (a replay that must not
+	// move the live group's offsets).
+	noPositions bool
 }
 
 // New validates the configuration and returns a Consumer.
@@ -115,9 +118,9 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		msgs := make(chan kafka.Message, c.cfg.BatchSize)
 		var wg sync.WaitGroup
 		for p, off := range offsets {
-			wg.Go(func() { c.fetch(fctx, p, off, msgs, log) })
+			wg.Go(func() { c.fetch(fctx, p, off, -1, msgs, log) })
 		}
-		c.batches(ctx, fctx, gen, msgs, log)
+		c.batches(ctx, fctx, commitTo(gen), msgs, log)
 		cancel()
 		wg.Wait()
 	})
@@ -151,12 +154,13 @@ func (c *Consumer) startOffsets(ctx context.Context, assigned []kafka.PartitionA
 	return out, true
 }
 
-// fetch reads one partition from offset into out until ctx ends,
-// reconnecting with backoff when the reader fails.
-func (c *Consumer) fetch(ctx context.Context, partition int, offset int64, out chan<- kafka.Message, log *zap.Logger) {
+// fetch reads one partition from offset into out until ctx ends, or, when
+// stop ≥ 0, until it has passed stop (exclusive), reconnecting with backoff
+// when the reader fails.
+func (c *Consumer) fetch(ctx context.Context, partition int, offset, stop int64, out chan<- kafka.Message, log *zap.Logger) {
 	log = log.With(zap.Int("partition", partition))
 	backoff := c.cfg.RetryMin
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && (stop < 0 || offset < stop) {
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers:       c.cfg.Brokers,
 			Dialer:        c.cfg.Dialer,
@@ -182,6 +186,10 @@ func (c *Consumer) fetch(ctx context.Context, partition int, offset int64, out c
 			case <-ctx.Done():
 				err = ctx.Err()
 			}
+			if stop >= 0 && offset >= stop {
+				_ = r.Close()
+				return
+			}
 		}
 		_ = r.Close()
 		if ctx.Err() != nil {
@@ -206,7 +214,12 @@ type pending struct {
 // batches runs the two stages of a generation: collect decodes the next
 // batch while the current one is being committed, so Go's decoding and
 // Postgres's writing overlap. At most two batches are in memory.
-func (c *Consumer) batches(ctx, fctx context.Context, gen *kafka.Generation, msgs <-chan kafka.Message, log *zap.Logger) {
+// commitTo commits positions to the generation's Kafka group offsets.
+func commitTo(gen *kafka.Generation) func([]mapping.Position) error {
+	return func(ps []mapping.Position) error { return gen.CommitOffsets(commitMap(ps)) }
+}
+
+func (c *Consumer) batches(ctx, fctx context.Context, commit func([]mapping.Position) error, msgs <-chan kafka.Message, log *zap.Logger) {
 	ready := make(chan pending)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -223,8 +236,10 @@ func (c *Consumer) batches(ctx, fctx context.Context, gen *kafka.Generation, msg
 			}
 			return
 		}
-		if err := gen.CommitOffsets(commitMap(p.batch.Positions)); err != nil {
-			log.Debug("kafka offset commit failed (postgres holds the offsets)", zap.Error(err))
+		if commit != nil {
+			if err := commit(p.batch.Positions); err != nil {
+				log.Debug("kafka offset commit failed (postgres holds the offsets)", zap.Error(err))
+			}
 		}
 		info := BatchInfo{Messages: p.messages, DeadLetters: len(p.batch.DeadLetters), Result: res, Positions: p.batch.Positions, Took: time.Since(p.start)}
 		for _, d := range p.batch.DeadLetters {
@@ -241,7 +256,8 @@ func (c *Consumer) batches(ctx, fctx context.Context, gen *kafka.Generation, msg
 
 // collect cuts the message stream into batches of at most BatchSize
 // messages, waiting at most BatchTimeout after a batch's first message, and
-// decodes each one. It returns when ctx ends.
+// decodes each one. It returns when ctx ends, or after the last batch when
+// msgs is closed.
 func (c *Consumer) collect(ctx context.Context, msgs <-chan kafka.Message, ready chan<- pending) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -250,15 +266,23 @@ func (c *Consumer) collect(ctx context.Context, msgs <-chan kafka.Message, ready
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-msgs:
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
 			buf = append(buf, m)
 		}
 		start := time.Now()
 		timer.Reset(c.cfg.BatchTimeout)
+		closed := false
 	fill:
 		for len(buf) < c.cfg.BatchSize {
 			select {
-			case m := <-msgs:
+			case m, ok := <-msgs:
+				if !ok {
+					closed = true
+					break fill
+				}
 				buf = append(buf, m)
 			case <-timer.C:
 				break fill
@@ -279,9 +303,15 @@ func (c *Consumer) collect(ctx context.Context, msgs <-chan kafka.Message, ready
 			}
 		}
 		b, t := batchOf(c.cfg.GroupID, msgs, suppressed)
+		if c.noPositions {
+			b.Positions = nil
+		}
 		select {
 		case ready <- pending{batch: b, tally: t, messages: len(buf), start: start}:
 		case <-ctx.Done():
+			return
+		}
+		if closed {
 			return
 		}
 	}

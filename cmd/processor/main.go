@@ -7,6 +7,7 @@
 //	processor serve                  run the consumer (ROLES)
 //	processor migrate [up|status]    apply or show the schema migrations
 //	processor settings check FILE    validate a settings file, print what it maps
+//	processor replay ...             re-run the pipeline over a range of the log
 //	processor forget ...             delete a person's data, suppress later events
 //	processor deadletters list|requeue
 //
@@ -31,6 +32,9 @@ Usage:
   processor serve                  run the consumer (roles from ROLES)
   processor migrate [up|status]    apply pending schema migrations, or list them
   processor settings check FILE    validate a destination settings file and print what it maps
+  processor replay --from earliest|TIME|P:O,... [--to P:O,...]
+                                   re-run the pipeline over a range of the log
+  processor replay --rebuild       rebuild the state into the empty database of DATABASE_URL
   processor forget --user-id ID | --anonymous-id ID [--lift]
                                    delete what is held about a person, suppress later events
   processor deadletters list [--limit N] [--pending]
@@ -65,6 +69,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		err = migrateCmd(ctx, rest, environ, stdout, stderr)
 	case "settings":
 		err = settingsCmd(rest, stdout, stderr)
+	case "replay":
+		err = replayCmd(ctx, rest, environ, stdout, stderr)
 	case "forget":
 		err = forgetCmd(ctx, rest, environ, stdout, stderr)
 	case "deadletters":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -113,4 +114,49 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func persistenceFilterPending() persistence.DeadLetterFilter {
 	return persistence.DeadLetterFilter{Pending: true}
+}
+
+func TestReplayCommand(t *testing.T) {
+	t.Parallel()
+	topic := pipelinetest.Name(t, "topic")
+	brokers := pipelinetest.NewCluster(t, 2, topic)
+	gen := mappingtest.NewGenerator(9, 30, 10, 3)
+	raws := gen.Events(400)
+	raws = append(raws, []byte(`{"broken`))
+	pipelinetest.Produce(t, brokers, topic, raws...)
+	store, dbURL := persistencetest.NewStore(t, nil)
+	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
+		"KAFKA_GROUP=live", "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON)}
+
+	code, out, stderr := runCmd(t, env, "replay", "--rebuild")
+	if code != 0 || !strings.Contains(out, "replaying 401 messages") || !strings.Contains(out, "401/401 events (100%)") || !strings.Contains(out, "consumer group live continues") {
+		t.Fatalf("rebuild: exit %d\n%s%s", code, out, stderr)
+	}
+	rebuilt, err := store.Fingerprint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets, _ := store.OffsetsGet(context.Background(), "live", topic)
+	if offsets[0]+offsets[1] != 401 {
+		t.Fatalf("rebuild recorded offsets %v, want the end of the log", offsets)
+	}
+	if code, _, stderr := runCmd(t, env, "replay", "--rebuild"); code != 1 || !strings.Contains(stderr, "writes into an empty database") {
+		t.Fatalf("a second rebuild into the same database: exit %d %s", code, stderr)
+	}
+	code, out, stderr = runCmd(t, env, "replay", "--from", "earliest")
+	if code != 0 || !strings.Contains(out, "replayed 401 messages") {
+		t.Fatalf("replay: exit %d\n%s%s", code, out, stderr)
+	}
+	if again, _ := store.Fingerprint(context.Background()); !reflect.DeepEqual(again, rebuilt) {
+		t.Fatalf("replay from earliest changed the state")
+	}
+	code, out, _ = runCmd(t, env, "replay", "--from", "0:10,1:10", "--to", "0:20,1:15")
+	if code != 0 || !strings.Contains(out, "replayed 15 messages") {
+		t.Fatalf("replay of a range: exit %d\n%s", code, out)
+	}
+	for _, bad := range [][]string{{"replay"}, {"replay", "--from", "yesterday"}, {"replay", "--from", "earliest", "--to", "0"}, {"replay", "--rebuild", "--from", "0:1"}} {
+		if code, _, _ := runCmd(t, env, bad...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", bad, code, exitUsage)
+		}
+	}
 }
