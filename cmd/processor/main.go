@@ -4,7 +4,8 @@
 //
 // Usage:
 //
-//	processor serve                  run the consumer (ROLES)
+//	processor dev                    everything on one machine, with a demo page
+//	processor serve                  run the roles in ROLES (consumer, api)
 //	processor migrate [up|status]    apply or show the schema migrations
 //	processor settings check FILE    validate a settings file, print what it maps
 //	processor replay ...             re-run the pipeline over a range of the log
@@ -29,7 +30,8 @@ import (
 const usage = `Prechat processor: Segment events from Kafka to Salesforce pre-chat documents.
 
 Usage:
-  processor serve                  run the consumer (roles from ROLES)
+  processor dev                    everything on one machine: Kafka in-process, Postgres, demo page
+  processor serve                  run the roles in ROLES (consumer, api)
   processor migrate [up|status]    apply pending schema migrations, or list them
   processor settings check FILE    validate a destination settings file and print what it maps
   processor replay --from earliest|TIME|P:O,... [--to P:O,...]
@@ -69,6 +71,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		err = migrateCmd(ctx, rest, environ, stdout, stderr)
 	case "settings":
 		err = settingsCmd(rest, stdout, stderr)
+	case "dev":
+		err = devCmd(ctx, rest, environ, stdout, stderr)
 	case "replay":
 		err = replayCmd(ctx, rest, environ, stdout, stderr)
 	case "forget":

@@ -57,6 +57,19 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return err
 	}
 
+	roles, err := buildRoles(cfg, settings, dialer, store, nil, log)
+	if err != nil {
+		return usageError{err}
+	}
+	err = runAll(ctx, cfg.ShutdownGrace, roles)
+	log.Info("stopped")
+	return err
+}
+
+// buildRoles builds what serve runs: the admin server always, and the
+// consumer (with the expiry loop) and the api as ROLES says. extra, if set,
+// serves the public port's paths outside /v1/ (processor dev's demo page).
+func buildRoles(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, store *persistence.Store, extra http.Handler, log *zap.Logger) ([]func(context.Context) error, error) {
 	reg := newRegistry()
 	roles := []func(context.Context) error{
 		adminRole(cfg, &readiness{store: store, dialer: dialer, cfg: cfg}, reg, log.Named("admin")),
@@ -76,43 +89,61 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 			Registerer:    reg,
 		}, store)
 		if err != nil {
-			return usageError{err}
+			return nil, err
 		}
 		roles = append(roles, consumer.Run, expiryRole(cfg, store, log.Named("expiry")))
 	}
 	if cfg.hasRole("api") {
-		run, err := apiRole(cfg, settings, dialer, store, reg, log.Named("api"))
+		run, err := apiRole(cfg, settings, dialer, store, reg, extra, log.Named("api"))
 		if err != nil {
-			return usageError{err}
+			return nil, err
 		}
 		roles = append(roles, run)
 	}
-	err = runAll(ctx, roles)
-	log.Info("stopped")
-	return err
+	return roles, nil
 }
 
 // runAll runs the roles until ctx is cancelled or one fails; a failure
-// stops the others.
-func runAll(ctx context.Context, roles []func(context.Context) error) error {
+// stops the others. Once stopping, the roles have grace to return; after
+// that runAll gives up on them (an unfinished batch is rolled back with the
+// process: its offsets were not stored, so nothing is lost).
+func runAll(ctx context.Context, grace time.Duration, roles []func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, len(roles))
-	for i, run := range roles {
+	var mu sync.Mutex
+	var errs []error
+	for _, run := range roles {
 		wg.Go(func() {
-			if errs[i] = run(ctx); errs[i] != nil {
+			if err := run(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
 				cancel()
 			}
 		})
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		select {
+		case <-done:
+		case <-time.After(grace):
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("did not stop within SHUTDOWN_GRACE (%s)", grace))
+			mu.Unlock()
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	return errors.Join(errs...)
 }
 
 // apiRole builds the public HTTP server: documents, snippet and ingest, with
 // the LISTEN/NOTIFY hub that wakes long-polls.
-func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, store *persistence.Store, reg prometheus.Registerer, log *zap.Logger) (func(context.Context) error, error) {
+func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, store *persistence.Store, reg prometheus.Registerer, extra http.Handler, log *zap.Logger) (func(context.Context) error, error) {
 	hub := persistence.NewHub(cfg.DatabaseURL, 2*time.Second, func(err error) { log.Warn("notification listener", zap.Error(err)) })
 	var producer api.Producer
 	var writer *kafka.Writer
@@ -142,9 +173,16 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 	if err != nil {
 		return nil, err
 	}
+	var handler http.Handler = server
+	if extra != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/v1/", server)
+		mux.Handle("/", extra)
+		handler = mux
+	}
 	httpServer := &http.Server{
 		Addr:              cfg.HTTPAddr,
-		Handler:           server,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      45 * time.Second, // longer than the longest long-poll (30s)

@@ -4,20 +4,19 @@
 package mappingtest
 
 import (
-	_ "embed"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
+	"github.com/prechat/prechat/examples"
 	"github.com/prechat/prechat/mapping"
 )
 
-// SettingsJSON is an example settings file: the mappings of Segment's own
-// integration tests, with first and last name added.
-//
-//go:embed settings.json
-var SettingsJSON []byte
+// SettingsJSON is the example settings file, examples/settings.json: the
+// mappings of Segment's own integration tests, with first and last name
+// added.
+var SettingsJSON = examples.SettingsJSON
 
 // Settings parses SettingsJSON.
 func Settings() *mapping.Settings {

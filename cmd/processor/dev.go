@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+
+	"github.com/prechat/prechat/examples"
+	"github.com/prechat/prechat/persistence"
+)
+
+// devAssets is the demo page: a pre-chat form sending identify, group and
+// the conversation start through analytics-next, the snippet, and a
+// stand-in deployment.js whose "agent view" shows what Salesforce receives.
+//
+//go:embed dev
+var devAssets embed.FS
+
+// devWriteKey is the write key processor dev enables.
+const devWriteKey = "dev-write-key"
+
+// devDefaults are processor dev's defaults; the environment overrides them.
+var devDefaults = []string{
+	"HTTP_ADDR=127.0.0.1:8080",
+	"ADMIN_ADDR=127.0.0.1:9090",
+	"LOG_FORMAT=console",
+	"WRITE_KEYS=" + devWriteKey,
+	"DEPLOYMENT_SCRIPT_URL=/dev/deployment.js",
+	"BATCH_TIMEOUT=10ms",
+}
+
+// devDir is where processor dev keeps its Postgres cluster and Kafka log
+// between runs.
+func devDir() string {
+	if d := os.Getenv("PRECHAT_DEV_DIR"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/prechat-dev" // reachable by the postgres user
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "prechat-dev")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "prechat-dev")
+}
+
+// devCmd runs "processor dev": Kafka in-process, Postgres from DATABASE_URL
+// or a private cluster, migrations, the example settings, ingest with a dev
+// write key, and the demo page — everything on one machine.
+func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	var dir string
+	cfg, rest, err := loadConfig("dev", args, append(append([]string{}, devDefaults...), environ...), stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&dir, "data-dir", devDir(), "folder kept between runs for the private Postgres cluster and the Kafka log (PRECHAT_DEV_DIR)")
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	if len(rest) > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create the data folder: %w", err)
+	}
+	log := newLogger(cfg, stderr)
+	defer func() { _ = log.Sync() }()
+
+	started := []string{}
+	if cfg.DatabaseURL == "" {
+		pg, url, err := startDevPostgres(ctx, dir, stderr)
+		if err != nil {
+			return err
+		}
+		defer pg.stop()
+		cfg.DatabaseURL = url
+		started = append(started, fmt.Sprintf("Postgres   %s (private cluster in %s)", url, filepath.Join(dir, "postgres")))
+	} else {
+		started = append(started, "Postgres   DATABASE_URL (yours)")
+	}
+
+	if len(cfg.KafkaBrokers) > 0 {
+		log.Warn("processor dev runs its own Kafka broker; KAFKA_BROKERS is ignored")
+	}
+	kafkaPort := 9092
+	if !portFree(kafkaPort) {
+		if kafkaPort, err = freePort(); err != nil {
+			return err
+		}
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kafkaPort), kfake.SeedTopics(4, cfg.KafkaTopic),
+		kfake.DataDir(filepath.Join(dir, "kafka")))
+	if err != nil {
+		return fmt.Errorf("start the in-process Kafka broker: %w", err)
+	}
+	defer cluster.Close()
+	cfg.KafkaBrokers = cluster.ListenAddrs()
+	started = append(started, fmt.Sprintf("Kafka      %s, topic %s (in-process kfake broker, log in %s)", strings.Join(cfg.KafkaBrokers, ","), cfg.KafkaTopic, filepath.Join(dir, "kafka")))
+
+	if cfg.SettingsFile == "" {
+		cfg.SettingsFile = filepath.Join(dir, "settings.json")
+		if err := os.WriteFile(cfg.SettingsFile, examples.SettingsJSON, 0o644); err != nil {
+			return fmt.Errorf("write the example settings: %w", err)
+		}
+	}
+	if err := cfg.Validate("db", "kafka", "settings"); err != nil {
+		return usageError{err}
+	}
+	settings, err := loadSettings(cfg.SettingsFile)
+	if err != nil {
+		return usageError{fmt.Errorf("SETTINGS_FILE: %w", err)}
+	}
+	store, err := persistence.Open(ctx, cfg.DatabaseURL, nil)
+	if err != nil {
+		return usageError{fmt.Errorf("DATABASE_URL: %w", err)}
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	dialer, err := cfg.kafkaDialer()
+	if err != nil {
+		return usageError{err}
+	}
+	pages, err := fs.Sub(devAssets, "dev")
+	if err != nil {
+		return err
+	}
+	roles, err := buildRoles(cfg, settings, dialer, store, devPages(pages), log)
+	if err != nil {
+		return usageError{err}
+	}
+
+	base := "http://" + strings.Replace(cfg.HTTPAddr, "0.0.0.0", "127.0.0.1", 1)
+	fmt.Fprintf(stdout, `
+Prechat dev is running. Ctrl-C stops everything it started.
+
+  Demo page   %s/
+  API         %s/v1/prechat/{anonymousId}   snippet %s/v1/prechat.js
+  Ingest      %s/v1/{t,i,g,b,...}   write key %q
+  Admin       http://%s/metrics  /healthz  /readyz
+  %s
+  %s
+  Settings    %s
+
+`, base, base, base, base, devWriteKey, cfg.AdminAddr, started[0], started[1], cfg.SettingsFile)
+	err = runAll(ctx, cfg.ShutdownGrace, roles)
+	log.Info("dev stopped", zap.Error(err))
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// devPages serves the demo page at / and its assets under /dev/.
+func devPages(pages fs.FS) http.Handler {
+	files := http.FileServer(http.FS(pages))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeFileFS(w, r, pages, "index.html")
+	})
+	mux.Handle("GET /dev/", http.StripPrefix("/dev/", files))
+	return mux
+}

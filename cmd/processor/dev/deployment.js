@@ -1,0 +1,2 @@
+// Stand-in deployment.js for processor dev (placeholder).
+window.liveagent = window.liveagent || {};

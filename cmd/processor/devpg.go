@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// errNoPostgres explains how to give processor dev a Postgres.
+var errNoPostgres = errors.New("processor dev needs PostgreSQL: set DATABASE_URL, or install the server binaries " +
+	"(Debian/Ubuntu: apt-get install postgresql) so that initdb and pg_ctl are found on PATH or under /usr/lib/postgresql/*/bin")
+
+// pgBinary finds a PostgreSQL server program on PATH or in the usual
+// library folders, newest version first.
+func pgBinary(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	var found []string
+	for _, pattern := range []string{"/usr/lib/postgresql/*/bin/" + name, "/usr/pgsql-*/bin/" + name, "/usr/local/pgsql/bin/" + name, "/opt/homebrew/opt/postgresql*/bin/" + name, "/usr/local/opt/postgresql*/bin/" + name} {
+		m, _ := filepath.Glob(pattern)
+		found = append(found, m...)
+	}
+	if len(found) == 0 {
+		return "", errNoPostgres
+	}
+	sort.Slice(found, func(i, j int) bool { return versionOf(found[i]) > versionOf(found[j]) })
+	return found[0], nil
+}
+
+func versionOf(path string) int {
+	for _, part := range strings.Split(path, "/") {
+		digits := strings.TrimLeft(part, "postgresqlpgsql-@")
+		if n, err := strconv.Atoi(digits); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// devPostgres is a private Postgres cluster in a data folder kept between
+// runs.
+type devPostgres struct {
+	dir    string
+	pgCtl  string
+	cred   *syscall.Credential
+	port   int
+	stderr io.Writer
+}
+
+// startDevPostgres initialises (first run) and starts a cluster in dir,
+// listening on loopback only, and returns it with the URL of its prechat
+// database. Running as root, the server runs as the postgres user (initdb
+// refuses root).
+func startDevPostgres(ctx context.Context, dir string, stderr io.Writer) (*devPostgres, string, error) {
+	initdb, err := pgBinary("initdb")
+	if err != nil {
+		return nil, "", err
+	}
+	pgCtl, err := pgBinary("pg_ctl")
+	if err != nil {
+		return nil, "", err
+	}
+	pg := &devPostgres{dir: filepath.Join(dir, "postgres"), pgCtl: pgCtl, stderr: stderr}
+	if err := os.MkdirAll(pg.dir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("create %s: %w", pg.dir, err)
+	}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, "", fmt.Errorf("running as root, processor dev runs Postgres as the postgres user, which does not exist: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		pg.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := chownTree(pg.dir, uid, gid); err != nil {
+			return nil, "", err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(pg.dir, "data", "PG_VERSION")); err != nil {
+		if err := pg.run(initdb, "-D", filepath.Join(pg.dir, "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"); err != nil {
+			return nil, "", fmt.Errorf("initdb: %w", err)
+		}
+	}
+	// A cluster left running by an earlier run that did not stop cleanly.
+	_ = pg.run(pgCtl, "-D", filepath.Join(pg.dir, "data"), "-m", "immediate", "-w", "stop")
+	if pg.port, err = freePort(); err != nil {
+		return nil, "", err
+	}
+	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s", pg.port, pg.dir)
+	if err := pg.run(pgCtl, "-D", filepath.Join(pg.dir, "data"), "-l", filepath.Join(pg.dir, "server.log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
+		return nil, "", fmt.Errorf("pg_ctl start (see %s): %w", filepath.Join(pg.dir, "server.log"), err)
+	}
+	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.port)
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		pg.stop()
+		return nil, "", fmt.Errorf("connect to the dev cluster: %w", err)
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'prechat')`).Scan(&exists); err == nil && !exists {
+		_, err = conn.Exec(ctx, `CREATE DATABASE prechat`)
+	}
+	if err != nil {
+		pg.stop()
+		return nil, "", fmt.Errorf("create the prechat database: %w", err)
+	}
+	return pg, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/prechat?sslmode=disable", pg.port), nil
+}
+
+// stop shuts the cluster down (fast: sessions are ended, nothing is lost).
+func (pg *devPostgres) stop() {
+	_ = pg.run(pg.pgCtl, "-D", filepath.Join(pg.dir, "data"), "-m", "fast", "-w", "stop")
+}
+
+func (pg *devPostgres) run(name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = pg.dir
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if pg.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pg.cred}
+	}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+func chownTree(dir string, uid, gid int) error {
+	return filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, uid, gid)
+	})
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// portFree reports whether a loopback port can be listened on.
+func portFree(port int) bool {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+

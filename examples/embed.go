@@ -1,0 +1,11 @@
+// Package examples holds the example destination settings, embedded so that
+// processor dev and the tests use the same file the README shows.
+package examples
+
+import _ "embed"
+
+// SettingsJSON is settings.json: the mappings of Segment's own integration
+// tests, with first and last name added.
+//
+//go:embed settings.json
+var SettingsJSON []byte
