@@ -61,8 +61,10 @@ func devDir() string {
 // write key, and the demo page — everything on one machine.
 func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	var dir string
+	var kafkaPort int
 	cfg, rest, err := loadConfig("dev", args, append(append([]string{}, devDefaults...), environ...), stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&dir, "data-dir", devDir(), "folder kept between runs for the private Postgres cluster and the Kafka log (PRECHAT_DEV_DIR)")
+		fs.IntVar(&kafkaPort, "kafka-port", 9092, "port of the in-process Kafka broker (0: any free port; a busy 9092 falls back to any)")
 	})
 	if err != nil {
 		return usageError{err}
@@ -92,8 +94,7 @@ func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	if len(cfg.KafkaBrokers) > 0 {
 		log.Warn("processor dev runs its own Kafka broker; KAFKA_BROKERS is ignored")
 	}
-	kafkaPort := 9092
-	if !portFree(kafkaPort) {
+	if kafkaPort == 0 || (kafkaPort == 9092 && !portFree(kafkaPort)) {
 		if kafkaPort, err = freePort(); err != nil {
 			return err
 		}
