@@ -86,7 +86,7 @@ func (s *Server) ingest(typ string) http.HandlerFunc {
 }
 
 // ingestRecords reads, authenticates and completes the request's events.
-func (s *Server) ingestRecords(r *http.Request, typ string) ([]Record, error) {
+func (s *Server) ingestRecords(r *http.Request, typ string) ([]mapping.Record, error) {
 	body, err := s.readBody(r, typ)
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func (s *Server) ingestRecords(r *http.Request, typ string) ([]Record, error) {
 		return nil, &ingestError{http.StatusUnauthorized, "unauthorized", "unknown or missing write key"}
 	}
 	now := s.cfg.Now().UTC()
-	records := make([]Record, 0, len(events))
+	records := make([]mapping.Record, 0, len(events))
 	for i, e := range events {
 		if e == nil {
 			return nil, badRequest("event %d is not a JSON object", i)
@@ -132,7 +132,7 @@ func (s *Server) ingestRecords(r *http.Request, typ string) ([]Record, error) {
 		if err != nil {
 			return nil, badRequest("event %d: %v", i, err)
 		}
-		records = append(records, Record{Key: []byte(ev.PartitionKey()), Value: raw})
+		records = append(records, mapping.Record{Key: []byte(ev.PartitionKey()), Value: raw})
 	}
 	return records, nil
 }

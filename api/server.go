@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"go.uber.org/zap"
+
+	"github.com/prechat/prechat/mapping"
 )
 
 // Documents is the document storage the API reads; *persistence.Store
@@ -35,14 +37,9 @@ type Notifier interface {
 }
 
 // Producer writes events to the topic and returns once Kafka acknowledged
-// all of them, or an error.
+// all of them, or an error; *pipeline.Writer satisfies it.
 type Producer interface {
-	Produce(ctx context.Context, records []Record) error
-}
-
-// Record is one event to produce.
-type Record struct {
-	Key, Value []byte
+	Produce(ctx context.Context, records []mapping.Record) error
 }
 
 // Config configures the Server. Zero fields take the documented defaults.

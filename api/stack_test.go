@@ -36,7 +36,7 @@ type stack struct {
 	topic   string
 	store   *persistence.Store
 	hub     *persistence.Hub
-	writer  *kafka.Writer
+	writer  pipeline.Writer
 	server  *api.Server
 	http    *httptest.Server
 	url     string
@@ -100,7 +100,7 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	if cfg.Logger == nil {
 		cfg.Logger = log.Named("api")
 	}
-	var producer api.Producer = writerProducer{s.writer}
+	var producer api.Producer = s.writer
 	if len(cfg.WriteKeys) == 0 {
 		producer = nil
 	}
@@ -118,18 +118,6 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Cleanup(s.http.Close)
 	s.url = s.http.URL
 	return s
-}
-
-// writerProducer adapts a kafka-go Writer to api.Producer, as the
-// processor does.
-type writerProducer struct{ w *kafka.Writer }
-
-func (p writerProducer) Produce(ctx context.Context, records []api.Record) error {
-	msgs := make([]kafka.Message, len(records))
-	for i, r := range records {
-		msgs[i] = kafka.Message{Key: r.Key, Value: r.Value}
-	}
-	return p.w.WriteMessages(ctx, msgs...)
 }
 
 // response is a finished HTTP exchange.

@@ -84,3 +84,8 @@ type Materializer struct {
 
 // Document builds the visitor's document.
 func (m *Materializer) Document(v Visitor) Document { return m.Settings.Build(v, m.TTL) }
+
+// Record is one raw event with its Kafka key, as the ingest produces it.
+type Record struct {
+	Key, Value []byte
+}

@@ -1,26 +1,44 @@
 package pipeline
 
 import (
+	"context"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/prechat/prechat/mapping"
 )
+
+// Writer produces records to the topic; Produce returns once every record
+// was acknowledged by all in-sync replicas.
+type Writer struct {
+	*kafka.Writer
+}
+
+// Produce writes the records and waits for their acknowledgement.
+func (w Writer) Produce(ctx context.Context, records []mapping.Record) error {
+	msgs := make([]kafka.Message, len(records))
+	for i, r := range records {
+		msgs[i] = kafka.Message{Key: r.Key, Value: r.Value}
+	}
+	return w.WriteMessages(ctx, msgs...)
+}
 
 // NewWriter returns the kafka-go Writer the ingest produces with: keyed
 // messages go to partitions by murmur2 (as Java clients and Segment's Kafka
 // destination do), every write waits for all in-sync replicas, and batches
 // are flushed after at most 2 ms so a request's latency stays low.
 // WriteMessages returns only once every message was acknowledged.
-func NewWriter(brokers []string, topic string, dialer *kafka.Dialer, log *zap.Logger) *kafka.Writer {
+func NewWriter(brokers []string, topic string, dialer *kafka.Dialer, log *zap.Logger) Writer {
 	transport := &kafka.Transport{}
 	if dialer != nil {
 		transport.TLS = dialer.TLS
 		transport.SASL = dialer.SASLMechanism
 		transport.DialTimeout = dialer.Timeout
 	}
-	return &kafka.Writer{
+	return Writer{&kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
 		Topic:        topic,
 		Balancer:     &kafka.Murmur2Balancer{},
@@ -33,5 +51,5 @@ func NewWriter(brokers []string, topic string, dialer *kafka.Dialer, log *zap.Lo
 		Transport:    transport,
 		Logger:       kafkaLogger(log, zapcore.DebugLevel),
 		ErrorLogger:  kafkaLogger(log, zapcore.WarnLevel),
-	}
+	}}
 }

@@ -38,14 +38,12 @@ func deadLettersCmd(ctx context.Context, args, environ []string, stdout, stderr 
 	if action == "requeue" {
 		needs = append(needs, "kafka")
 	}
-	if err := cfg.Validate(needs...); err != nil {
-		return usageError{err}
-	}
-	store, err := persistence.Open(ctx, cfg.DatabaseURL, nil)
+	d, err := openDeps(ctx, cfg, needs...)
 	if err != nil {
-		return usageError{fmt.Errorf("DATABASE_URL: %w", err)}
+		return err
 	}
-	defer store.Close()
+	defer d.close()
+	store := d.store
 
 	if action == "list" {
 		if len(rest) > 0 {
@@ -97,11 +95,7 @@ func deadLettersCmd(ctx context.Context, args, environ []string, stdout, stderr 
 		fmt.Fprintln(stdout, "nothing to requeue")
 		return nil
 	}
-	dialer, err := cfg.kafkaDialer()
-	if err != nil {
-		return usageError{err}
-	}
-	w := pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, dialer, newLogger(cfg, stderr))
+	w := pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, d.dialer, newLogger(cfg, stderr))
 	defer w.Close()
 	msgs := make([]kafka.Message, len(rows))
 	ids := make([]int64, len(rows))

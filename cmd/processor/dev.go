@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prechat/prechat/examples"
-	"github.com/prechat/prechat/persistence"
 )
 
 // devAssets is the demo page: a pre-chat form sending identify, group and
@@ -114,30 +113,19 @@ func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Write
 			return fmt.Errorf("write the example settings: %w", err)
 		}
 	}
-	if err := cfg.Validate("db", "kafka", "settings"); err != nil {
-		return usageError{err}
-	}
-	settings, err := loadSettings(cfg.SettingsFile)
+	d, err := openDeps(ctx, cfg, "db", "kafka", "settings")
 	if err != nil {
-		return usageError{fmt.Errorf("SETTINGS_FILE: %w", err)}
-	}
-	store, err := persistence.Open(ctx, cfg.DatabaseURL, nil)
-	if err != nil {
-		return usageError{fmt.Errorf("DATABASE_URL: %w", err)}
-	}
-	defer store.Close()
-	if err := store.Migrate(ctx); err != nil {
 		return err
 	}
-	dialer, err := cfg.kafkaDialer()
-	if err != nil {
-		return usageError{err}
+	defer d.close()
+	if err := d.store.Migrate(ctx); err != nil {
+		return err
 	}
 	pages, err := fs.Sub(devAssets, "dev")
 	if err != nil {
 		return err
 	}
-	roles, err := buildRoles(cfg, settings, dialer, store, devPages(pages), log)
+	roles, err := buildRoles(cfg, d, devPages(pages), log)
 	if err != nil {
 		return usageError{err}
 	}

@@ -168,4 +168,3 @@ func portFree(port int) bool {
 	ln.Close()
 	return true
 }
-

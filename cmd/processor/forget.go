@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/prechat/prechat/mapping"
-	"github.com/prechat/prechat/persistence"
 )
 
 // forgetCmd runs "processor forget --user-id ID | --anonymous-id ID [--lift]".
@@ -27,14 +26,12 @@ func forgetCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if len(rest) > 0 || (userID == "") == (anonID == "") {
 		return usageError{errors.New("usage: processor forget --user-id ID | --anonymous-id ID [--lift]")}
 	}
-	if err := cfg.Validate("db"); err != nil {
-		return usageError{err}
-	}
-	store, err := persistence.Open(ctx, cfg.DatabaseURL, nil)
+	d, err := openDeps(ctx, cfg, "db")
 	if err != nil {
-		return usageError{fmt.Errorf("DATABASE_URL: %w", err)}
+		return err
 	}
-	defer store.Close()
+	defer d.close()
+	store := d.store
 	kind, id := mapping.KindUser, userID
 	if anonID != "" {
 		kind, id = mapping.KindAnonymous, anonID

@@ -23,14 +23,12 @@ func migrateCmd(ctx context.Context, args, environ []string, stdout, stderr io.W
 	if len(rest) > 1 || (action != "up" && action != "status") {
 		return usageError{errors.New("usage: processor migrate [up|status]")}
 	}
-	if err := cfg.Validate("db"); err != nil {
-		return usageError{err}
-	}
-	store, err := persistence.Open(ctx, cfg.DatabaseURL, nil)
+	d, err := openDeps(ctx, cfg, "db")
 	if err != nil {
-		return usageError{fmt.Errorf("DATABASE_URL: %w", err)}
+		return err
 	}
-	defer store.Close()
+	defer d.close()
+	store := d.store
 	if action == "up" {
 		before, err := store.MigrationStatus(ctx)
 		if err != nil {

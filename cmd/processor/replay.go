@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prechat/prechat/mapping"
-	"github.com/prechat/prechat/persistence"
 	"github.com/prechat/prechat/pipeline"
 )
 
@@ -52,23 +51,13 @@ func replayCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			return usageError{fmt.Errorf("--to: %w", err)}
 		}
 	}
-	if err := cfg.Validate("db", "kafka", "settings"); err != nil {
-		return usageError{err}
-	}
-	settings, err := loadSettings(cfg.SettingsFile)
+	d, err := openDeps(ctx, cfg, "db", "kafka", "settings")
 	if err != nil {
-		return usageError{fmt.Errorf("SETTINGS_FILE: %w", err)}
+		return err
 	}
-	dialer, err := cfg.kafkaDialer()
-	if err != nil {
-		return usageError{err}
-	}
+	defer d.close()
+	store := d.store
 	log := newLogger(cfg, stderr)
-	store, err := persistence.Open(ctx, cfg.DatabaseURL, nil)
-	if err != nil {
-		return usageError{fmt.Errorf("DATABASE_URL: %w", err)}
-	}
-	defer store.Close()
 	if err := checkSchema(ctx, store); err != nil {
 		return err
 	}
@@ -86,8 +75,8 @@ func replayCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		Brokers:      cfg.brokers(),
 		Topic:        cfg.KafkaTopic,
 		GroupID:      cfg.KafkaGroup,
-		Dialer:       dialer,
-		Materializer: &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
+		Dialer:       d.dialer,
+		Materializer: &mapping.Materializer{Settings: d.settings, TTL: cfg.PrechatTTL},
 		BatchSize:    cfg.BatchSize,
 		BatchTimeout: cfg.BatchTimeout,
 		Logger:       log.Named("replay"),

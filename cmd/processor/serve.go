@@ -30,34 +30,21 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if len(rest) > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))}
 	}
-	if err := cfg.Validate("db", "kafka", "settings"); err != nil {
-		return usageError{err}
-	}
-	settings, err := loadSettings(cfg.SettingsFile)
+	d, err := openDeps(ctx, cfg, "db", "kafka", "settings")
 	if err != nil {
-		return usageError{fmt.Errorf("SETTINGS_FILE: %w", err)}
+		return err
 	}
-	dialer, err := cfg.kafkaDialer()
-	if err != nil {
-		return usageError{err}
-	}
+	defer d.close()
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
 	log.Info("starting", zap.Strings("roles", cfg.Roles), zap.Any("config", cfg.fields()))
-
-	store, err := persistence.Open(ctx, cfg.DatabaseURL, nil)
-	if err != nil {
-		return usageError{fmt.Errorf("DATABASE_URL: %w", err)}
-	}
-	defer store.Close()
-	if err := waitForPostgres(ctx, store, log); err != nil {
+	if err := waitForPostgres(ctx, d.store, log); err != nil {
 		return nil // stopped while waiting
 	}
-	if err := checkSchema(ctx, store); err != nil {
+	if err := checkSchema(ctx, d.store); err != nil {
 		return err
 	}
-
-	roles, err := buildRoles(cfg, settings, dialer, store, nil, log)
+	roles, err := buildRoles(cfg, d, nil, log)
 	if err != nil {
 		return usageError{err}
 	}
@@ -69,7 +56,8 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 // buildRoles builds what serve runs: the admin server always, and the
 // consumer (with the expiry loop) and the api as ROLES says. extra, if set,
 // serves the public port's paths outside /v1/ (processor dev's demo page).
-func buildRoles(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, store *persistence.Store, extra http.Handler, log *zap.Logger) ([]func(context.Context) error, error) {
+func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]func(context.Context) error, error) {
+	settings, dialer, store := d.settings, d.dialer, d.store
 	reg := newRegistry()
 	roles := []func(context.Context) error{
 		adminRole(cfg, &readiness{store: store, dialer: dialer, cfg: cfg}, reg, log.Named("admin")),
@@ -148,8 +136,8 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 	var producer api.Producer
 	var writer *kafka.Writer
 	if len(cfg.WriteKeys) > 0 {
-		writer = pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, dialer, log.Named("writer"))
-		producer = kafkaProducer{writer}
+		w := pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, dialer, log.Named("writer"))
+		writer, producer = w.Writer, w
 	}
 	scriptURL := cfg.DeploymentScriptURL
 	if scriptURL == "" {
@@ -218,17 +206,6 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 		}
 		return nil
 	}, nil
-}
-
-// kafkaProducer adapts the kafka-go Writer to the API's Producer.
-type kafkaProducer struct{ w *kafka.Writer }
-
-func (p kafkaProducer) Produce(ctx context.Context, records []api.Record) error {
-	msgs := make([]kafka.Message, len(records))
-	for i, r := range records {
-		msgs[i] = kafka.Message{Key: r.Key, Value: r.Value}
-	}
-	return p.w.WriteMessages(ctx, msgs...)
 }
 
 // waitForPostgres pings until Postgres answers, with backoff, so that a

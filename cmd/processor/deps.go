@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/prechat/prechat/mapping"
+	"github.com/prechat/prechat/persistence"
+)
+
+// deps are what a command uses, opened from its configuration.
+type deps struct {
+	settings *mapping.Settings
+	dialer   *kafka.Dialer
+	store    *persistence.Store
+}
+
+// openDeps validates the configuration for what the command needs ("db",
+// "kafka", "settings") and opens those parts. Every error names the
+// variable at fault and is a usage error; close releases what was opened.
+func openDeps(ctx context.Context, cfg *Config, needs ...string) (*deps, error) {
+	if err := cfg.Validate(needs...); err != nil {
+		return nil, usageError{err}
+	}
+	d := &deps{}
+	var err error
+	if slices.Contains(needs, "settings") {
+		if d.settings, err = loadSettings(cfg.SettingsFile); err != nil {
+			return nil, usageError{fmt.Errorf("SETTINGS_FILE: %w", err)}
+		}
+	}
+	if slices.Contains(needs, "kafka") {
+		if d.dialer, err = cfg.kafkaDialer(); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	if slices.Contains(needs, "db") {
+		if d.store, err = persistence.Open(ctx, cfg.DatabaseURL, nil); err != nil {
+			return nil, usageError{fmt.Errorf("DATABASE_URL: %w", err)}
+		}
+	}
+	return d, nil
+}
+
+func (d *deps) close() {
+	if d.store != nil {
+		d.store.Close()
+	}
+}
