@@ -44,7 +44,13 @@ func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Mat
 		if err := notifyVisitors(ctx, tx, b, res.Visitors); err != nil {
 			return err
 		}
-		return writePositions(ctx, tx, b.Positions)
+		if err := writePositions(ctx, tx, b.Positions); err != nil {
+			return err
+		}
+		if s.beforeCommit != nil {
+			s.beforeCommit()
+		}
+		return nil
 	})
 	if err != nil {
 		return mapping.BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), err)

@@ -24,12 +24,16 @@ type Config struct {
 	// Now is the clock used to decide which documents are unexpired.
 	// Default: time.Now.
 	Now func() time.Time
+	// BeforeCommit, if set, is called inside each batch's transaction just
+	// before it commits: the window fault-injection tests kill the process in.
+	BeforeCommit func()
 }
 
 // Store is Prechat's Postgres storage. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool         *pgxpool.Pool
+	now          func() time.Time
+	beforeCommit func()
 }
 
 // Open creates a Store over a connection pool for databaseURL. It does not
@@ -54,7 +58,7 @@ func Open(ctx context.Context, databaseURL string, cfg *Config) (*Store, error) 
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{pool: pool, now: now}, nil
+	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit}, nil
 }
 
 // Close closes every connection.

@@ -64,6 +64,10 @@ type Config struct {
 	// Registerer receives the consumer's Prometheus metrics. Default: none
 	// (kept private).
 	Registerer prometheus.Registerer
+	// AfterCommit, if set, is called after a batch committed to the store and
+	// before its offsets are committed to Kafka: the window fault-injection
+	// tests kill the process in.
+	AfterCommit func()
 	// OnBatch, if set, is called after each committed batch.
 	OnBatch func(BatchInfo)
 }

@@ -236,6 +236,9 @@ func (c *Consumer) batches(ctx, fctx context.Context, commit func([]mapping.Posi
 			}
 			return
 		}
+		if c.cfg.AfterCommit != nil {
+			c.cfg.AfterCommit()
+		}
 		if commit != nil {
 			if err := commit(p.batch.Positions); err != nil {
 				log.Debug("kafka offset commit failed (postgres holds the offsets)", zap.Error(err))

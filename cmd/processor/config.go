@@ -29,6 +29,11 @@ type Config struct {
 	KafkaGroup string `env:"KAFKA_GROUP" envDefault:"prechat"`
 	// KafkaStartOffset is where a partition without stored offsets starts: earliest or latest.
 	KafkaStartOffset string `env:"KAFKA_START_OFFSET" envDefault:"earliest"`
+	// KafkaSessionTimeout is the consumer group session timeout: how long a
+	// member that stopped heartbeating (a killed pod) keeps its partitions.
+	KafkaSessionTimeout time.Duration `env:"KAFKA_SESSION_TIMEOUT" envDefault:"30s"`
+	// KafkaHeartbeatInterval is how often a member heartbeats.
+	KafkaHeartbeatInterval time.Duration `env:"KAFKA_HEARTBEAT_INTERVAL" envDefault:"3s"`
 	// KafkaTLS enables TLS to the brokers (system roots, or KAFKA_TLS_CA_FILE).
 	KafkaTLS bool `env:"KAFKA_TLS" envDefault:"false"`
 	// KafkaTLSCAFile is a PEM bundle of CAs trusted for the brokers.
@@ -177,6 +182,8 @@ func (c *Config) Validate(needs ...string) error {
 			return fmt.Errorf("KAFKA_START_OFFSET: %q is not earliest or latest", c.KafkaStartOffset)
 		case c.BatchSize < 1 || c.BatchSize > 100000:
 			return fmt.Errorf("BATCH_SIZE: %d is not between 1 and 100000", c.BatchSize)
+		case c.KafkaHeartbeatInterval <= 0 || c.KafkaHeartbeatInterval*2 > c.KafkaSessionTimeout:
+			return fmt.Errorf("KAFKA_HEARTBEAT_INTERVAL: %s must be positive and at most half of KAFKA_SESSION_TIMEOUT (%s)", c.KafkaHeartbeatInterval, c.KafkaSessionTimeout)
 		case c.BatchTimeout <= 0:
 			return fmt.Errorf("BATCH_TIMEOUT: %s must be positive", c.BatchTimeout)
 		case c.ShutdownGrace <= 0:

@@ -38,7 +38,7 @@ func openDeps(ctx context.Context, cfg *Config, needs ...string) (*deps, error) 
 		}
 	}
 	if slices.Contains(needs, "db") {
-		if d.store, err = persistence.Open(ctx, cfg.DatabaseURL, nil); err != nil {
+		if d.store, err = persistence.Open(ctx, cfg.DatabaseURL, &persistence.Config{BeforeCommit: failpoint("kill-in-transaction")}); err != nil {
 			return nil, usageError{fmt.Errorf("DATABASE_URL: %w", err)}
 		}
 	}

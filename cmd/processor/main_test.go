@@ -6,9 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -176,18 +174,11 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 		[]byte(`{"type":"track","messageId":"c1","anonymousId":"visitor-1","event":"Live Chat Conversation Started","properties":{"subject":"Shoes"},"timestamp":"`+now+`"}`),
 	)
 
-	cmd := exec.Command(os.Args[0], "serve", "--log-level=debug")
-	cmd.Env = append(os.Environ(), "PRECHAT_TEST_RUN_MAIN=1",
-		"DATABASE_URL="+dbURL, "KAFKA_BROKERS="+strings.Join(brokers, ","), "KAFKA_TOPIC="+topic,
-		"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2")
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	proc := startProcessor(t, []string{
+		"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
+		"KAFKA_GROUP=" + pipelinetest.Name(t, "group"), "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON),
+		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2"}, "serve", "--log-level=debug")
+	stderr := &proc.stderr
 
 	var doc []byte
 	deadline := time.Now().Add(30 * time.Second)
@@ -211,11 +202,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	}
 
 	// The api role serves the document and ingests events.
-	m := regexp.MustCompile(`"msg":"http listening".*?"addr":"([^"]+)"`).FindStringSubmatch(stderr.String())
-	if m == nil {
-		t.Fatalf("no http listening line in the log:\n%s", stderr.String())
-	}
-	base := "http://" + m[1]
+	base := "http://" + proc.logAddr(t, "http listening", 10*time.Second)
 	res, err := http.Get(base + "/v1/prechat/visitor-1")
 	if err != nil {
 		t.Fatal(err)
@@ -244,11 +231,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	}
 
 	// The admin port: health, readiness, metrics and pprof, none of them public.
-	m = regexp.MustCompile(`"msg":"admin listening".*?"addr":"([^"]+)"`).FindStringSubmatch(stderr.String())
-	if m == nil {
-		t.Fatalf("no admin listening line in the log")
-	}
-	admin := "http://" + m[1]
+	admin := "http://" + proc.logAddr(t, "admin listening", 10*time.Second)
 	for path, want := range map[string]string{
 		"/healthz":      `"status":"ok"`,
 		"/readyz":       `{"kafka":"ok","postgres":"ok","schema":"ok"}`,
@@ -284,16 +267,11 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 		}
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("processor exited with %v after SIGTERM; log:\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
+	if !proc.signal(syscall.SIGTERM, 20*time.Second) {
 		t.Fatalf("processor did not stop within 20s of SIGTERM; log:\n%s", stderr.String())
+	}
+	if proc.err != nil {
+		t.Fatalf("processor exited with %v after SIGTERM; log:\n%s", proc.err, stderr.String())
 	}
 	log := stderr.String()
 	for _, want := range []string{`"msg":"starting"`, `"DATABASE_URL":"********"`, `"WRITE_KEYS":"********"`, `"msg":"dead letter"`, `"msg":"stopped"`} {

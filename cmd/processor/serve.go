@@ -64,17 +64,21 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 	}
 	if cfg.hasRole("consumer") {
 		consumer, err := pipeline.New(pipeline.Config{
-			Brokers:       cfg.brokers(),
-			Topic:         cfg.KafkaTopic,
-			GroupID:       cfg.KafkaGroup,
-			Dialer:        dialer,
-			Materializer:  &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
-			BatchSize:     cfg.BatchSize,
-			BatchTimeout:  cfg.BatchTimeout,
-			StartOffset:   cfg.startOffset(),
-			ShutdownGrace: cfg.ShutdownGrace / 2,
-			Logger:        log.Named("pipeline"),
-			Registerer:    reg,
+			Brokers:           cfg.brokers(),
+			Topic:             cfg.KafkaTopic,
+			GroupID:           cfg.KafkaGroup,
+			Dialer:            dialer,
+			Materializer:      &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
+			BatchSize:         cfg.BatchSize,
+			BatchTimeout:      cfg.BatchTimeout,
+			StartOffset:       cfg.startOffset(),
+			ShutdownGrace:     cfg.ShutdownGrace / 2,
+			SessionTimeout:    cfg.KafkaSessionTimeout,
+			RebalanceTimeout:  cfg.KafkaSessionTimeout,
+			HeartbeatInterval: cfg.KafkaHeartbeatInterval,
+			Logger:            log.Named("pipeline"),
+			Registerer:        reg,
+			AfterCommit:       failpoint("kill-after-commit"),
 		}, store)
 		if err != nil {
 			return nil, err

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/prechat/prechat/mapping/mappingtest"
+	"github.com/prechat/prechat/persistence"
+	"github.com/prechat/prechat/persistence/persistencetest"
+	"github.com/prechat/prechat/pipeline/pipelinetest"
+)
+
+// envInt reads a test knob, e.g. PRECHAT_CRASH_KILLS=500 to run longer.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestCrashRecoveryExactlyOnce starts the real processor as a child process
+// against an external (kfake) broker and Postgres, streams generated events
+// — identifies, groups, conversation starts, duplicates and poison — and
+// kills the processor with SIGKILL at random moments, restarting it each
+// time; a third of the runs also kill themselves inside the batch's
+// transaction, another third between the Postgres commit and the Kafka
+// offset commit (PRECHAT_FAILPOINT). The final state must equal
+// that of one clean, uninterrupted run over the same log: nothing lost,
+// nothing applied twice, no dead letter lost or doubled.
+//
+// Knobs: PRECHAT_CRASH_KILLS (default 50), PRECHAT_CRASH_EVENTS (default
+// 20000), PRECHAT_CRASH_SEED (printed, to replay a failure).
+func TestCrashRecoveryExactlyOnce(t *testing.T) {
+	t.Parallel()
+	kills := envInt("PRECHAT_CRASH_KILLS", 50)
+	events := envInt("PRECHAT_CRASH_EVENTS", 20000)
+	seed := uint64(envInt("PRECHAT_CRASH_SEED", int(time.Now().UnixNano()%1e9)))
+	t.Logf("seed %d (rerun with PRECHAT_CRASH_SEED=%d), %d events, %d kills", seed, seed, events, kills)
+	r := rand.New(rand.NewPCG(seed, seed))
+
+	topic := pipelinetest.Name(t, "topic")
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic), kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()
+
+	// The log: generated events, about 5% sent twice, 1% poison.
+	gen := mappingtest.NewGenerator(seed, 3000, 1000, 60)
+	var log [][]byte
+	for len(log) < events {
+		switch n := r.IntN(100); {
+		case n < 1:
+			log = append(log, gen.Poison())
+		case n < 6 && len(log) > 0:
+			log = append(log, log[r.IntN(len(log))])
+		default:
+			log = append(log, gen.Event())
+		}
+	}
+	settings := writeSettings(t, mappingtest.SettingsJSON)
+	env := func(dbURL, group string, extra ...string) []string {
+		return append([]string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
+			"KAFKA_GROUP=" + group, "SETTINGS_FILE=" + settings, "ROLES=consumer", "ADMIN_ADDR=127.0.0.1:0",
+			"BATCH_SIZE=100", "BATCH_TIMEOUT=5ms", "KAFKA_SESSION_TIMEOUT=1s", "KAFKA_HEARTBEAT_INTERVAL=250ms", "LOG_LEVEL=warn"}, extra...)
+	}
+	consumed := func(store *persistence.Store, group string) int64 {
+		offs, err := store.OffsetsGet(context.Background(), group, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, o := range offs {
+			n += o
+		}
+		return n
+	}
+
+	// The log is streamed in chunks, one before each run of the victim, so
+	// every run has messages to fetch and batches to commit when it dies.
+	victim, victimURL := persistencetest.NewStore(t, nil)
+	chunk := (len(log) + kills - 1) / kills
+	var mu sync.Mutex
+	sent := 0
+	produce := func(n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		end := min(sent+n, len(log))
+		if sent < end {
+			pipelinetest.Produce(t, brokers, topic, log[sent:end]...)
+		}
+		sent = end
+	}
+
+	start := time.Now()
+	selfKills, sigkills := 0, 0
+	for k := 0; sigkills+selfKills < kills; k++ {
+		extra := []string{}
+		switch k % 3 {
+		case 1:
+			extra = append(extra, failpointVar+"=kill-in-transaction:0.25")
+		case 2:
+			extra = append(extra, failpointVar+"=kill-after-commit:0.25")
+		}
+		p := startProcessor(t, env(victimURL, "victim", extra...), "serve")
+		// Feed this run's share of the log while it runs, so it dies with
+		// fetches and batches in flight.
+		feeding := make(chan struct{})
+		go func() {
+			defer close(feeding)
+			for range 8 {
+				produce(chunk / 8)
+				time.Sleep(time.Duration(20+r.IntN(80)) * time.Millisecond)
+			}
+		}()
+		select {
+		case <-p.exited:
+			if p.err == nil || !strings.Contains(p.err.Error(), "killed") {
+				t.Fatalf("processor run %d exited by itself (%v), not by the failpoint:\n%s", k, p.err, p.stderr.String())
+			}
+			selfKills++
+		case <-time.After(time.Duration(300+r.IntN(2200)) * time.Millisecond):
+			if p.signal(syscall.SIGKILL, 10*time.Second) {
+				sigkills++
+			}
+		}
+		<-feeding
+	}
+	produce(len(log))
+	t.Logf("%d SIGKILLs from outside, %d kills inside the transaction or between the Postgres and the Kafka commit, in %v; %d of %d messages consumed so far",
+		sigkills, selfKills, time.Since(start).Round(time.Millisecond), consumed(victim, "victim"), len(log))
+
+	// Let a last, uninterrupted victim finish the log.
+	final := startProcessor(t, env(victimURL, "victim"), "serve")
+	waitFor(t, 3*time.Minute, func() bool { return consumed(victim, "victim") >= int64(len(log)) }, final)
+	final.signal(syscall.SIGTERM, 20*time.Second)
+
+	// The reference: one clean run over the same log.
+	reference, referenceURL := persistencetest.NewStore(t, nil)
+	clean := startProcessor(t, env(referenceURL, "reference"), "serve")
+	waitFor(t, 3*time.Minute, func() bool { return consumed(reference, "reference") >= int64(len(log)) }, clean)
+	clean.signal(syscall.SIGTERM, 20*time.Second)
+
+	got, err := victim.Fingerprint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := reference.Fingerprint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("state after %d kills differs from a clean run (seed %d):\n got %v\nwant %v", sigkills+selfKills, seed, got, want)
+	}
+	t.Logf("state after %d kills equals the clean run's: %s", sigkills+selfKills, fmtFingerprint(got))
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool, p *child) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not done within %v; processor log:\n%s", d, p.stderr.String())
+		}
+		if !p.running() {
+			t.Fatalf("processor exited: %v\n%s", p.err, p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func fmtFingerprint(fp map[string]string) string {
+	var parts []string
+	for _, table := range []string{"traits", "identity_links", "group_memberships", "conversations", "prechat_documents", "applied_messages", "dead_letters"} {
+		n, _, _ := strings.Cut(fp[table], ":")
+		parts = append(parts, fmt.Sprintf("%s %s rows", table, n))
+	}
+	return strings.Join(parts, ", ")
+}
