@@ -31,8 +31,10 @@ type MigrationStatus struct {
 	Migrations []Migration
 }
 
-// UpToDate reports whether every known migration is applied.
-func (m MigrationStatus) UpToDate() bool { return m.Current == m.Latest }
+// UpToDate reports whether every migration this binary knows is applied. A
+// database ahead of the binary (a newer release migrated it during a rolling
+// upgrade) is up to date for it: migrations stay backward compatible.
+func (m MigrationStatus) UpToDate() bool { return m.Current >= m.Latest }
 
 // Migrate applies every pending migration, each in its own transaction,
 // under tern's advisory lock so concurrent runs wait for each other.

@@ -13,7 +13,8 @@ import (
 	"github.com/prechat/prechat/persistence/persistencetest"
 )
 
-// TestReadmeQueriesRun runs every statement of the README's SQL blocks
+// TestReadmeQueriesRun runs every statement of the SQL blocks of the
+// README's "Inspecting with SQL" section
 // against a database holding one visitor, so the documented queries stay
 // valid as the schema changes, and checks that they find that visitor.
 func TestReadmeQueriesRun(t *testing.T) {
@@ -22,8 +23,10 @@ func TestReadmeQueriesRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, section, _ := strings.Cut(string(readme), "## Inspecting with SQL")
+	section, _, _ = strings.Cut(section, "\n## ")
 	var stmts []string
-	for _, block := range strings.Split(string(readme), "```sql\n")[1:] {
+	for _, block := range strings.Split(section, "```sql\n")[1:] {
 		body, _, _ := strings.Cut(block, "```")
 		for _, s := range strings.Split(body, ";\n") {
 			if strings.TrimSpace(stripComments(s)) != "" {

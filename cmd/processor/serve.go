@@ -38,12 +38,6 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
 	log.Info("starting", zap.Strings("roles", cfg.Roles), zap.Any("config", cfg.fields()))
-	if err := waitForPostgres(ctx, d.store, log); err != nil {
-		return nil // stopped while waiting
-	}
-	if err := checkSchema(ctx, d.store); err != nil {
-		return err
-	}
 	roles, err := buildRoles(cfg, d, nil, log)
 	if err != nil {
 		return usageError{err}
@@ -59,9 +53,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]func(context.Context) error, error) {
 	settings, dialer, store := d.settings, d.dialer, d.store
 	reg := newRegistry()
-	roles := []func(context.Context) error{
-		adminRole(cfg, &readiness{store: store, dialer: dialer, cfg: cfg}, reg, log.Named("admin")),
-	}
+	var roles []func(context.Context) error
 	if cfg.hasRole("consumer") {
 		consumer, err := pipeline.New(pipeline.Config{
 			Brokers:           cfg.brokers(),
@@ -92,7 +84,20 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 		}
 		roles = append(roles, run)
 	}
-	return roles, nil
+	// The admin server starts at once, so probes answer (not ready) while
+	// the other roles wait for Postgres and check the schema.
+	for i, run := range roles {
+		roles[i] = func(ctx context.Context) error {
+			if err := waitForPostgres(ctx, store, log); err != nil {
+				return nil // stopped while waiting
+			}
+			if err := checkSchema(ctx, store); err != nil {
+				return err
+			}
+			return run(ctx)
+		}
+	}
+	return append(roles, adminRole(cfg, &readiness{store: store, dialer: dialer, cfg: cfg}, reg, log.Named("admin"))), nil
 }
 
 // runAll runs the roles until ctx is cancelled or one fails; a failure

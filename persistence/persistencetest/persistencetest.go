@@ -55,23 +55,23 @@ func NewDatabase(t testing.TB) string {
 	if templateErr != nil {
 		t.Fatalf("prepare template database on %s: %v", redacted(), templateErr)
 	}
-	return createDatabase(t, " TEMPLATE "+pgx.Identifier{templateName}.Sanitize())
+	return createDatabase(t, templateName)
 }
 
 // NewEmptyDatabase creates a database without any migration for this test
 // and returns its URL; it is dropped when the test ends.
 func NewEmptyDatabase(t testing.TB) string {
 	t.Helper()
-	return createDatabase(t, "")
+	return createDatabase(t, "template1")
 }
 
-func createDatabase(t testing.TB, options string) string {
+func createDatabase(t testing.TB, template string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	name := "prechat_test_" + randomHex(8)
 	if err := admin(ctx, func(c *pgx.Conn) error {
-		_, err := c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+options)
+		_, err := c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize())
 		return err
 	}); err != nil {
 		t.Fatalf("create test database: %v", err)
@@ -80,7 +80,7 @@ func createDatabase(t testing.TB, options string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := admin(ctx, func(c *pgx.Conn) error {
-			_, err := c.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pgx.Identifier{name}.Sanitize()))
+			_, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 			return err
 		}); err != nil {
 			t.Errorf("drop test database %s: %v", name, err)
