@@ -99,9 +99,8 @@ func startDevPostgres(ctx context.Context, dir string, stderr io.Writer) (*devPo
 	if pg.port, err = freePort(); err != nil {
 		return nil, "", err
 	}
-	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s", pg.port, pg.dir)
-	if err := pg.run(pgCtl, "-D", filepath.Join(pg.dir, "data"), "-l", filepath.Join(pg.dir, "server.log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
-		return nil, "", fmt.Errorf("pg_ctl start (see %s): %w", filepath.Join(pg.dir, "server.log"), err)
+	if err := pg.start(); err != nil {
+		return nil, "", err
 	}
 	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.port)
 	conn, err := pgx.Connect(ctx, admin)
@@ -119,6 +118,15 @@ func startDevPostgres(ctx context.Context, dir string, stderr io.Writer) (*devPo
 		return nil, "", fmt.Errorf("create the prechat database: %w", err)
 	}
 	return pg, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/prechat?sslmode=disable", pg.port), nil
+}
+
+// start starts the (stopped) cluster on its port.
+func (pg *devPostgres) start() error {
+	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s", pg.port, pg.dir)
+	if err := pg.run(pg.pgCtl, "-D", filepath.Join(pg.dir, "data"), "-l", filepath.Join(pg.dir, "server.log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
+		return fmt.Errorf("pg_ctl start (see %s): %w", filepath.Join(pg.dir, "server.log"), err)
+	}
+	return nil
 }
 
 // stop shuts the cluster down (fast: sessions are ended, nothing is lost).
