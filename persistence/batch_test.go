@@ -275,3 +275,39 @@ func TestDocumentGetHidesExpiredDocuments(t *testing.T) {
 		t.Fatalf("documents written for an expired conversation: %d", res.Documents)
 	}
 }
+
+// TestApplyBatchConvergesOverManySeeds: for many seeds, events with skewed
+// device clocks (event time from receivedAt − (sentAt − originalTimestamp)),
+// applied shuffled, with duplicates, in batches of random sizes, give the
+// same state as the whole stream applied at once.
+func TestApplyBatchConvergesOverManySeeds(t *testing.T) {
+	seeds := 12
+	if testing.Short() {
+		seeds = 3
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint("seed-", seed), func(t *testing.T) {
+			tb := setup(t)
+			other := newBundle(t)
+			other.now = tb.now
+			gen := mappingtest.NewGenerator(uint64(1000+seed), 15, 6, 3)
+			gen.Base, gen.Skew = tb.now, true
+			events := decodeAll(t, gen.Events(250))
+			tb.apply(t, events)
+			r := rand.New(rand.NewPCG(uint64(seed), 99))
+			shuffled := append([]mapping.Event(nil), events...)
+			for range 60 {
+				shuffled = append(shuffled, events[r.IntN(len(events))])
+			}
+			r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			for i := 0; i < len(shuffled); {
+				end := min(i+1+r.IntN(40), len(shuffled))
+				other.apply(t, shuffled[i:end])
+				i = end
+			}
+			if got, want := other.fingerprint(t), tb.fingerprint(t); !reflect.DeepEqual(got, want) {
+				t.Fatalf("seed %d: state differs:\n got %v\nwant %v", seed, got, want)
+			}
+		})
+	}
+}

@@ -42,6 +42,11 @@ type Generator struct {
 	Spread time.Duration
 	// Prefix makes ids unique across generators sharing a database.
 	Prefix string
+	// Skew sends device times as a browser library would: no timestamp, but
+	// originalTimestamp and sentAt from a device clock off by up to an hour,
+	// and receivedAt from the server; the event time is then derived with
+	// Segment's correction.
+	Skew bool
 
 	seq int
 }
@@ -63,8 +68,21 @@ func (g *Generator) Event() []byte {
 	e := map[string]any{
 		"messageId":   fmt.Sprintf("%smsg-%d-%d", g.Prefix, g.seq, g.Rand.Uint32()),
 		"anonymousId": anon,
-		"timestamp":   g.time().Format(time.RFC3339Nano),
 		"context":     map[string]any{"library": map[string]any{"name": "mappingtest", "version": "1"}},
+	}
+	at := g.time()
+	if g.Skew {
+		device := time.Duration(g.Rand.Int64N(int64(2*time.Hour))) - time.Hour
+		queued := time.Duration(g.Rand.Int64N(int64(10 * time.Second)))
+		transit := time.Duration(g.Rand.Int64N(int64(time.Second)))
+		// Microsecond steps keep the correction exact at Postgres's precision.
+		device, queued, transit = device.Truncate(time.Microsecond), queued.Truncate(time.Microsecond), transit.Truncate(time.Microsecond)
+		at = at.Truncate(time.Microsecond)
+		e["originalTimestamp"] = at.Add(device).Format(time.RFC3339Nano)
+		e["sentAt"] = at.Add(device + queued).Format(time.RFC3339Nano)
+		e["receivedAt"] = at.Add(queued + transit).Format(time.RFC3339Nano)
+	} else {
+		e["timestamp"] = at.Format(time.RFC3339Nano)
 	}
 	switch r := g.Rand.IntN(100); {
 	case r < 30:
