@@ -219,7 +219,7 @@ func TestBrowserSnippetSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := string(res.body)
-	if !strings.Contains(body, "var scriptUrl = cfg.scriptUrl || "+string(url)+";") {
+	if !strings.Contains(body, "var scriptUrl=cfg.scriptUrl||"+string(url)+";") {
 		t.Errorf("the snippet does not load %s:\n%s", url, body)
 	}
 	if strings.Contains(body, "__DEPLOYMENT_SCRIPT_URL__") {

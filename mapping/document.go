@@ -31,11 +31,22 @@ type Document struct {
 	// snippet calls findOrCreate(entity) whenever the entity changes, then
 	// addCustomDetail and .map for each detail.
 	Details []Detail `json:"details"`
+	// Entities are the entities of Details, in the same order, with their
+	// findOrCreate options (saveToTranscript, showOnCreate, linkToEntity).
+	// Their field maps are the details' fieldName … doCreate.
+	Entities []EntityRecord `json:"entities"`
 	// VisitorName is the setName argument: firstName + " " + lastName, set
 	// when contact mappings exist, the visitor has user traits, and both
 	// traits are truthy (as JavaScript sees them).
-	VisitorName string    `json:"visitorName,omitempty"`
-	Warnings    []Warning `json:"warnings"`
+	VisitorName string `json:"visitorName,omitempty"`
+	// EmbeddedChat is the Embedded Service Chat rendering of the details
+	// and entities (EmbeddedChatOf), present when the settings target
+	// embeddedChat.
+	EmbeddedChat *EmbeddedChat `json:"embeddedChat,omitempty"`
+	// Messaging is the Messaging for Web rendering of the details
+	// (MessagingOf), present when the settings target messaging.
+	Messaging *Messaging `json:"messaging,omitempty"`
+	Warnings  []Warning  `json:"warnings"`
 	// Applied lists the messageIds of the events the document reflects.
 	Applied []string `json:"applied"`
 	// Complete is true in stored documents; the API answers false when a
@@ -72,12 +83,25 @@ type Detail struct {
 	DoFind         bool            `json:"doFind"`
 	IsExactMatch   bool            `json:"isExactMatch"`
 	DoCreate       bool            `json:"doCreate"`
+	// TranscriptFields are transcript fields that receive the value.
+	TranscriptFields []string `json:"transcriptFields,omitempty"`
+	// MessagingField is the Messaging for Web hidden pre-chat field that
+	// receives the value.
+	MessagingField string `json:"messagingField,omitempty"`
+}
+
+// EntityRecord is one findOrCreate(entityName) of a document and its options.
+type EntityRecord struct {
+	EntityName       Entity      `json:"entityName"`
+	SaveToTranscript string      `json:"saveToTranscript,omitempty"`
+	ShowOnCreate     bool        `json:"showOnCreate,omitempty"`
+	LinkToEntity     *EntityLink `json:"linkToEntity,omitempty"`
 }
 
 // Warning explains why something the settings map is not in the document.
 type Warning struct {
 	// Code is stable: no_user_traits, no_properties, no_group_traits,
-	// missing_value, name_not_text.
+	// missing_value, name_not_text, unlinked.
 	Code    string `json:"code"`
 	Entity  Entity `json:"entity,omitempty"`
 	Label   string `json:"label,omitempty"`
@@ -128,6 +152,7 @@ func (s *Settings) Build(v Visitor, ttl time.Duration) Document {
 				ButtonID:      s.ButtonID,
 			},
 			Details:   []Detail{},
+			Entities:  []EntityRecord{},
 			Warnings:  []Warning{},
 			Complete:  true,
 			CreatedAt: v.Conversation.At,
@@ -167,6 +192,13 @@ func (s *Settings) Build(v Visitor, ttl time.Duration) Document {
 			b.visitorName(v.UserTraits)
 		}
 	}
+	b.entities(s.EntityOptions)
+	if s.Targets(ProductEmbeddedChat) {
+		b.doc.EmbeddedChat = EmbeddedChatOf(&b.doc, s.EmbeddedChatInit())
+	}
+	if s.Targets(ProductMessaging) {
+		b.doc.Messaging = MessagingOf(&b.doc, s.Messaging.Editable())
+	}
 	b.doc.Applied = make([]string, 0, len(b.applied))
 	for id, at := range b.applied {
 		b.doc.Applied = append(b.doc.Applied, id)
@@ -201,15 +233,45 @@ func (b *builder) detail(e Entity, kind string, m Mapping, data Traits) {
 	}
 	b.use(t.Stamp)
 	b.doc.Details = append(b.doc.Details, Detail{
-		Entity:         e,
-		Label:          m.Label,
-		Value:          json.RawMessage(t.Value),
-		DisplayToAgent: m.DisplayToAgent,
-		FieldName:      m.FieldName,
-		DoFind:         m.DoFind,
-		IsExactMatch:   m.IsExactMatch,
-		DoCreate:       m.DoCreate,
+		Entity:           e,
+		Label:            m.Label,
+		Value:            json.RawMessage(t.Value),
+		DisplayToAgent:   m.DisplayToAgent,
+		FieldName:        m.FieldName,
+		DoFind:           m.DoFind,
+		IsExactMatch:     m.IsExactMatch,
+		DoCreate:         m.DoCreate,
+		TranscriptFields: slices.Clone(m.TranscriptFields),
+		MessagingField:   m.MessagingField,
 	})
+}
+
+// entities lists the entities of the details in order, with their options.
+// A link to an entity the document has no details for is left out with an
+// unlinked warning: findOrCreate creates no such record to link to.
+func (b *builder) entities(opts map[Entity]EntityOptions) {
+	have := map[Entity]bool{}
+	for _, d := range b.doc.Details {
+		if have[d.Entity] {
+			continue
+		}
+		have[d.Entity] = true
+		b.doc.Entities = append(b.doc.Entities, EntityRecord{EntityName: d.Entity})
+	}
+	for i := range b.doc.Entities {
+		e := &b.doc.Entities[i]
+		o := opts[e.EntityName]
+		e.SaveToTranscript, e.ShowOnCreate = o.SaveToTranscript, o.ShowOnCreate
+		if l := o.LinkToEntity; l != nil {
+			if !have[l.EntityName] {
+				b.warn(Warning{Code: "unlinked", Entity: e.EntityName,
+					Message: fmt.Sprintf("%s: linkToEntity(%q, %q) is left out: the document has no %s details, so no %s record is created", e.EntityName, l.EntityName, l.FieldName, l.EntityName, l.EntityName)})
+				continue
+			}
+			link := *l
+			e.LinkToEntity = &link
+		}
+	}
 }
 
 // visitorName applies the integration's rule: setName(firstName + " " +

@@ -49,6 +49,19 @@ type Settings struct {
 	ButtonID string `json:"buttonId,omitempty"`
 	// APIVersion (extension) is the deployment.js version. Default: "29.0".
 	APIVersion string `json:"apiVersion,omitempty"`
+
+	// Products (extension) are the chat products the documents are rendered
+	// for. Default: liveAgent only.
+	Products []Product `json:"products,omitempty"`
+	// EntityOptions (extension) are the findOrCreate options per entity:
+	// saveToTranscript, showOnCreate and linkToEntity.
+	EntityOptions map[Entity]EntityOptions `json:"entityOptions,omitempty"`
+	// EmbeddedChat (extension) holds the embedded_svc.init arguments;
+	// required when Products include embeddedChat.
+	EmbeddedChat *EmbeddedChatConfig `json:"embeddedChat,omitempty"`
+	// Messaging (extension) describes the Messaging for Web deployment the
+	// page initialises, and how the visible pre-chat fields behave.
+	Messaging *MessagingConfig `json:"messaging,omitempty"`
 }
 
 // settingsFields is Settings without methods, so decoding can embed it
@@ -83,6 +96,14 @@ type Mapping struct {
 	IsExactMatch bool `json:"isExactMatch"`
 	// DoCreate creates a record with this field when none is found.
 	DoCreate bool `json:"doCreate"`
+
+	// MessagingField (extension) is the Messaging for Web hidden pre-chat
+	// field (channel variable) that receives the value.
+	MessagingField string `json:"messagingField,omitempty"`
+	// TranscriptFields (extension) are chat transcript fields that receive
+	// the value: addCustomDetail(...).saveToTranscript(field) in Legacy
+	// Chat, transcriptFields in Embedded Service Chat.
+	TranscriptFields []string `json:"transcriptFields,omitempty"`
 }
 
 type bareMapping Mapping
@@ -196,6 +217,8 @@ func ParseSettings(data []byte) (*Settings, error) {
 		ContactMappings json.RawMessage `json:"contactMappings"`
 		CaseMappings    json.RawMessage `json:"caseMappings"`
 		AccountMappings json.RawMessage `json:"accountMappings"`
+		Products        json.RawMessage `json:"products"`
+		EntityOptions   json.RawMessage `json:"entityOptions"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		var fe *FieldError
@@ -229,6 +252,9 @@ func ParseSettings(data []byte) (*Settings, error) {
 			}
 			*sec.dst = append(*sec.dst, m)
 		}
+	}
+	if err := s.decodeExtensions(raw.Products, raw.EntityOptions); err != nil {
+		return nil, err
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -266,7 +292,10 @@ func (s *Settings) Validate() error {
 			return &FieldError{c.field, fmt.Sprintf("%q is not %s", truncate(c.value), c.want)}
 		}
 	}
-	labels := map[string]string{}
+	if err := s.validateProducts(); err != nil {
+		return err
+	}
+	labels, messagingFields := map[string]string{}, map[string]string{}
 	for _, sec := range s.Sections() {
 		for i, m := range sec.Mappings {
 			path := fmt.Sprintf("%s[%d]", sec.Field, i)
@@ -287,9 +316,12 @@ func (s *Settings) Validate() error {
 				return &FieldError{path + ".label", fmt.Sprintf("%q is already the label of %s; findOrCreate(...).map refers to details by label, so labels must be unique", truncate(m.Label), prev)}
 			}
 			labels[m.Label] = path
+			if err := m.validateExtensions(path, messagingFields); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return s.validateExtensions()
 }
 
 // jsonValueKind names the JSON type of a raw value.

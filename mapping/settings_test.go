@@ -3,6 +3,7 @@ package mapping_test
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -161,11 +162,11 @@ func TestMappingForms(t *testing.T) {
 	}
 	want := mapping.Mapping{Trait: "email", Label: "User Email", DisplayToAgent: true, FieldName: "Email",
 		DoFind: true, IsExactMatch: true, DoCreate: true}
-	if bare != want {
+	if !reflect.DeepEqual(bare, want) {
 		t.Errorf("bare form = %+v, want %+v", bare, want)
 	}
 	want.Key, want.Wrapped = "email", true
-	if wrapped != want {
+	if !reflect.DeepEqual(wrapped, want) {
 		t.Errorf("wrapped form = %+v, want %+v", wrapped, want)
 	}
 }

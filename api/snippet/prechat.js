@@ -1,20 +1,40 @@
 // Prechat browser snippet, served as GET /v1/prechat.js.
 //
-// It replaces Segment's browser "Salesforce Live Agent" destination: it loads
-// Salesforce's deployment.js on every page, and when the visitor starts a
-// conversation ("Live Chat Conversation Started" through analytics.js, or
-// prechat.start()) it fetches the visitor's pre-chat document from the API
-// and replays it as liveagent.findOrCreate/addCustomDetail/map/setName calls,
-// then liveagent.init. Without a conversation start it never calls init, so
-// the page keeps full use of liveagent.
+// It replaces Segment's browser "Salesforce Live Agent" destination for the
+// three Salesforce chat products. When the visitor starts a conversation
+// ("Live Chat Conversation Started" through analytics.js, or prechat.start())
+// it fetches the visitor's pre-chat document from the API and hands it to
+// the product the page runs, in that product's order:
+// - liveAgent (Legacy Chat): it loads Salesforce's deployment.js on every
+//   page; on a conversation start it replays the document as
+//   liveagent.findOrCreate/addCustomDetail/map/setName calls, then
+//   liveagent.init. Without a conversation start it never calls init.
+// - embeddedChat (Embedded Service Chat): the page loads esw.min.js and does
+//   not call init; the snippet adds the document's extraPrechatFormDetails,
+//   extraPrechatInfo and prepopulatedPrechatFields to embedded_svc.settings,
+//   then calls embedded_svc.init with the document's arguments.
+// - messaging (Messaging for Web): the page loads bootstrap.min.js and calls
+//   embeddedservice_bootstrap.init itself, after this snippet; once
+//   onEmbeddedMessagingReady fired the snippet sets the document's hidden and
+//   visible pre-chat fields, and never after
+//   onEmbeddedMessagingConversationStarted.
 //
-// The server strips blank lines, lines that start with // and indentation
-// (see renderSnippet in snippet.go): keep every comment on a line of its own,
-// and end statements with semicolons. Plain ES5, no dependencies; the
-// rendered snippet must stay under 5 KB (browser_test.go checks it).
+// The server renders one variant per product (see renderSnippet in
+// snippet.go), keeping the lines between "//#if TAG..." and "//#end" when
+// one of the TAGs is the variant's product: /v1/prechat.js?product=NAME
+// serves that product's variant. /v1/prechat.js serves the liveAgent
+// variant with the "detect" blocks: when prechatConfig.product names
+// another product, or the page already has embeddedservice_bootstrap or
+// embedded_svc, it loads that product's variant instead.
+//
+// The server also strips blank lines, lines that start with // and
+// indentation, and the spaces that separate no words: keep every comment on
+// a line of its own, and end statements with semicolons. Plain ES5, no
+// dependencies; every variant must stay under 5 KB (browser_test.go checks
+// them).
 //
 // Options, set before the snippet loads: window.prechatConfig = {apiBase,
-// wait, scriptUrl, onError, onApplied}.
+// wait, scriptUrl, product, onError, onApplied}.
 (function (w, d) {
   "use strict";
   if (w.prechat) return;
@@ -22,20 +42,33 @@
   var scriptUrl = cfg.scriptUrl || "__DEPLOYMENT_SCRIPT_URL__";
   var base = cfg.apiBase;
   var me = d.currentScript;
+  // the variant's product and its global object
+  var product = "__PRODUCT__";
+  var G = "__GLOBAL__";
   var errFns = [];
   var okFns = [];
   // messageIds of this page's identify, group and conversation start events
   var ids = [];
-  // deployment.js: 0 loading, 1 loaded, 2 failed; queue runs when it settles
+  // the product: 0 loading, 1 ready, 2 failed; queue runs when it settles
   var la = 0;
   var queue = [];
-  var busy, inited, hooked;
+  var busy, inited, hooked, started;
   var applied = null;
 
   // The API is where this script came from; an inline copy uses the page's
   // own origin.
   if (base == null) base = me && me.src ? me.src.replace(/\/v1\/prechat\.js.*$/, "") : "";
   base = String(base).replace(/\/+$/, "");
+  //#if detect
+  // A page of another product gets that product's variant.
+  var p = cfg.product || (w.embeddedservice_bootstrap ? "messaging" : w.embedded_svc ? "embeddedChat" : product);
+  if (p != product) {
+    var v = d.createElement("script");
+    v.src = base + "/v1/prechat.js?product=" + encodeURIComponent(p);
+    (d.head || d.documentElement).appendChild(v);
+    return;
+  }
+  //#end
   if (cfg.onError) errFns.push(cfg.onError);
   if (cfg.onApplied) okFns.push(cfg.onApplied);
 
@@ -63,6 +96,16 @@
     for (var i = 0; i < q.length; i++) q[i]();
   }
 
+  // every calls f now and every 250 ms until it returns true, for 30 s.
+  function every(f) {
+    if (!f()) {
+      var n = 0;
+      var t = setInterval(function () {
+        if (f() || ++n > 120) clearInterval(t);
+      }, 250);
+    }
+  }
+
   // clean strips URL-encoding and JSON quotes: %22abc%22 and "abc" are abc.
   function clean(v) {
     v = v ? String(v) : "";
@@ -82,13 +125,57 @@
     try { return clean(w.localStorage.getItem("ajs_anonymous_id")); } catch (e) { return ""; }
   }
 
-  // apply replays the document and returns an error message, or "".
+  // apply hands the document to the product and returns an error message,
+  // or "".
   function apply(doc) {
-    var L = w.liveagent, ds = doc.details || [], c = doc.chat || {}, prev, f, t, i;
+    var L = w[G], t, v;
+    //#if liveAgent
+    var ds = doc.details || [], es = doc.entities || [], o = {}, c = doc.chat || {}, prev, f, i, j;
+    //#end
+    //#if embeddedChat messaging
+    var x = doc[product], k, s;
+    //#end
     if (inited) return "";
-    if (la != 1 || !L) return "no liveagent, the document was not applied";
-    var leave = function () { if (prev == "Contact" && doc.visitorName) L.setName(doc.visitorName); };
+    if (la != 1 || !L) return "no " + G + ", the document was not applied";
+    //#if embeddedChat messaging
+    if (!x) return "the document has no " + product + " output: add it to the settings' products";
+    //#end
+    //#if messaging
+    if (started) return "the conversation already started, the pre-chat fields were not set";
+    //#end
+    //#if liveAgent
+    for (i = 0; i < es.length; i++) o[es[i].entityName] = es[i];
+    // leave ends an entity: its findOrCreate options, then setName after
+    // the Contact details.
+    var leave = function () {
+      var e = o[prev];
+      if (e) {
+        if (e.saveToTranscript) f.saveToTranscript(e.saveToTranscript);
+        if (e.showOnCreate) f.showOnCreate();
+        if (e.linkToEntity) f.linkToEntity(e.linkToEntity.entityName, e.linkToEntity.fieldName);
+      }
+      if (prev == "Contact" && doc.visitorName) L.setName(doc.visitorName);
+    };
+    //#end
     try {
+      inited = true;
+      //#if messaging
+      s = L.prechatAPI;
+      if (x.hiddenFields) s.setHiddenPrechatFields(x.hiddenFields);
+      if (x.visibleFields) s.setVisiblePrechatFields(x.visibleFields);
+      //#end
+      //#if embeddedChat
+      // Arrays are appended to the page's own, objects merged into them.
+      s = L.settings = L.settings || {};
+      for (k in x.settings) {
+        v = x.settings[k];
+        if (v.concat) s[k] = (s[k] || []).concat(v);
+        else for (t in v) (s[k] = s[k] || {})[t] = v[t];
+      }
+      t = x.init;
+      L.init(t.coreUrl, t.siteUrl, t.gslbUrl, t.orgId, t.deploymentName, t.options);
+      //#end
+      //#if liveAgent
       for (i = 0; i < ds.length; i++) {
         t = ds[i];
         if (t.entity != prev) {
@@ -96,13 +183,14 @@
           prev = t.entity;
           f = L.findOrCreate(t.entity);
         }
-        L.addCustomDetail(t.label, t.value, t.displayToAgent);
+        v = L.addCustomDetail(t.label, t.value, t.displayToAgent);
+        for (j = 0; j < (t.transcriptFields || []).length; j++) v.saveToTranscript(t.transcriptFields[j]);
         f.map(t.fieldName, t.label, t.doFind, t.isExactMatch, t.doCreate);
       }
       leave();
-      inited = true;
       L.init(c.chatUrl, c.deploymentId, c.orgId);
       if (c.enableLogging) L.enableLogging();
+      //#end
     } catch (e) {
       return "applying the document failed: " + e;
     }
@@ -145,8 +233,14 @@
           try { doc = s == 200 && JSON.parse(x.responseText); } catch (e) {}
           if (!doc) return end(s == 404 ? "no pre-chat document for " + id : "document request failed: HTTP " + s);
           var go = function () { end(apply(doc)); };
-          if (la) go();
-          else queue.push(go);
+          if (la) return go();
+          queue.push(go);
+          //#if embeddedChat messaging
+          // A product that is not ready within 15 s fails the start.
+          setTimeout(function () {
+            if (!la) queue = [], end(G + " is not ready, the document was not applied");
+          }, 15000);
+          //#end
         };
         x.onerror = x.ontimeout = function (e) {
           end("document request failed: " + e.type);
@@ -191,6 +285,7 @@
   w.prechat = {
     apiBase: base,
     scriptUrl: scriptUrl,
+    product: product,
     start: start,
     anonymousId: anonymousId,
     onError: function (fn) { errFns.push(fn); },
@@ -200,6 +295,19 @@
     }
   };
 
+  //#if messaging
+  // The page calls embeddedservice_bootstrap.init after this snippet.
+  w.addEventListener("onEmbeddedMessagingReady", function () { settle(1); });
+  w.addEventListener("onEmbeddedMessagingConversationStarted", function () { started = 1; });
+  //#end
+  //#if embeddedChat
+  // esw.min.js defines embedded_svc; it may load after this snippet.
+  every(function () {
+    if (w[G]) settle(1);
+    return la;
+  });
+  //#end
+  //#if liveAgent
   if (w.liveagent) {
     settle(1);
   } else {
@@ -213,11 +321,7 @@
     s.onerror = function () { settle(2, "could not load " + scriptUrl); };
     (d.head || d.documentElement).appendChild(s);
   }
+  //#end
   // analytics.js may load after this snippet: look for it for 30 s.
-  if (!hook()) {
-    var polls = 0;
-    var timer = setInterval(function () {
-      if (hook() || ++polls > 120) clearInterval(timer);
-    }, 250);
-  }
+  every(hook);
 })(window, document);
