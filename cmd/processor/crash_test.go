@@ -118,11 +118,15 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 		// Feed this run's share of the log while it runs, so it dies with
 		// fetches and batches in flight.
 		feeding := make(chan struct{})
+		pauses := make([]time.Duration, 8)
+		for i := range pauses {
+			pauses[i] = time.Duration(20+r.IntN(80)) * time.Millisecond
+		}
 		go func() {
 			defer close(feeding)
-			for range 8 {
+			for _, pause := range pauses {
 				produce(chunk / 8)
-				time.Sleep(time.Duration(20+r.IntN(80)) * time.Millisecond)
+				time.Sleep(pause)
 			}
 		}()
 		select {

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
@@ -74,6 +77,18 @@ func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create the data folder: %w", err)
 	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// Busy default ports fall back to free ones, so the banner below is
+	// exact and a second service on 8080 does not stop the demo.
+	for _, addr := range []*string{&cfg.HTTPAddr, &cfg.AdminAddr} {
+		if *addr, err = availableAddr(*addr); err != nil {
+			return err
+		}
+	}
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
 
@@ -85,9 +100,9 @@ func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Write
 		}
 		defer pg.stop()
 		cfg.DatabaseURL = url
-		started = append(started, fmt.Sprintf("Postgres   %s (private cluster in %s)", url, filepath.Join(dir, "postgres")))
+		started = append(started, fmt.Sprintf("Postgres    %s (private cluster in %s)", url, filepath.Join(dir, "postgres")))
 	} else {
-		started = append(started, "Postgres   DATABASE_URL (yours)")
+		started = append(started, "Postgres    DATABASE_URL (yours)")
 	}
 
 	if len(cfg.KafkaBrokers) > 0 {
@@ -105,12 +120,15 @@ func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	}
 	defer cluster.Close()
 	cfg.KafkaBrokers = cluster.ListenAddrs()
-	started = append(started, fmt.Sprintf("Kafka      %s, topic %s (in-process kfake broker, log in %s)", strings.Join(cfg.KafkaBrokers, ","), cfg.KafkaTopic, filepath.Join(dir, "kafka")))
+	started = append(started, fmt.Sprintf("Kafka       %s, topic %s (in-process kfake broker, log in %s)", strings.Join(cfg.KafkaBrokers, ","), cfg.KafkaTopic, filepath.Join(dir, "kafka")))
 
 	if cfg.SettingsFile == "" {
+		// The example, written once: edits made to it are kept.
 		cfg.SettingsFile = filepath.Join(dir, "settings.json")
-		if err := os.WriteFile(cfg.SettingsFile, examples.SettingsJSON, 0o644); err != nil {
-			return fmt.Errorf("write the example settings: %w", err)
+		if _, err := os.Stat(cfg.SettingsFile); errors.Is(err, fs.ErrNotExist) {
+			if err := os.WriteFile(cfg.SettingsFile, examples.SettingsJSON, 0o644); err != nil {
+				return fmt.Errorf("write the example settings: %w", err)
+			}
 		}
 	}
 	d, err := openDeps(ctx, cfg, "db", "kafka", "settings")
@@ -130,7 +148,7 @@ func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Write
 		return usageError{err}
 	}
 
-	base := "http://" + strings.Replace(cfg.HTTPAddr, "0.0.0.0", "127.0.0.1", 1)
+	base := "http://" + cfg.HTTPAddr
 	fmt.Fprintf(stdout, `
 Prechat dev is running. Ctrl-C stops everything it started.
 
@@ -149,6 +167,40 @@ Prechat dev is running. Ctrl-C stops everything it started.
 		return nil
 	}
 	return err
+}
+
+// availableAddr returns addr if its port can be listened on, else a free
+// loopback port; ":8080" and "0.0.0.0:8080" become "127.0.0.1:8080"-style
+// addresses a browser can open.
+func availableAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%q is not host:port", addr)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	p, _ := strconv.Atoi(port)
+	if p == 0 || !portFree(p) {
+		if p, err = freePort(); err != nil {
+			return "", err
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// lockDir takes an exclusive lock on the data folder, so two processor dev
+// runs never share one Postgres cluster or Kafka log.
+func lockDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock the data folder: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another processor dev is using %s (choose another --data-dir)", dir)
+	}
+	return func() { f.Close() }, nil
 }
 
 // devPages serves the demo page at / and its assets under /dev/.

@@ -91,6 +91,9 @@ func startDevPostgres(ctx context.Context, dir string, stderr io.Writer) (*devPo
 	}
 	if _, err := os.Stat(filepath.Join(pg.dir, "data", "PG_VERSION")); err != nil {
 		if err := pg.run(initdb, "-D", filepath.Join(pg.dir, "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"); err != nil {
+			if pg.cred != nil {
+				err = fmt.Errorf("%w (as root, the cluster runs as the postgres user, which must be able to enter every folder of %s)", err, pg.dir)
+			}
 			return nil, "", fmt.Errorf("initdb: %w", err)
 		}
 	}
@@ -122,7 +125,8 @@ func startDevPostgres(ctx context.Context, dir string, stderr io.Writer) (*devPo
 
 // start starts the (stopped) cluster on its port.
 func (pg *devPostgres) start() error {
-	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s", pg.port, pg.dir)
+	// TCP on loopback only: no Unix socket, whose path length is limited.
+	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=''", pg.port)
 	if err := pg.run(pg.pgCtl, "-D", filepath.Join(pg.dir, "data"), "-l", filepath.Join(pg.dir, "server.log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
 		return fmt.Errorf("pg_ctl start (see %s): %w", filepath.Join(pg.dir, "server.log"), err)
 	}

@@ -100,7 +100,7 @@ func TestPostgresRestartIsWaitedOut(t *testing.T) {
 	proc := startProcessor(t, []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
 		"KAFKA_GROUP=g", "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0",
 		"BATCH_SIZE=100"}, "serve")
-	admin := "http://" + proc.logAddr(t, "admin listening", 10*time.Second)
+	admin := "http://" + proc.logAddr(t, "admin listening", 30*time.Second)
 	consumed := func(n int64) func() bool {
 		return func() bool {
 			offs, err := store.OffsetsGet(ctx, "g", topic)
@@ -174,8 +174,8 @@ func TestKafkaOutageIsWaitedOut(t *testing.T) {
 	proc := startProcessor(t, []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + fmt.Sprintf("127.0.0.1:%d", port), "KAFKA_TOPIC=" + topic,
 		"KAFKA_GROUP=g", "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0",
 		"WRITE_KEYS=wk", "KAFKA_SESSION_TIMEOUT=2s", "KAFKA_HEARTBEAT_INTERVAL=500ms"}, "serve")
-	base := "http://" + proc.logAddr(t, "http listening", 10*time.Second)
-	admin := "http://" + proc.logAddr(t, "admin listening", 10*time.Second)
+	base := "http://" + proc.logAddr(t, "http listening", 30*time.Second)
+	admin := "http://" + proc.logAddr(t, "admin listening", 30*time.Second)
 	post := func(id string) int {
 		res, err := http.Post(base+"/v1/t", "text/plain", strings.NewReader(
 			`{"writeKey":"wk","event":"Live Chat Conversation Started","anonymousId":"`+id+`","messageId":"`+id+`","properties":{"subject":"s"}}`))
@@ -238,7 +238,7 @@ func TestPublicPortCutsOffSlowAndOversizedRequests(t *testing.T) {
 	_, dbURL := persistencetest.NewStore(t, nil)
 	proc := startProcessor(t, []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
 		"ROLES=api", "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0"}, "serve")
-	addr := proc.logAddr(t, "http listening", 10*time.Second)
+	addr := proc.logAddr(t, "http listening", 30*time.Second)
 
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
