@@ -39,6 +39,15 @@ type settingsView struct {
 	ScriptURL            string        `json:"scriptUrl"`
 	ChatURL              string        `json:"chatUrl"`
 	Sections             []sectionView `json:"sections"`
+	// The extensions for the successor products appear only when set.
+	Products         []mapping.Product                        `json:"products,omitempty"`
+	Targeted         []mapping.Product                        `json:"targeted,omitempty"`
+	EntityOptions    map[mapping.Entity]mapping.EntityOptions `json:"entityOptions,omitempty"`
+	EmbeddedChat     *mapping.EmbeddedChatConfig              `json:"embeddedChat,omitempty"`
+	EmbeddedChatInit *mapping.EmbeddedChatInit                `json:"embeddedChatInit,omitempty"`
+	Messaging        *mapping.MessagingConfig                 `json:"messaging,omitempty"`
+	// VisibleFieldsEditable is Messaging.Editable(), shown with Messaging.
+	VisibleFieldsEditable *bool `json:"visibleFieldsEditable,omitempty"`
 }
 
 type sectionView struct {
@@ -58,6 +67,9 @@ type mappingView struct {
 	DoFind         bool   `json:"doFind"`
 	IsExactMatch   bool   `json:"isExactMatch"`
 	DoCreate       bool   `json:"doCreate"`
+	// Extensions, when set.
+	MessagingField   string   `json:"messagingField,omitempty"`
+	TranscriptFields []string `json:"transcriptFields,omitempty"`
 }
 
 func viewSettings(s *mapping.Settings) settingsView {
@@ -65,6 +77,15 @@ func viewSettings(s *mapping.Settings) settingsView {
 		Hostname: s.Hostname, LiveAgentEndpointURL: s.LiveAgentEndpointURL, DeploymentID: s.DeploymentID,
 		OrgID: s.OrgID, EnableLogging: s.EnableLogging, ButtonID: s.ButtonID, APIVersion: s.APIVersion,
 		ScriptURL: s.ScriptURL(), ChatURL: s.ChatURL(), Sections: []sectionView{},
+		Products: s.Products, EntityOptions: s.EntityOptions, EmbeddedChat: s.EmbeddedChat,
+		EmbeddedChatInit: s.EmbeddedChatInit(), Messaging: s.Messaging,
+	}
+	if len(s.Products) > 0 {
+		v.Targeted = s.Targeted()
+	}
+	if s.Messaging != nil {
+		editable := s.Messaging.Editable()
+		v.VisibleFieldsEditable = &editable
 	}
 	for _, sec := range s.Sections() {
 		sv := sectionView{Entity: sec.Entity, Field: sec.Field, Mappings: []mappingView{}}
@@ -73,6 +94,7 @@ func viewSettings(s *mapping.Settings) settingsView {
 				Key: m.Key, Trait: m.Trait, Property: m.Property, Source: m.Source(), Label: m.Label,
 				DisplayToAgent: m.DisplayToAgent, FieldName: m.FieldName, DoFind: m.DoFind,
 				IsExactMatch: m.IsExactMatch, DoCreate: m.DoCreate,
+				MessagingField: m.MessagingField, TranscriptFields: m.TranscriptFields,
 			})
 		}
 		v.Sections = append(v.Sections, sv)
