@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
 )
 
@@ -205,30 +206,417 @@ func TestBrowserDeploymentMissing(t *testing.T) {
 	b.assertNoExceptions()
 }
 
-// TestBrowserSnippetSize checks the served snippet: the deployment.js URL
-// filled in, and under 5 KB.
+// The Embedded Service Chat and Messaging for Web pages run the same
+// visitor as page.html under mappingtest's settings, which target all three
+// products: what each product receives is exactly what the mappings
+// describe, values as text.
+const (
+	// eswInit is embedded_svc.init's arguments.
+	eswInit = `[
+		"https://example.my.salesforce.com", "https://example.my.site.com/support", "https://service.force.com",
+		"00D3D000000DIdG", "Prechat_Chat",
+		{"baseLiveAgentContentURL": "https://c.la3-c1cs-phx.salesforceliveagent.com/content",
+		 "deploymentId": "5723D00000000F4", "buttonId": "5733D00000000Ab",
+		 "baseLiveAgentURL": "https://d.la3-c1cs-phx.salesforceliveagent.com/chat",
+		 "eswLiveAgentDevName": "EmbeddedServiceLiveAgent_Parent04I3D000000001", "isOfflineSupportEnabled": false}
+	]`
+	// eswSettings is embedded_svc.settings when init is called: the page's
+	// own settings, its Origin detail first, then the document's.
+	eswSettings = `{
+		"displayHelpButton": false,
+		"language": "en-US",
+		"extraPrechatFormDetails": [
+			{"label": "Origin", "value": "Web", "displayToAgent": false, "transcriptFields": ["Origin__c"]},
+			{"label": "User Email", "value": "ada@example.com", "displayToAgent": true, "transcriptFields": []},
+			{"label": "First Name", "value": "Ada", "displayToAgent": true, "transcriptFields": []},
+			{"label": "Last Name", "value": "Lovelace", "displayToAgent": true, "transcriptFields": []},
+			{"label": "Case Status", "value": "New", "displayToAgent": true, "transcriptFields": []},
+			{"label": "Subject", "value": "Shoes", "displayToAgent": true, "transcriptFields": []},
+			{"label": "Account Website", "value": "acme.test", "displayToAgent": true, "transcriptFields": []},
+			{"label": "Account Revenue", "value": "100", "displayToAgent": true, "transcriptFields": []}
+		],
+		"extraPrechatInfo": [
+			{"entityName": "Contact", "showOnCreate": false, "saveToTranscript": "", "entityFieldMaps": [
+				{"fieldName": "Email", "label": "User Email", "doFind": true, "isExactMatch": true, "doCreate": true},
+				{"fieldName": "FirstName", "label": "First Name", "doFind": false, "isExactMatch": false, "doCreate": true},
+				{"fieldName": "LastName", "label": "Last Name", "doFind": false, "isExactMatch": true, "doCreate": true}]},
+			{"entityName": "Case", "showOnCreate": false, "saveToTranscript": "", "entityFieldMaps": [
+				{"fieldName": "Status", "label": "Case Status", "doFind": false, "isExactMatch": false, "doCreate": false},
+				{"fieldName": "Subject", "label": "Subject", "doFind": false, "isExactMatch": false, "doCreate": true}]},
+			{"entityName": "Account", "showOnCreate": false, "saveToTranscript": "", "entityFieldMaps": [
+				{"fieldName": "Website", "label": "Account Website", "doFind": true, "isExactMatch": true, "doCreate": false},
+				{"fieldName": "AnnualRevenue", "label": "Account Revenue", "doFind": false, "isExactMatch": false, "doCreate": false}]}
+		],
+		"prepopulatedPrechatFields": {"Email": "ada@example.com", "FirstName": "Ada", "LastName": "Lovelace", "Subject": "Shoes"}
+	}`
+	// messagingInit is the page's own embeddedservice_bootstrap.init.
+	messagingInit = `["init", "00D3D000000DIdG", "Prechat_Messaging", "https://example.my.site.com/ESWPrechatMessaging1",
+		{"scrt2URL": "https://example.my.salesforce-scrt.com"}]`
+	// messagingFields are the pre-chat calls: hidden fields by each
+	// mapping's messagingField, the visible standard fields not editable
+	// (visibleFieldsEditable is false).
+	messagingFields = `
+		["setHiddenPrechatFields", {"Email": "ada@example.com", "Case_Status": "New", "Account_Website": "acme.test", "Account_Revenue": "100"}],
+		["setVisiblePrechatFields", {
+			"_email": {"value": "ada@example.com", "isEditableByEndUser": false},
+			"_firstName": {"value": "Ada", "isEditableByEndUser": false},
+			"_lastName": {"value": "Lovelace", "isEditableByEndUser": false},
+			"_subject": {"value": "Shoes", "isEditableByEndUser": false}}]`
+)
+
+// TestBrowserEmbeddedChat is Embedded Service Chat end to end, driven by
+// analytics-next: on the conversation start the snippet adds the document's
+// extraPrechatFormDetails, extraPrechatInfo and prepopulatedPrechatFields
+// to the page's embedded_svc.settings, then calls embedded_svc.init once
+// with the settings' arguments, and never loads deployment.js. On
+// embedded.html /v1/prechat.js finds embedded_svc and loads its variant; on
+// embedded.html#late the variant is forced with ?product= and esw.js only
+// loads after the document arrived, so the snippet waits for embedded_svc.
+func TestBrowserEmbeddedChat(t *testing.T) {
+	t.Parallel()
+	for _, page := range []string{"embedded.html", "embedded.html#late"} {
+		t.Run(page, func(t *testing.T) {
+			t.Parallel()
+			requireBrowserDeps(t)
+			s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
+			b := newBrowser(t)
+
+			b.do(30*time.Second, chromedp.Navigate(s.url+"/test/"+page))
+			b.poll(10*time.Second, `window.__ready === true && !!window.prechat`)
+			if p := evalAs[string](b, `prechat.product`); p != "embeddedChat" {
+				t.Fatalf("prechat.product = %q, want embeddedChat", p)
+			}
+			b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+			b.poll(30*time.Second, `(window.__eswLog || []).some(function (c) { return c[0] === 'bootstrapEmbeddedService'; })`)
+			want := `[["init", ` + eswInit + `, ` + eswSettings + `], ["bootstrapEmbeddedService"]]`
+			assertJSON(t, "embedded_svc calls", b.eval(`window.__eswLog`), want)
+			// Nothing is set after init.
+			assertJSON(t, "embedded_svc.settings after init", b.eval(`embedded_svc.settings`), eswSettings)
+			if page == "embedded.html#late" {
+				assertJSON(t, "order", b.eval(`window.__order`), `["document", "esw", "applied"]`)
+			}
+
+			// A second conversation start on the page changes nothing.
+			b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+			b.waitRequests(10*time.Second, func(rs []request) bool { return countPosts(rs, s.url+"/v1/t") >= 2 })
+			time.Sleep(300 * time.Millisecond)
+			assertJSON(t, "embedded_svc calls after a second start", b.eval(`window.__eswLog`), want)
+			assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
+			if n := evalAs[int](b, `window.__prechatApplied.length`); n != 1 {
+				t.Errorf("onApplied ran %d times, want 1", n)
+			}
+			rs := b.requestList()
+			if !slices.ContainsFunc(rs, func(r request) bool { return r.url == s.url+"/v1/prechat.js?product=embeddedChat" }) {
+				t.Errorf("the embeddedChat variant was not loaded; requests: %v", rs)
+			}
+			if slices.ContainsFunc(rs, func(r request) bool { return strings.HasSuffix(r.url, "deployment.js") }) {
+				t.Errorf("deployment.js was loaded on an Embedded Service Chat page; requests: %v", rs)
+			}
+			b.assertLocal(s.url)
+			b.assertNoExceptions()
+		})
+	}
+}
+
+// TestBrowserMessaging is Messaging for Web end to end, driven by
+// analytics-next: the snippet sets the hidden and visible pre-chat fields
+// after onEmbeddedMessagingReady and before the conversation starts, once.
+// On messaging.html the ready event comes before the document, on
+// messaging.html#late the document comes first and the snippet waits.
+func TestBrowserMessaging(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ page, want string }{
+		{"messaging.html", `[` + messagingInit + `, ["onEmbeddedMessagingReady"], ["document", 200],` + messagingFields +
+			`, ["launchChat"], ["onEmbeddedMessagingConversationStarted"]]`},
+		{"messaging.html#late", `[["document", 200], ` + messagingInit + `, ["onEmbeddedMessagingReady"],` + messagingFields +
+			`, ["launchChat"], ["onEmbeddedMessagingConversationStarted"]]`},
+	} {
+		t.Run(c.page, func(t *testing.T) {
+			t.Parallel()
+			requireBrowserDeps(t)
+			s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
+			b := newBrowser(t)
+
+			b.do(30*time.Second, chromedp.Navigate(s.url+"/test/"+c.page))
+			b.poll(10*time.Second, `window.__ready === true`)
+			if c.page == "messaging.html" {
+				b.poll(10*time.Second, `__messagingLog.length === 2`)
+			}
+			if p := evalAs[string](b, `prechat.product`); p != "messaging" {
+				t.Fatalf("prechat.product = %q, want messaging", p)
+			}
+			b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+			b.poll(30*time.Second, `__messagingLog.some(function (c) { return c[0] === 'onEmbeddedMessagingConversationStarted'; })`)
+			assertJSON(t, "Messaging for Web calls and events", b.eval(`window.__messagingLog`), c.want)
+			assertJSON(t, "prechatAPI calls before ready or after the start", b.eval(`window.__messagingViolations`), `[]`)
+
+			b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+			b.waitRequests(10*time.Second, func(rs []request) bool { return countPosts(rs, s.url+"/v1/t") >= 2 })
+			time.Sleep(300 * time.Millisecond)
+			assertJSON(t, "Messaging for Web calls after a second start", b.eval(`window.__messagingLog`), c.want)
+			assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
+			if n := evalAs[int](b, `window.__prechatApplied.length`); n != 1 {
+				t.Errorf("onApplied ran %d times, want 1", n)
+			}
+			if slices.ContainsFunc(b.requestList(), func(r request) bool { return strings.HasSuffix(r.url, "deployment.js") }) {
+				t.Errorf("deployment.js was loaded on a Messaging for Web page; requests: %v", b.requestList())
+			}
+			b.assertLocal(s.url)
+			b.assertNoExceptions()
+		})
+	}
+}
+
+// TestBrowserMessagingAfterConversationStarted: when the conversation
+// started before the document arrived, the snippet sets no field and
+// reports it; the page sees no exception.
+func TestBrowserMessagingAfterConversationStarted(t *testing.T) {
+	t.Parallel()
+	requireBrowserDeps(t)
+	s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
+	b := newBrowser(t)
+
+	b.do(30*time.Second, chromedp.Navigate(s.url+"/test/messaging.html"))
+	b.poll(10*time.Second, `window.__ready === true && __messagingLog.length === 2`)
+	b.do(10*time.Second, chromedp.Click(chromedp.ID("launch")))
+	b.poll(10*time.Second, `__messagingLog.length === 4`)
+	b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+	b.poll(30*time.Second, `window.__prechatErrors.length > 0`)
+	errs := evalAs[[]string](b, `window.__prechatErrors`)
+	if len(errs) != 1 || !strings.Contains(errs[0], "the conversation already started, the pre-chat fields were not set") {
+		t.Errorf("onError got %q, want one error about the started conversation", errs)
+	}
+	assertJSON(t, "Messaging for Web calls and events", b.eval(`window.__messagingLog`), `[`+messagingInit+
+		`, ["onEmbeddedMessagingReady"], ["launchChat"], ["onEmbeddedMessagingConversationStarted"], ["document", 200]]`)
+	assertJSON(t, "prechatAPI calls before ready or after the start", b.eval(`window.__messagingViolations`), `[]`)
+	assertJSON(t, "onApplied calls", b.eval(`window.__prechatApplied`), `[]`)
+	b.assertLocal(s.url)
+	b.assertNoExceptions()
+}
+
+// optionsSettings target all three products with entity options, transcript
+// fields and channel variables, which mappingtest's settings (shared with
+// the Legacy tests) leave out; optionsVisitor's document is built from them
+// and served by the test server in place of the API's.
+const (
+	optionsVisitor  = "options-visitor"
+	optionsSettings = `{
+		"hostname": "c.la3-c1cs-phx", "liveAgentEndpointUrl": "d.la3-c1cs-phx",
+		"deploymentId": "5723D00000000F4", "orgId": "00D3D000000DIdG", "enableLogging": true,
+		"contactMappings": [
+			{"key": "email", "value": {"trait": "email", "label": "User Email", "displayToAgent": true, "fieldName": "Email",
+				"doFind": true, "isExactMatch": true, "doCreate": true, "transcriptFields": ["Email__c", "Visitor_Email__c"], "messagingField": "Email"}},
+			{"trait": "lastName", "label": "Last Name", "fieldName": "LastName", "doCreate": true}],
+		"caseMappings": [{"property": "subject", "label": "Subject", "displayToAgent": true, "fieldName": "Subject", "doCreate": true, "messagingField": "Case_Subject"}],
+		"accountMappings": [{"property": "website", "label": "Account Website", "fieldName": "Website", "doFind": true, "isExactMatch": true}],
+		"products": ["liveAgent", "embeddedChat", "messaging"],
+		"entityOptions": {
+			"Contact": {"saveToTranscript": "ContactId", "showOnCreate": true, "linkToEntity": {"entityName": "Account", "fieldName": "AccountId"}},
+			"Case": {"saveToTranscript": "CaseId", "linkToEntity": {"entityName": "Contact", "fieldName": "ContactId"}},
+			"Account": {"showOnCreate": true}},
+		"embeddedChat": {"coreUrl": "https://acme.my.salesforce.com", "siteUrl": "https://acme.my.site.com/help", "deploymentName": "Web_Chat",
+			"buttonId": "5733D00000000Zz", "eswLiveAgentDevName": "EmbeddedServiceLiveAgent_Parent04I000000000002"},
+		"messaging": {}
+	}`
+	// optionsCalls are the Legacy Chat calls of optionsVisitor's document:
+	// transcript fields chained on their detail, entity options after the
+	// entity's maps, setName after Contact's, enableLogging after init.
+	optionsCalls = `[
+		["findOrCreate", "Contact"],
+		["addCustomDetail", "User Email", "ada@example.com", true],
+		["saveToTranscript", "Email__c"],
+		["saveToTranscript", "Visitor_Email__c"],
+		["map", "Email", "User Email", true, true, true],
+		["addCustomDetail", "Last Name", "Lovelace", false],
+		["map", "LastName", "Last Name", false, false, true],
+		["saveToTranscript", "ContactId"],
+		["showOnCreate"],
+		["linkToEntity", "Account", "AccountId"],
+		["setName", "Ada Lovelace"],
+		["findOrCreate", "Case"],
+		["addCustomDetail", "Subject", "Shoes", true],
+		["map", "Subject", "Subject", false, false, true],
+		["saveToTranscript", "CaseId"],
+		["linkToEntity", "Contact", "ContactId"],
+		["findOrCreate", "Account"],
+		["addCustomDetail", "Account Website", "acme.test", false],
+		["map", "Website", "Account Website", true, true, false],
+		["showOnCreate"],
+		["init", "https://d.la3-c1cs-phx.salesforceliveagent.com/chat", "5723D00000000F4", "00D3D000000DIdG"],
+		["enableLogging"]
+	]`
+)
+
+// optionsDocument builds optionsVisitor's document, and the route that
+// serves it as GET /v1/prechat/options-visitor.
+func optionsDocument(t *testing.T) (mapping.Document, map[string]http.Handler) {
+	t.Helper()
+	settings, err := mapping.ParseSettings([]byte(optionsSettings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	identify, group, start := visitorEvents(optionsVisitor, time.Now())
+	st := mapping.NewState()
+	for _, raw := range []string{identify, group, start} {
+		e, err := mapping.Decode([]byte(raw), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Apply(&e, time.Now())
+	}
+	v, ok := st.Visitor(optionsVisitor)
+	if !ok {
+		t.Fatal("no conversation start")
+	}
+	doc := settings.Build(v, 30*time.Minute)
+	body, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := browserRoutes()
+	routes["GET /v1/prechat/"+optionsVisitor] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(body)
+	})
+	return doc, routes
+}
+
+// TestBrowserEntityOptions applies a document with entity options,
+// transcript fields and channel variables in each product: Legacy Chat
+// gets exactly optionsCalls (which are also mapping.LiveAgentCalls),
+// Embedded Service Chat and Messaging for Web exactly the document's
+// renderings.
+func TestBrowserEntityOptions(t *testing.T) {
+	t.Parallel()
+	doc, routes := optionsDocument(t)
+	startJS := `prechat.start({anonymousId: '` + optionsVisitor + `', wait: 0})`
+
+	t.Run("liveAgent", func(t *testing.T) {
+		t.Parallel()
+		requireBrowserDeps(t)
+		s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: routes, noConsumer: true})
+		b := newBrowser(t)
+		b.do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
+		b.poll(10*time.Second, `typeof window.liveagent === 'object'`)
+		applied := evalAs[map[string]any](b, startJS, chromedp.EvalAwaitPromise)
+		if applied["anonymousId"] != optionsVisitor {
+			t.Fatalf("start() resolved to %v", applied)
+		}
+		assertJSON(t, "liveagent calls", b.eval(`window.__liveagentCalls`), optionsCalls)
+		assertJSON(t, "liveagent calls", b.eval(`window.__liveagentCalls`), jsonString(mapping.LiveAgentCalls(&doc)))
+		assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
+		b.assertNoExceptions()
+	})
+
+	t.Run("embeddedChat", func(t *testing.T) {
+		t.Parallel()
+		requireBrowserDeps(t)
+		s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: routes, noConsumer: true})
+		b := newBrowser(t)
+		b.do(30*time.Second, chromedp.Navigate(s.url+"/test/embedded.html"))
+		b.poll(10*time.Second, `window.__ready === true && !!window.prechat`)
+		b.eval(startJS, chromedp.EvalAwaitPromise)
+		in := doc.EmbeddedChat.Init
+		args := []any{in.CoreURL, in.SiteURL, in.GslbURL, in.OrgID, in.DeploymentName, in.Options}
+		st := doc.EmbeddedChat.Settings
+		settings := map[string]any{
+			"displayHelpButton": false,
+			"language":          "en-US",
+			"extraPrechatFormDetails": append([]any{map[string]any{"label": "Origin", "value": "Web", "displayToAgent": false, "transcriptFields": []string{"Origin__c"}}},
+				anySlice(st.ExtraPrechatFormDetails)...),
+			"extraPrechatInfo":          st.ExtraPrechatInfo,
+			"prepopulatedPrechatFields": st.PrepopulatedPrechatFields,
+		}
+		assertJSON(t, "embedded_svc calls", b.eval(`window.__eswLog`), `[["init", `+jsonString(args)+`, `+jsonString(settings)+`], ["bootstrapEmbeddedService"]]`)
+		// The transcript fields and entity options are in the settings.
+		assertJSON(t, "Contact's prechat info", b.eval(`__eswLog[0][2].extraPrechatInfo[0]`), `{
+			"entityName": "Contact", "showOnCreate": true, "saveToTranscript": "ContactId",
+			"linkToEntityName": "Account", "linkToEntityField": "AccountId", "entityFieldMaps": [
+				{"fieldName": "Email", "label": "User Email", "doFind": true, "isExactMatch": true, "doCreate": true},
+				{"fieldName": "LastName", "label": "Last Name", "doFind": false, "isExactMatch": false, "doCreate": true}]}`)
+		assertJSON(t, "User Email's form detail", b.eval(`__eswLog[0][2].extraPrechatFormDetails[1]`),
+			`{"label": "User Email", "value": "ada@example.com", "displayToAgent": true, "transcriptFields": ["Email__c", "Visitor_Email__c"]}`)
+		assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
+		b.assertNoExceptions()
+	})
+
+	t.Run("messaging", func(t *testing.T) {
+		t.Parallel()
+		requireBrowserDeps(t)
+		s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: routes, noConsumer: true})
+		b := newBrowser(t)
+		b.do(30*time.Second, chromedp.Navigate(s.url+"/test/messaging.html"))
+		b.poll(10*time.Second, `window.__ready === true && __messagingLog.length === 2`)
+		b.eval(startJS, chromedp.EvalAwaitPromise)
+		b.poll(10*time.Second, `__messagingLog.length === 7`)
+		assertJSON(t, "Messaging for Web calls and events", b.eval(`window.__messagingLog`), `[`+messagingInit+`, ["onEmbeddedMessagingReady"], ["document", 200],
+			["setHiddenPrechatFields", `+jsonString(doc.Messaging.HiddenFields)+`],
+			["setVisiblePrechatFields", `+jsonString(doc.Messaging.VisibleFields)+`],
+			["launchChat"], ["onEmbeddedMessagingConversationStarted"]]`)
+		// Visible fields are editable unless the settings say otherwise.
+		assertJSON(t, "visible fields", b.eval(`__messagingLog[4][1]`), `{
+			"_email": {"value": "ada@example.com", "isEditableByEndUser": true},
+			"_lastName": {"value": "Lovelace", "isEditableByEndUser": true},
+			"_subject": {"value": "Shoes", "isEditableByEndUser": true}}`)
+		assertJSON(t, "hidden fields", b.eval(`__messagingLog[3][1]`), `{"Email": "ada@example.com", "Case_Subject": "Shoes"}`)
+		assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
+		b.assertNoExceptions()
+	})
+}
+
+func anySlice[T any](s []T) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// TestBrowserSnippetSize checks the served snippets: /v1/prechat.js and
+// the variant of each product, with the deployment.js URL filled in, each
+// under 5 KB; an unknown product is a 400.
 func TestBrowserSnippetSize(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{noConsumer: true})
-	res := s.do("GET", "/v1/prechat.js", "", nil)
-	if res.status != http.StatusOK {
-		t.Fatalf("GET /v1/prechat.js: %d %s", res.status, res.body)
-	}
 	url, err := json.Marshal(mappingtest.Settings().ScriptURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := string(res.body)
-	if !strings.Contains(body, "var scriptUrl=cfg.scriptUrl||"+string(url)+";") {
-		t.Errorf("the snippet does not load %s:\n%s", url, body)
+	for _, c := range []struct {
+		query, product string
+		detects        bool
+	}{
+		{"", "liveAgent", true},
+		{"?product=liveAgent", "liveAgent", false},
+		{"?product=embeddedChat", "embeddedChat", false},
+		{"?product=messaging", "messaging", false},
+	} {
+		res := s.do("GET", "/v1/prechat.js"+c.query, "", nil)
+		if res.status != http.StatusOK || res.header.Get("Content-Type") != "text/javascript; charset=utf-8" {
+			t.Fatalf("GET /v1/prechat.js%s: %d %s %s", c.query, res.status, res.header.Get("Content-Type"), res.body)
+		}
+		body := string(res.body)
+		if !strings.Contains(body, "var scriptUrl=cfg.scriptUrl||"+string(url)+";") {
+			t.Errorf("the snippet%s does not load %s:\n%s", c.query, url, body)
+		}
+		if !strings.Contains(body, `var product="`+c.product+`";`) {
+			t.Errorf("the snippet%s is not the %s variant:\n%s", c.query, c.product, body)
+		}
+		if got := strings.Contains(body, "/v1/prechat.js?product="); got != c.detects {
+			t.Errorf("the snippet%s loads other variants: %t, want %t", c.query, got, c.detects)
+		}
+		if strings.Contains(body, "__DEPLOYMENT_SCRIPT_URL__") || strings.Contains(body, "__PRODUCT__") || strings.Contains(body, "__GLOBAL__") {
+			t.Errorf("the snippet%s still holds a placeholder", c.query)
+		}
+		if len(body) >= 5*1024 {
+			t.Errorf("the snippet%s is %d bytes, want under 5 KB", c.query, len(body))
+		}
+		t.Logf("rendered snippet%s: %d bytes", c.query, len(body))
 	}
-	if strings.Contains(body, "__DEPLOYMENT_SCRIPT_URL__") {
-		t.Error("the snippet still holds the placeholder")
+	if res := s.do("GET", "/v1/prechat.js?product=chat", "", nil); res.status != http.StatusBadRequest {
+		t.Errorf("GET /v1/prechat.js?product=chat: %d %s, want 400", res.status, res.body)
 	}
-	if len(body) >= 5*1024 {
-		t.Errorf("the snippet is %d bytes, want under 5 KB", len(body))
-	}
-	t.Logf("rendered snippet: %d bytes", len(body))
 }
 
 // requireBrowserDeps fails the test when Chromium or the analytics-next
@@ -253,11 +641,15 @@ func browserRoutes() map[string]http.Handler {
 		})
 	}
 	return map[string]http.Handler{
-		"GET /test/page.html":    file("page.html"),
-		"GET /test/plain.html":   file("plain.html"),
-		"GET /test/late.html":    file("late.html"),
-		"GET /test/analytics.js": file("build/analytics.js"),
-		"GET " + standInJS:       file("deployment.js"),
+		"GET /test/page.html":      file("page.html"),
+		"GET /test/plain.html":     file("plain.html"),
+		"GET /test/late.html":      file("late.html"),
+		"GET /test/embedded.html":  file("embedded.html"),
+		"GET /test/messaging.html": file("messaging.html"),
+		"GET /test/esw.js":         file("esw.js"),
+		"GET /test/bootstrap.js":   file("bootstrap.js"),
+		"GET /test/analytics.js":   file("build/analytics.js"),
+		"GET " + standInJS:         file("deployment.js"),
 	}
 }
 

@@ -95,10 +95,9 @@ func renderVariant(scriptURL string, product mapping.Product) ([]byte, error) {
 var snippetVariants sync.Map
 
 // squeeze removes the whitespace of JavaScript source that separates no
-// tokens. It knows string literals, regular expression literals (a / after
-// an operator or an opening bracket starts one) and nothing else, which is
-// enough for prechat.js: no inline comments, no template literals, and a
-// semicolon after every statement.
+// tokens. It knows string literals, regular expression literals (see
+// regexStart) and nothing else, which is enough for prechat.js: no inline
+// comments, no template literals, and a semicolon after every statement.
 func squeeze(src string) []byte {
 	var out bytes.Buffer
 	word := func(c byte) bool {
@@ -123,7 +122,7 @@ func squeeze(src string) []byte {
 			}
 			out.WriteString(src[i:min(j+1, len(src))])
 			i = j
-		case c == '/' && strings.IndexByte("(,=:[!&|?{};+-*%<>~^\n", last()) >= 0:
+		case c == '/' && regexStart(out.Bytes()):
 			j, class := i+1, false
 			for j < len(src) && (src[j] != '/' || class) {
 				switch src[j] {
@@ -164,6 +163,25 @@ func squeeze(src string) []byte {
 		out.WriteByte('\n')
 	}
 	return out.Bytes()
+}
+
+// regexStart reports whether a / after the source so far starts a regular
+// expression literal rather than a division: after an operator, an opening
+// bracket, a line start or a keyword such as return.
+func regexStart(before []byte) bool {
+	if len(before) == 0 || bytes.IndexByte([]byte("(,=:[!&|?{};+-*%<>~^\n"), before[len(before)-1]) >= 0 {
+		return true
+	}
+	i := len(before)
+	for i > 0 && (before[i-1] >= 'a' && before[i-1] <= 'z') {
+		i--
+	}
+	switch string(before[i:]) {
+	case "return", "typeof", "case", "in", "of", "void", "delete", "throw", "new", "else", "do":
+		return i == 0 || !(before[i-1] == '_' || before[i-1] == '$' || before[i-1] == '.' ||
+			before[i-1] >= '0' && before[i-1] <= '9' || before[i-1] >= 'A' && before[i-1] <= 'Z')
+	}
+	return false
 }
 
 // getSnippet serves GET /v1/prechat.js, and with ?product=NAME the
