@@ -45,12 +45,25 @@ func BenchmarkPipeline(b *testing.B) {
 		{"many-events-per-visitor", 500, 200, 20},
 		{"every-event-a-new-visitor", 0, 0, 0},
 	}
-	for _, w := range workloads {
-		b.Run(w.name, func(b *testing.B) {
-			for range b.N {
-				benchWorkload(b, n, w.visitors, w.users, w.groups)
-			}
-		})
+	// Legacy Chat alone (Segment's destination), and all three products,
+	// whose documents also carry the Embedded Chat and Messaging renderings.
+	legacy := *mappingtest.Settings()
+	legacy.Products = []mapping.Product{mapping.ProductLiveAgent}
+	products := []struct {
+		name     string
+		settings *mapping.Settings
+	}{
+		{"legacy-chat", &legacy},
+		{"three-products", mappingtest.Settings()},
+	}
+	for _, p := range products {
+		for _, w := range workloads {
+			b.Run(p.name+"/"+w.name, func(b *testing.B) {
+				for range b.N {
+					benchWorkload(b, p.settings, n, w.visitors, w.users, w.groups)
+				}
+			})
+		}
 	}
 }
 
@@ -62,7 +75,7 @@ func benchBatchSize() int {
 	return v
 }
 
-func benchWorkload(b *testing.B, n, visitors, users, groups int) {
+func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users, groups int) {
 	b.StopTimer()
 	topic := pipelinetest.Name(b, "topic")
 	brokers := pipelinetest.NewCluster(b, benchPartitions, topic)
@@ -92,7 +105,7 @@ func benchWorkload(b *testing.B, n, visitors, users, groups int) {
 		Brokers:           brokers,
 		Topic:             topic,
 		GroupID:           group,
-		Materializer:      &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute},
+		Materializer:      &mapping.Materializer{Settings: settings, TTL: 30 * time.Minute},
 		HeartbeatInterval: 200 * time.Millisecond,
 		BatchSize:         benchBatchSize(),
 		OnBatch: func(info pipeline.BatchInfo) {

@@ -139,7 +139,7 @@ func TestMigrateUpAndStatus(t *testing.T) {
 	t.Parallel()
 	env := []string{"DATABASE_URL=" + persistencetest.NewEmptyDatabase(t)}
 	code, out, stderr := runCmd(t, env, "migrate", "status")
-	if code != 0 || !strings.Contains(squash(out), "001 initial pending") || !strings.Contains(out, "database at version 0 of 2") {
+	if code != 0 || !strings.Contains(squash(out), "001 initial pending") || !strings.Contains(out, "database at version 0 of 3") {
 		t.Fatalf("status before: exit %d\n%s%s", code, out, stderr)
 	}
 	code, _, stderr = runCmd(t, append(env, "KAFKA_BROKERS=127.0.0.1:1", "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON)), "serve")
@@ -147,15 +147,15 @@ func TestMigrateUpAndStatus(t *testing.T) {
 		t.Fatalf("serve on an unmigrated database: exit %d, stderr %s", code, stderr)
 	}
 	code, out, stderr = runCmd(t, env, "migrate")
-	if code != 0 || !strings.Contains(out, "schema migrated from version 0 to 2") {
+	if code != 0 || !strings.Contains(out, "schema migrated from version 0 to 3") {
 		t.Fatalf("migrate: exit %d\n%s%s", code, out, stderr)
 	}
 	code, out, _ = runCmd(t, env, "migrate", "up")
-	if code != 0 || !strings.Contains(out, "from version 2 to 2") {
+	if code != 0 || !strings.Contains(out, "from version 3 to 3") {
 		t.Fatalf("migrate again: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCmd(t, env, "migrate", "status")
-	if code != 0 || !strings.Contains(squash(out), "001 initial applied 002 operations applied") {
+	if code != 0 || !strings.Contains(squash(out), "001 initial applied 002 operations applied 003 document_compression applied") {
 		t.Fatalf("status after: exit %d\n%s", code, out)
 	}
 }
