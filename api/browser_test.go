@@ -1,31 +1,26 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/prechat/prechat/browsertest"
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
 )
 
-// The browser tests drive Debian's Chromium with chromedp. The page uses the
-// real @segment/analytics-next, bundled from testdata/browser by
-// scripts/browser-deps, which also installs Chromium.
+// The browser tests drive Debian's Chromium with chromedp through
+// browsertest. The page uses the real @segment/analytics-next, bundled from
+// testdata/browser by scripts/browser-deps, which also installs Chromium.
 const (
-	chromiumPath = "/usr/bin/chromium"
-	browserDir   = "testdata/browser"
+	browserDir = "testdata/browser"
 	// standInJS is the stand-in deployment.js, served beside the API.
 	standInJS = "/test/deployment.js"
 )
@@ -71,37 +66,37 @@ func TestBrowserConversationStart(t *testing.T) {
 			s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
 			b := newBrowser(t)
 
-			b.do(30*time.Second, chromedp.Navigate(s.url+"/test/"+page))
-			b.poll(10*time.Second, `window.__ready === true`)
-			b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-			b.poll(30*time.Second, `(window.__liveagentCalls || []).some(function (c) { return c[0] === 'init'; })`)
-			assertJSON(t, "liveagent calls", b.eval(`window.__liveagentCalls`), originalCalls)
+			b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/"+page))
+			b.Poll(10*time.Second, `window.__ready === true`)
+			b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+			b.Poll(30*time.Second, `(window.__liveagentCalls || []).some(function (c) { return c[0] === 'init'; })`)
+			browsertest.AssertJSON(t, "liveagent calls", b.Eval(`window.__liveagentCalls`), originalCalls)
 
 			// The document is the one of the visitor analytics-next identified.
-			anon := evalAs[string](b, `window.__prechatApplied[0].anonymousId`)
-			if want := evalAs[string](b, `prechat.anonymousId()`); anon == "" || anon != want {
+			anon := browsertest.Eval[string](b, `window.__prechatApplied[0].anonymousId`)
+			if want := browsertest.Eval[string](b, `prechat.anonymousId()`); anon == "" || anon != want {
 				t.Errorf("applied the document of %q, want the visitor's anonymousId %q", anon, want)
 			}
 
 			// A second conversation start on the page changes nothing.
-			b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-			b.waitRequests(10*time.Second, func(rs []request) bool { return countPosts(rs, s.url+"/v1/t") >= 2 })
+			b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+			b.WaitRequests(10*time.Second, func(rs []browsertest.Request) bool { return browsertest.CountPosts(rs, s.url+"/v1/t") >= 2 })
 			time.Sleep(300 * time.Millisecond)
-			assertJSON(t, "liveagent calls after a second start", b.eval(`window.__liveagentCalls`), originalCalls)
-			assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
-			if n := evalAs[int](b, `window.__prechatApplied.length`); n != 1 {
+			browsertest.AssertJSON(t, "liveagent calls after a second start", b.Eval(`window.__liveagentCalls`), originalCalls)
+			browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
+			if n := browsertest.Eval[int](b, `window.__prechatApplied.length`); n != 1 {
 				t.Errorf("onApplied ran %d times, want 1", n)
 			}
 
 			// Events went to the local ingest, and nothing left the local server.
-			rs := b.requestList()
+			rs := b.Requests()
 			for _, path := range []string{"/v1/i", "/v1/g", "/v1/t"} {
-				if countPosts(rs, s.url+path) == 0 {
+				if browsertest.CountPosts(rs, s.url+path) == 0 {
 					t.Errorf("analytics-next did not POST %s; requests: %v", path, rs)
 				}
 			}
-			b.assertLocal(s.url)
-			b.assertNoExceptions()
+			b.AssertLocal(s.url)
+			b.AssertNoExceptions()
 		})
 	}
 }
@@ -121,27 +116,27 @@ func TestBrowserStart(t *testing.T) {
 	}
 	b := newBrowser(t)
 
-	b.do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
+	b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
 	// analytics.js 1.x wrote the cookie URL-encoded and JSON-quoted.
-	got := evalAs[string](b, `document.cookie = 'ajs_anonymous_id=%22`+anon+`%22; path=/'; prechat.anonymousId()`)
+	got := browsertest.Eval[string](b, `document.cookie = 'ajs_anonymous_id=%22`+anon+`%22; path=/'; prechat.anonymousId()`)
 	if got != anon {
 		t.Errorf("prechat.anonymousId() = %q, want %q", got, anon)
 	}
-	doc := evalAs[map[string]any](b, `prechat.start({after: ['`+anon+`-i', '`+anon+`-g', '`+anon+`-c']})`, chromedp.EvalAwaitPromise)
+	doc := browsertest.Eval[map[string]any](b, `prechat.start({after: ['`+anon+`-i', '`+anon+`-g', '`+anon+`-c']})`, chromedp.EvalAwaitPromise)
 	if doc["anonymousId"] != anon || doc["complete"] != true {
 		t.Errorf("start() resolved to %v", doc)
 	}
-	assertJSON(t, "liveagent calls", b.eval(`window.__liveagentCalls`), originalCalls)
+	browsertest.AssertJSON(t, "liveagent calls", b.Eval(`window.__liveagentCalls`), originalCalls)
 
 	// A second start resolves to the applied document and calls nothing.
-	again := evalAs[map[string]any](b, `prechat.start({anonymousId: 'someone-else'})`, chromedp.EvalAwaitPromise)
+	again := browsertest.Eval[map[string]any](b, `prechat.start({anonymousId: 'someone-else'})`, chromedp.EvalAwaitPromise)
 	if again["anonymousId"] != anon {
 		t.Errorf("the second start() resolved to %v", again)
 	}
-	assertJSON(t, "liveagent calls after a second start", b.eval(`window.__liveagentCalls`), originalCalls)
-	assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
-	b.assertLocal(s.url)
-	b.assertNoExceptions()
+	browsertest.AssertJSON(t, "liveagent calls after a second start", b.Eval(`window.__liveagentCalls`), originalCalls)
+	browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
+	b.AssertLocal(s.url)
+	b.AssertNoExceptions()
 }
 
 // TestBrowserNoConversation: a page that never starts a conversation loads
@@ -153,22 +148,22 @@ func TestBrowserNoConversation(t *testing.T) {
 	s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
 	b := newBrowser(t)
 
-	b.do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
-	b.poll(10*time.Second, `typeof window.liveagent === 'object' && typeof liveagent.init === 'function'`)
+	b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
+	b.Poll(10*time.Second, `typeof window.liveagent === 'object' && typeof liveagent.init === 'function'`)
 	time.Sleep(time.Second)
-	assertJSON(t, "liveagent calls", b.eval(`window.__liveagentCalls`), `[]`)
-	assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
+	browsertest.AssertJSON(t, "liveagent calls", b.Eval(`window.__liveagentCalls`), `[]`)
+	browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
 
 	// start resolves to null when there is no document: 404 after wait=0.
-	doc := b.eval(`prechat.start({anonymousId: 'nobody', wait: 0})`, chromedp.EvalAwaitPromise)
-	assertJSON(t, "start() without a document", doc, `null`)
-	errs := evalAs[[]string](b, `window.__prechatErrors`)
+	doc := b.Eval(`prechat.start({anonymousId: 'nobody', wait: 0})`, chromedp.EvalAwaitPromise)
+	browsertest.AssertJSON(t, "start() without a document", doc, `null`)
+	errs := browsertest.Eval[[]string](b, `window.__prechatErrors`)
 	if len(errs) != 1 || !strings.Contains(errs[0], "no pre-chat document") {
 		t.Errorf("onError got %q, want one error about the missing document", errs)
 	}
-	assertJSON(t, "liveagent calls after a failed start", b.eval(`window.__liveagentCalls`), `[]`)
-	b.assertLocal(s.url)
-	b.assertNoExceptions()
+	browsertest.AssertJSON(t, "liveagent calls after a failed start", b.Eval(`window.__liveagentCalls`), `[]`)
+	b.AssertLocal(s.url)
+	b.AssertNoExceptions()
 }
 
 // TestBrowserDeploymentMissing: when deployment.js does not load, onError
@@ -186,24 +181,24 @@ func TestBrowserDeploymentMissing(t *testing.T) {
 	}
 	b := newBrowser(t)
 
-	b.do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
-	b.poll(10*time.Second, `window.__prechatErrors.length > 0`)
-	errs := evalAs[[]string](b, `window.__prechatErrors`)
+	b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
+	b.Poll(10*time.Second, `window.__prechatErrors.length > 0`)
+	errs := browsertest.Eval[[]string](b, `window.__prechatErrors`)
 	if len(errs) != 1 || !strings.Contains(errs[0], "could not load /test/missing/deployment.js") {
 		t.Errorf("onError got %q, want one error about deployment.js", errs)
 	}
-	if typ := evalAs[string](b, `typeof window.liveagent`); typ != "undefined" {
+	if typ := browsertest.Eval[string](b, `typeof window.liveagent`); typ != "undefined" {
 		t.Errorf("typeof liveagent = %q", typ)
 	}
 
-	doc := b.eval(`prechat.start({anonymousId: '`+anon+`', after: ['`+anon+`-c'], wait: 10})`, chromedp.EvalAwaitPromise)
-	assertJSON(t, "start() without liveagent", doc, `null`)
-	errs = evalAs[[]string](b, `window.__prechatErrors`)
+	doc := b.Eval(`prechat.start({anonymousId: '`+anon+`', after: ['`+anon+`-c'], wait: 10})`, chromedp.EvalAwaitPromise)
+	browsertest.AssertJSON(t, "start() without liveagent", doc, `null`)
+	errs = browsertest.Eval[[]string](b, `window.__prechatErrors`)
 	if len(errs) != 2 || !strings.Contains(errs[1], "no liveagent") {
 		t.Errorf("onError got %q, want a second error about liveagent", errs)
 	}
-	b.assertLocal(s.url)
-	b.assertNoExceptions()
+	b.AssertLocal(s.url)
+	b.AssertNoExceptions()
 }
 
 // The Embedded Service Chat and Messaging for Web pages run the same
@@ -281,39 +276,39 @@ func TestBrowserEmbeddedChat(t *testing.T) {
 			s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
 			b := newBrowser(t)
 
-			b.do(30*time.Second, chromedp.Navigate(s.url+"/test/"+page))
-			b.poll(10*time.Second, `window.__ready === true && !!window.prechat`)
-			if p := evalAs[string](b, `prechat.product`); p != "embeddedChat" {
+			b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/"+page))
+			b.Poll(10*time.Second, `window.__ready === true && !!window.prechat`)
+			if p := browsertest.Eval[string](b, `prechat.product`); p != "embeddedChat" {
 				t.Fatalf("prechat.product = %q, want embeddedChat", p)
 			}
-			b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-			b.poll(30*time.Second, `(window.__eswLog || []).some(function (c) { return c[0] === 'bootstrapEmbeddedService'; })`)
+			b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+			b.Poll(30*time.Second, `(window.__eswLog || []).some(function (c) { return c[0] === 'bootstrapEmbeddedService'; })`)
 			want := `[["init", ` + eswInit + `, ` + eswSettings + `], ["bootstrapEmbeddedService"]]`
-			assertJSON(t, "embedded_svc calls", b.eval(`window.__eswLog`), want)
+			browsertest.AssertJSON(t, "embedded_svc calls", b.Eval(`window.__eswLog`), want)
 			// Nothing is set after init.
-			assertJSON(t, "embedded_svc.settings after init", b.eval(`embedded_svc.settings`), eswSettings)
+			browsertest.AssertJSON(t, "embedded_svc.settings after init", b.Eval(`embedded_svc.settings`), eswSettings)
 			if page == "embedded.html#late" {
-				assertJSON(t, "order", b.eval(`window.__order`), `["document", "esw", "applied"]`)
+				browsertest.AssertJSON(t, "order", b.Eval(`window.__order`), `["document", "esw", "applied"]`)
 			}
 
 			// A second conversation start on the page changes nothing.
-			b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-			b.waitRequests(10*time.Second, func(rs []request) bool { return countPosts(rs, s.url+"/v1/t") >= 2 })
+			b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+			b.WaitRequests(10*time.Second, func(rs []browsertest.Request) bool { return browsertest.CountPosts(rs, s.url+"/v1/t") >= 2 })
 			time.Sleep(300 * time.Millisecond)
-			assertJSON(t, "embedded_svc calls after a second start", b.eval(`window.__eswLog`), want)
-			assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
-			if n := evalAs[int](b, `window.__prechatApplied.length`); n != 1 {
+			browsertest.AssertJSON(t, "embedded_svc calls after a second start", b.Eval(`window.__eswLog`), want)
+			browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
+			if n := browsertest.Eval[int](b, `window.__prechatApplied.length`); n != 1 {
 				t.Errorf("onApplied ran %d times, want 1", n)
 			}
-			rs := b.requestList()
-			if !slices.ContainsFunc(rs, func(r request) bool { return r.url == s.url+"/v1/prechat.js?product=embeddedChat" }) {
+			rs := b.Requests()
+			if !slices.ContainsFunc(rs, func(r browsertest.Request) bool { return r.URL == s.url+"/v1/prechat.js?product=embeddedChat" }) {
 				t.Errorf("the embeddedChat variant was not loaded; requests: %v", rs)
 			}
-			if slices.ContainsFunc(rs, func(r request) bool { return strings.HasSuffix(r.url, "deployment.js") }) {
+			if slices.ContainsFunc(rs, func(r browsertest.Request) bool { return strings.HasSuffix(r.URL, "deployment.js") }) {
 				t.Errorf("deployment.js was loaded on an Embedded Service Chat page; requests: %v", rs)
 			}
-			b.assertLocal(s.url)
-			b.assertNoExceptions()
+			b.AssertLocal(s.url)
+			b.AssertNoExceptions()
 		})
 	}
 }
@@ -337,32 +332,32 @@ func TestBrowserMessaging(t *testing.T) {
 			s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
 			b := newBrowser(t)
 
-			b.do(30*time.Second, chromedp.Navigate(s.url+"/test/"+c.page))
-			b.poll(10*time.Second, `window.__ready === true`)
+			b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/"+c.page))
+			b.Poll(10*time.Second, `window.__ready === true`)
 			if c.page == "messaging.html" {
-				b.poll(10*time.Second, `__messagingLog.length === 2`)
+				b.Poll(10*time.Second, `__messagingLog.length === 2`)
 			}
-			if p := evalAs[string](b, `prechat.product`); p != "messaging" {
+			if p := browsertest.Eval[string](b, `prechat.product`); p != "messaging" {
 				t.Fatalf("prechat.product = %q, want messaging", p)
 			}
-			b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-			b.poll(30*time.Second, `__messagingLog.some(function (c) { return c[0] === 'onEmbeddedMessagingConversationStarted'; })`)
-			assertJSON(t, "Messaging for Web calls and events", b.eval(`window.__messagingLog`), c.want)
-			assertJSON(t, "prechatAPI calls before ready or after the start", b.eval(`window.__messagingViolations`), `[]`)
+			b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+			b.Poll(30*time.Second, `__messagingLog.some(function (c) { return c[0] === 'onEmbeddedMessagingConversationStarted'; })`)
+			browsertest.AssertJSON(t, "Messaging for Web calls and events", b.Eval(`window.__messagingLog`), c.want)
+			browsertest.AssertJSON(t, "prechatAPI calls before ready or after the start", b.Eval(`window.__messagingViolations`), `[]`)
 
-			b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-			b.waitRequests(10*time.Second, func(rs []request) bool { return countPosts(rs, s.url+"/v1/t") >= 2 })
+			b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+			b.WaitRequests(10*time.Second, func(rs []browsertest.Request) bool { return browsertest.CountPosts(rs, s.url+"/v1/t") >= 2 })
 			time.Sleep(300 * time.Millisecond)
-			assertJSON(t, "Messaging for Web calls after a second start", b.eval(`window.__messagingLog`), c.want)
-			assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
-			if n := evalAs[int](b, `window.__prechatApplied.length`); n != 1 {
+			browsertest.AssertJSON(t, "Messaging for Web calls after a second start", b.Eval(`window.__messagingLog`), c.want)
+			browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
+			if n := browsertest.Eval[int](b, `window.__prechatApplied.length`); n != 1 {
 				t.Errorf("onApplied ran %d times, want 1", n)
 			}
-			if slices.ContainsFunc(b.requestList(), func(r request) bool { return strings.HasSuffix(r.url, "deployment.js") }) {
-				t.Errorf("deployment.js was loaded on a Messaging for Web page; requests: %v", b.requestList())
+			if slices.ContainsFunc(b.Requests(), func(r browsertest.Request) bool { return strings.HasSuffix(r.URL, "deployment.js") }) {
+				t.Errorf("deployment.js was loaded on a Messaging for Web page; requests: %v", b.Requests())
 			}
-			b.assertLocal(s.url)
-			b.assertNoExceptions()
+			b.AssertLocal(s.url)
+			b.AssertNoExceptions()
 		})
 	}
 }
@@ -376,22 +371,22 @@ func TestBrowserMessagingAfterConversationStarted(t *testing.T) {
 	s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
 	b := newBrowser(t)
 
-	b.do(30*time.Second, chromedp.Navigate(s.url+"/test/messaging.html"))
-	b.poll(10*time.Second, `window.__ready === true && __messagingLog.length === 2`)
-	b.do(10*time.Second, chromedp.Click(chromedp.ID("launch")))
-	b.poll(10*time.Second, `__messagingLog.length === 4`)
-	b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-	b.poll(30*time.Second, `window.__prechatErrors.length > 0`)
-	errs := evalAs[[]string](b, `window.__prechatErrors`)
+	b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/messaging.html"))
+	b.Poll(10*time.Second, `window.__ready === true && __messagingLog.length === 2`)
+	b.Do(10*time.Second, chromedp.Click(chromedp.ID("launch")))
+	b.Poll(10*time.Second, `__messagingLog.length === 4`)
+	b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+	b.Poll(30*time.Second, `window.__prechatErrors.length > 0`)
+	errs := browsertest.Eval[[]string](b, `window.__prechatErrors`)
 	if len(errs) != 1 || !strings.Contains(errs[0], "the conversation already started, the pre-chat fields were not set") {
 		t.Errorf("onError got %q, want one error about the started conversation", errs)
 	}
-	assertJSON(t, "Messaging for Web calls and events", b.eval(`window.__messagingLog`), `[`+messagingInit+
+	browsertest.AssertJSON(t, "Messaging for Web calls and events", b.Eval(`window.__messagingLog`), `[`+messagingInit+
 		`, ["onEmbeddedMessagingReady"], ["launchChat"], ["onEmbeddedMessagingConversationStarted"], ["document", 200]]`)
-	assertJSON(t, "prechatAPI calls before ready or after the start", b.eval(`window.__messagingViolations`), `[]`)
-	assertJSON(t, "onApplied calls", b.eval(`window.__prechatApplied`), `[]`)
-	b.assertLocal(s.url)
-	b.assertNoExceptions()
+	browsertest.AssertJSON(t, "prechatAPI calls before ready or after the start", b.Eval(`window.__messagingViolations`), `[]`)
+	browsertest.AssertJSON(t, "onApplied calls", b.Eval(`window.__prechatApplied`), `[]`)
+	b.AssertLocal(s.url)
+	b.AssertNoExceptions()
 }
 
 // optionsSettings target all three products with entity options, transcript
@@ -497,16 +492,16 @@ func TestBrowserEntityOptions(t *testing.T) {
 		requireBrowserDeps(t)
 		s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: routes, noConsumer: true})
 		b := newBrowser(t)
-		b.do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
-		b.poll(10*time.Second, `typeof window.liveagent === 'object'`)
-		applied := evalAs[map[string]any](b, startJS, chromedp.EvalAwaitPromise)
+		b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
+		b.Poll(10*time.Second, `typeof window.liveagent === 'object'`)
+		applied := browsertest.Eval[map[string]any](b, startJS, chromedp.EvalAwaitPromise)
 		if applied["anonymousId"] != optionsVisitor {
 			t.Fatalf("start() resolved to %v", applied)
 		}
-		assertJSON(t, "liveagent calls", b.eval(`window.__liveagentCalls`), optionsCalls)
-		assertJSON(t, "liveagent calls", b.eval(`window.__liveagentCalls`), jsonString(mapping.LiveAgentCalls(&doc)))
-		assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
-		b.assertNoExceptions()
+		browsertest.AssertJSON(t, "liveagent calls", b.Eval(`window.__liveagentCalls`), optionsCalls)
+		browsertest.AssertJSON(t, "liveagent calls", b.Eval(`window.__liveagentCalls`), jsonString(mapping.LiveAgentCalls(&doc)))
+		browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
+		b.AssertNoExceptions()
 	})
 
 	t.Run("embeddedChat", func(t *testing.T) {
@@ -514,9 +509,9 @@ func TestBrowserEntityOptions(t *testing.T) {
 		requireBrowserDeps(t)
 		s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: routes, noConsumer: true})
 		b := newBrowser(t)
-		b.do(30*time.Second, chromedp.Navigate(s.url+"/test/embedded.html"))
-		b.poll(10*time.Second, `window.__ready === true && !!window.prechat`)
-		b.eval(startJS, chromedp.EvalAwaitPromise)
+		b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/embedded.html"))
+		b.Poll(10*time.Second, `window.__ready === true && !!window.prechat`)
+		b.Eval(startJS, chromedp.EvalAwaitPromise)
 		in := doc.EmbeddedChat.Init
 		args := []any{in.CoreURL, in.SiteURL, in.GslbURL, in.OrgID, in.DeploymentName, in.Options}
 		st := doc.EmbeddedChat.Settings
@@ -528,17 +523,17 @@ func TestBrowserEntityOptions(t *testing.T) {
 			"extraPrechatInfo":          st.ExtraPrechatInfo,
 			"prepopulatedPrechatFields": st.PrepopulatedPrechatFields,
 		}
-		assertJSON(t, "embedded_svc calls", b.eval(`window.__eswLog`), `[["init", `+jsonString(args)+`, `+jsonString(settings)+`], ["bootstrapEmbeddedService"]]`)
+		browsertest.AssertJSON(t, "embedded_svc calls", b.Eval(`window.__eswLog`), `[["init", `+jsonString(args)+`, `+jsonString(settings)+`], ["bootstrapEmbeddedService"]]`)
 		// The transcript fields and entity options are in the settings.
-		assertJSON(t, "Contact's prechat info", b.eval(`__eswLog[0][2].extraPrechatInfo[0]`), `{
+		browsertest.AssertJSON(t, "Contact's prechat info", b.Eval(`__eswLog[0][2].extraPrechatInfo[0]`), `{
 			"entityName": "Contact", "showOnCreate": true, "saveToTranscript": "ContactId",
 			"linkToEntityName": "Account", "linkToEntityField": "AccountId", "entityFieldMaps": [
 				{"fieldName": "Email", "label": "User Email", "doFind": true, "isExactMatch": true, "doCreate": true},
 				{"fieldName": "LastName", "label": "Last Name", "doFind": false, "isExactMatch": false, "doCreate": true}]}`)
-		assertJSON(t, "User Email's form detail", b.eval(`__eswLog[0][2].extraPrechatFormDetails[1]`),
+		browsertest.AssertJSON(t, "User Email's form detail", b.Eval(`__eswLog[0][2].extraPrechatFormDetails[1]`),
 			`{"label": "User Email", "value": "ada@example.com", "displayToAgent": true, "transcriptFields": ["Email__c", "Visitor_Email__c"]}`)
-		assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
-		b.assertNoExceptions()
+		browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
+		b.AssertNoExceptions()
 	})
 
 	t.Run("messaging", func(t *testing.T) {
@@ -546,22 +541,22 @@ func TestBrowserEntityOptions(t *testing.T) {
 		requireBrowserDeps(t)
 		s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: routes, noConsumer: true})
 		b := newBrowser(t)
-		b.do(30*time.Second, chromedp.Navigate(s.url+"/test/messaging.html"))
-		b.poll(10*time.Second, `window.__ready === true && __messagingLog.length === 2`)
-		b.eval(startJS, chromedp.EvalAwaitPromise)
-		b.poll(10*time.Second, `__messagingLog.length === 7`)
-		assertJSON(t, "Messaging for Web calls and events", b.eval(`window.__messagingLog`), `[`+messagingInit+`, ["onEmbeddedMessagingReady"], ["document", 200],
+		b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/messaging.html"))
+		b.Poll(10*time.Second, `window.__ready === true && __messagingLog.length === 2`)
+		b.Eval(startJS, chromedp.EvalAwaitPromise)
+		b.Poll(10*time.Second, `__messagingLog.length === 7`)
+		browsertest.AssertJSON(t, "Messaging for Web calls and events", b.Eval(`window.__messagingLog`), `[`+messagingInit+`, ["onEmbeddedMessagingReady"], ["document", 200],
 			["setHiddenPrechatFields", `+jsonString(doc.Messaging.HiddenFields)+`],
 			["setVisiblePrechatFields", `+jsonString(doc.Messaging.VisibleFields)+`],
 			["launchChat"], ["onEmbeddedMessagingConversationStarted"]]`)
 		// Visible fields are editable unless the settings say otherwise.
-		assertJSON(t, "visible fields", b.eval(`__messagingLog[4][1]`), `{
+		browsertest.AssertJSON(t, "visible fields", b.Eval(`__messagingLog[4][1]`), `{
 			"_email": {"value": "ada@example.com", "isEditableByEndUser": true},
 			"_lastName": {"value": "Lovelace", "isEditableByEndUser": true},
 			"_subject": {"value": "Shoes", "isEditableByEndUser": true}}`)
-		assertJSON(t, "hidden fields", b.eval(`__messagingLog[3][1]`), `{"Email": "ada@example.com", "Case_Subject": "Shoes"}`)
-		assertJSON(t, "onError calls", b.eval(`window.__prechatErrors`), `[]`)
-		b.assertNoExceptions()
+		browsertest.AssertJSON(t, "hidden fields", b.Eval(`__messagingLog[3][1]`), `{"Email": "ada@example.com", "Case_Subject": "Shoes"}`)
+		browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
+		b.AssertNoExceptions()
 	})
 }
 
@@ -623,11 +618,14 @@ func TestBrowserSnippetSize(t *testing.T) {
 // bundle is missing.
 func requireBrowserDeps(t *testing.T) {
 	t.Helper()
-	for _, path := range []string{chromiumPath, filepath.Join(browserDir, "build", "analytics.js")} {
-		if _, err := os.Stat(path); err != nil {
-			t.Fatalf("%v: run scripts/browser-deps (as root) to install Chromium and build the analytics-next bundle", err)
-		}
-	}
+	browsertest.Require(t, filepath.Join(browserDir, "build", "analytics.js"))
+}
+
+// newBrowser starts Chromium for the test; a wait that times out shows
+// the liveagent calls and the snippet's errors.
+func newBrowser(t *testing.T) *browsertest.Browser {
+	t.Helper()
+	return browsertest.New(t, browsertest.Options{Debug: []string{`window.__liveagentCalls`, `window.__prechatErrors`}})
 }
 
 // browserRoutes serves the test pages and scripts under /test/, on the
@@ -650,194 +648,5 @@ func browserRoutes() map[string]http.Handler {
 		"GET /test/bootstrap.js":   file("bootstrap.js"),
 		"GET /test/analytics.js":   file("build/analytics.js"),
 		"GET " + standInJS:         file("deployment.js"),
-	}
-}
-
-// browser is one headless Chromium with one tab, and what the tab did.
-type browser struct {
-	t   *testing.T
-	ctx context.Context
-
-	mu       sync.Mutex
-	requests []request
-	console  []chromedp.ConsoleMessage
-}
-
-// request is a request the page sent.
-type request struct{ method, url string }
-
-func (r request) String() string { return r.method + " " + r.url }
-
-// newBrowser starts Chromium with a fresh profile for the test; everything
-// stops when the test ends, or after two minutes.
-func newBrowser(t *testing.T) *browser {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	// Registered after TempDir, so Chromium has exited when it is removed.
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	b := &browser{t: t}
-	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithListener(b.listen))
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start %s: %v", chromiumPath, err)
-	}
-	b.ctx = bctx
-	messages := chromedp.Console(bctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.console = append(b.console, m)
-			b.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			for _, m := range b.console {
-				t.Logf("console %s", m)
-			}
-			for _, r := range b.requests {
-				t.Logf("request %s", r)
-			}
-		}
-	})
-	return b
-}
-
-// listen records the page's requests. It runs on chromedp's reader.
-func (b *browser) listen(ev any) {
-	if ev, ok := ev.(*network.EventRequestWillBeSent); ok && ev.Request != nil {
-		b.mu.Lock()
-		b.requests = append(b.requests, request{ev.Request.Method, ev.Request.URL})
-		b.mu.Unlock()
-	}
-}
-
-func (b *browser) requestList() []request {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return slices.Clone(b.requests)
-}
-
-// do runs the action within timeout, failing the test on an error.
-func (b *browser) do(timeout time.Duration, action chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, action); err != nil {
-		b.t.Fatal(err)
-	}
-}
-
-// poll waits until the expression is truthy.
-func (b *browser) poll(timeout time.Duration, expr string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
-	if err != nil {
-		b.t.Fatalf("waiting for %s: %v\nliveagent calls: %s\nprechat errors: %s\nrequests: %v",
-			expr, err, b.eval(`window.__liveagentCalls`), b.eval(`window.__prechatErrors`), b.requestList())
-	}
-}
-
-// eval returns the expression's value as JSON.
-func (b *browser) eval(expr string, opts ...chromedp.EvaluateOption) []byte {
-	b.t.Helper()
-	return evalAs[[]byte](b, expr, opts...)
-}
-
-func evalAs[T any](b *browser, expr string, opts ...chromedp.EvaluateOption) T {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, opts...))
-	if err != nil {
-		b.t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-// waitRequests waits until the requests the page sent satisfy ok.
-func (b *browser) waitRequests(timeout time.Duration, ok func([]request) bool) {
-	b.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok(b.requestList()) {
-		if time.Now().After(deadline) {
-			b.t.Fatalf("the page did not send the expected requests: %v", b.requestList())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// assertLocal checks that every request went to the test server.
-func (b *browser) assertLocal(origin string) {
-	b.t.Helper()
-	rs := b.requestList()
-	if len(rs) == 0 {
-		b.t.Error("no request recorded")
-	}
-	for _, r := range rs {
-		if !strings.HasPrefix(r.url, origin+"/") && !strings.HasPrefix(r.url, "data:") {
-			b.t.Errorf("request to outside the test server: %s", r)
-		}
-	}
-}
-
-// assertNoExceptions checks that nothing threw uncaught on the page.
-func (b *browser) assertNoExceptions() {
-	b.t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, m := range b.console {
-		if m.IsException() {
-			b.t.Errorf("the page threw: %s", m.Text)
-		}
-	}
-}
-
-func countPosts(rs []request, url string) int {
-	n := 0
-	for _, r := range rs {
-		if r.method == http.MethodPost && r.url == url {
-			n++
-		}
-	}
-	return n
-}
-
-// assertJSON compares JSON values.
-func assertJSON(t *testing.T, what string, got []byte, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("%s: %v in %s", what, err, got)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("%s: %v in the expected %s", what, err, want)
-	}
-	if !reflect.DeepEqual(g, w) {
-		gi, _ := json.MarshalIndent(g, "", "  ")
-		wi, _ := json.MarshalIndent(w, "", "  ")
-		t.Errorf("%s:\ngot  %s\nwant %s", what, gi, wi)
 	}
 }

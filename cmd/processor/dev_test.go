@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"image/png"
 	"io"
@@ -11,19 +9,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/prechat/prechat/browsertest"
 	"github.com/prechat/prechat/persistence/persistencetest"
 )
 
@@ -80,12 +76,17 @@ func TestDevWithPrivatePostgres(t *testing.T) {
 	if res.status != http.StatusOK || !strings.Contains(res.body, `"value": "Shoes"`) || !strings.Contains(res.body, `"complete": true`) {
 		t.Fatalf("GET the document: %d %s", res.status, res.body)
 	}
-	// The demo page and its assets.
+	// The demo page, whatever its product, and its assets.
 	for path, want := range map[string]string{
-		"/":                  "Pre-chat form",
-		"/dev/analytics.js":  "@segment/analytics-next 1.84.3",
-		"/dev/deployment.js": "__liveagentCalls",
-		"/v1/prechat.js":     `"/dev/deployment.js"`,
+		"/":                                   "Pre-chat form",
+		"/?product=messaging":                 `id="product-switch"`,
+		"/dev/analytics.js":                   "@segment/analytics-next 1.84.3",
+		"/dev/views.js":                       "PrechatViews",
+		"/dev/deployment.js":                  "__liveagentCalls",
+		"/dev/esw.js":                         "__eswLog",
+		"/dev/bootstrap.js":                   "__messagingLog",
+		"/v1/prechat.js":                      `"/dev/deployment.js"`,
+		"/v1/prechat.js?product=embeddedChat": `var product="embeddedChat";`,
 	} {
 		if res := dev.request(http.MethodGet, path, ""); res.status != http.StatusOK || !strings.Contains(res.body, want) {
 			t.Errorf("GET %s: %d, want 200 with %q", path, res.status, want)
@@ -158,37 +159,194 @@ const devOriginalCalls = `[
 	["init", "https://d.la3-c1cs-phx.salesforceliveagent.com/chat", "5723D00000000F4", "00D3D000000DIdG"]
 ]`
 
+// devMessagingLog is what the stand-in bootstrap.js records for the example
+// visitor: the page's init, the ready event, the snippet's hidden fields
+// (by each mapping's messagingField) and visible fields (not editable:
+// visibleFieldsEditable is false), launchChat from the page's onApplied,
+// and the conversation start.
+const devMessagingLog = `[
+	["init", "00D3D000000DIdG", "Prechat_Messaging", "https://example.my.site.com/ESWPrechatMessaging1",
+		{"scrt2URL": "https://example.my.salesforce-scrt.com"}],
+	["onEmbeddedMessagingReady"],
+	["setHiddenPrechatFields", {"Email": "ada@example.com", "Case_Status": "New", "Account_Website": "acme.test", "Account_Revenue": "100"}],
+	["setVisiblePrechatFields", {
+		"_email": {"value": "ada@example.com", "isEditableByEndUser": false},
+		"_firstName": {"value": "Ada", "isEditableByEndUser": false},
+		"_lastName": {"value": "Lovelace", "isEditableByEndUser": false},
+		"_subject": {"value": "Order 42 is late", "isEditableByEndUser": false}}],
+	["launchChat"],
+	["onEmbeddedMessagingConversationStarted"]
+]`
+
+// devDemoProduct is the demo page run for one chat product.
+type devDemoProduct struct {
+	// product is the ?product= value; screenshot the file under docs/.
+	product, screenshot string
+	// loaded is true once the product's script is in the page, done once
+	// the agent view shows what the product received.
+	loaded, done string
+	// empty is in the agent view before the chat starts.
+	empty string
+	// check asserts what the product received and what the page shows;
+	// after, if set, runs once the screenshot is taken.
+	check func(t *testing.T, b *browsertest.Browser)
+	after func(t *testing.T, b *browsertest.Browser)
+}
+
 // TestDevDemoPageInBrowser drives the demo page of processor dev in headless
-// Chromium: the form goes through analytics-next to the ingest, and the
-// agent view shows the liveagent calls the snippet made. With
-// PRECHAT_UPDATE_SCREENSHOT=1 it writes the screenshot to docs/demo-page.png.
+// Chromium, once per chat product, against one processor dev: the form goes
+// through analytics-next to the ingest, the snippet hands the visitor's
+// document to the product's stand-in, and the agent view shows what the
+// product received; the compare panel shows the document's three
+// renderings. With PRECHAT_UPDATE_SCREENSHOT=1 it writes the screenshots to
+// docs/demo-page.png (Legacy Chat), docs/demo-page-embedded-chat.png and
+// docs/demo-page-messaging.png.
 func TestDevDemoPageInBrowser(t *testing.T) {
 	t.Parallel()
-	if _, err := os.Stat(devChromium); err != nil {
-		t.Fatalf("%v: run scripts/browser-deps (as root) to install Chromium", err)
-	}
+	browsertest.Require(t)
 	dev := startDev(t, []string{"DATABASE_URL=" + persistencetest.NewDatabase(t)}, "--data-dir", t.TempDir(), "--kafka-port", "0")
-	b := newDevBrowser(t, 1280, 900)
+	t.Run("product", func(t *testing.T) {
+		for _, p := range []devDemoProduct{
+			{
+				product: "liveAgent", screenshot: "demo-page.png",
+				loaded: `typeof window.liveagent === 'object'`,
+				done:   `!!document.querySelector('#init-call .chat-url')`,
+				empty:  "No liveagent calls yet",
+				check:  checkDemoLiveAgent,
+				after:  checkDemoNewVisitor,
+			},
+			{
+				product: "embeddedChat", screenshot: "demo-page-embedded-chat.png",
+				loaded: `typeof window.embedded_svc === 'object'`,
+				done:   `!!document.querySelector('#esw-init[data-inits]')`,
+				empty:  "Nothing on embedded_svc yet",
+				check:  checkDemoEmbeddedChat,
+			},
+			{
+				product: "messaging", screenshot: "demo-page-messaging.png",
+				// Before the chat, the timeline shows init and the ready
+				// event done, the other four steps pending.
+				loaded: `(window.__messagingLog || []).length === 2 && document.querySelectorAll('#messaging-timeline li.done').length === 2 &&
+					document.querySelectorAll('#messaging-timeline li.pending').length === 4`,
+				done:  `document.querySelectorAll('#messaging-timeline li.done').length === 6`,
+				empty: "Set after onEmbeddedMessagingReady, once the document arrived",
+				check: checkDemoMessaging,
+			},
+		} {
+			t.Run(p.product, func(t *testing.T) {
+				t.Parallel()
+				runDemoPage(t, dev, p)
+			})
+		}
+	})
+	dev.stop()
+}
 
-	b.do(30*time.Second, chromedp.Navigate(dev.base+"/"))
-	b.poll(20*time.Second, `typeof window.liveagent === 'object' && !!window.prechat &&
-		document.body.getAttribute('data-state') === 'idle' && /^Ready/.test(document.getElementById('status-text').textContent)`)
-	if got := b.text("#agent-view"); !strings.Contains(got, "No liveagent calls yet") {
-		t.Errorf("the agent view before the chat:\n%s", got)
+// runDemoPage opens the page of the product, starts a chat as the example
+// visitor, checks what every product shares, runs p.check and takes the
+// screenshot.
+func runDemoPage(t *testing.T, dev *devProcess, p devDemoProduct) {
+	b := browsertest.New(t, browsertest.Options{Width: 1280, Height: 900, Debug: []string{
+		`document.getElementById('status').innerText`, `window.__liveagentCalls`, `window.__eswLog`, `window.__messagingLog`,
+	}})
+	ready := `!!window.prechat && prechat.product === '` + p.product + `' && (` + p.loaded + `) &&
+		document.body.getAttribute('data-state') === 'idle' && /^Ready/.test(document.getElementById('status-text').textContent)`
+
+	// Legacy Chat is the default; Embedded Service Chat is reached through
+	// the switch, which reloads the page with the product in the URL;
+	// Messaging for Web is opened by its URL.
+	since := 0
+	switch p.product {
+	case "liveAgent":
+		b.Do(30*time.Second, chromedp.Navigate(dev.base+"/"))
+	case "embeddedChat":
+		b.Do(30*time.Second, chromedp.Navigate(dev.base+"/"))
+		b.Poll(20*time.Second, `!!window.prechat && document.querySelector('#product-switch [aria-current]').getAttribute('data-product') === 'liveAgent'`)
+		since = len(b.Requests())
+		b.Do(10*time.Second, chromedp.Click(chromedp.CSS(`#product-switch a[data-product="embeddedChat"]`)))
+		b.PollAcrossLoads(20*time.Second, `location.search === '?product=embeddedChat' && !!window.prechat`)
+	default:
+		b.Do(30*time.Second, chromedp.Navigate(dev.base+"/?product="+p.product))
+	}
+	b.Poll(20*time.Second, ready)
+	if cur := browsertest.Eval[string](b, `document.querySelector('#product-switch [aria-current]').getAttribute('data-product')`); cur != p.product {
+		t.Errorf("the switch marks %q as the current product, want %q", cur, p.product)
+	}
+	if got := b.Text("#agent-view"); !strings.Contains(got, p.empty) {
+		t.Errorf("the agent view before the chat lacks %q:\n%s", p.empty, got)
 	}
 
 	for id, value := range map[string]string{
 		"name": "Ada Lovelace", "email": "ada@example.com", "company": "Acme", "website": "acme.test",
 		"revenue": "100", "subject": "Order 42 is late",
 	} {
-		b.do(10*time.Second, chromedp.SendKeys(chromedp.ID(id), value))
+		b.Do(10*time.Second, chromedp.SendKeys(chromedp.ID(id), value))
 	}
-	b.do(10*time.Second, chromedp.SetValue(chromedp.ID("caseStatus"), "New"))
-	b.do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-	b.poll(30*time.Second, `!!document.querySelector('#init-call .chat-url')`)
+	b.Do(10*time.Second, chromedp.SetValue(chromedp.ID("caseStatus"), "New"))
+	b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+	b.Poll(30*time.Second, `document.body.getAttribute('data-state') === 'applied' && (`+p.done+`)`)
 
-	assertDevJSON(t, "liveagent calls", b.eval(`window.__liveagentCalls`), devOriginalCalls)
-	view := b.text("#agent-view")
+	p.check(t, b)
+
+	anon := browsertest.Eval[string](b, `prechat.anonymousId()`)
+	if shown := b.Text("#anonymous-id"); anon == "" || shown != anon {
+		t.Errorf("the page shows the anonymousId %q, the visitor's is %q", shown, anon)
+	}
+	if doc := browsertest.Eval[string](b, `JSON.parse(document.getElementById('document-json').textContent).anonymousId`); doc != anon {
+		t.Errorf("the document shown is of %q, want %q", doc, anon)
+	}
+	checkDemoCompare(t, b, p.product)
+
+	// Events went to the local ingest, the product's scripts came from this
+	// server, and nothing left it.
+	rs := b.Requests()[since:]
+	for _, path := range []string{"/v1/i", "/v1/g", "/v1/t"} {
+		if browsertest.CountPosts(rs, dev.base+path) == 0 {
+			t.Errorf("analytics-next did not POST %s; requests: %v", path, rs)
+		}
+	}
+	scripts := map[string][]string{
+		"liveAgent":    {"/v1/prechat.js", "/dev/deployment.js"},
+		"embeddedChat": {"/dev/esw.js", "/v1/prechat.js?product=embeddedChat"},
+		"messaging":    {"/v1/prechat.js?product=messaging", "/dev/bootstrap.js"},
+	}
+	for product, paths := range scripts {
+		for _, path := range paths {
+			loaded := slices.ContainsFunc(rs, func(r browsertest.Request) bool { return r.URL == dev.base+path })
+			if want := product == p.product; loaded != want {
+				t.Errorf("%s loaded: %t, want %t; requests: %v", path, loaded, want, rs)
+			}
+		}
+	}
+	b.AssertLocal(dev.base)
+	b.AssertNoExceptions()
+
+	shot := b.Screenshot()
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("the screenshot is not a PNG: %v", err)
+	}
+	if w := img.Bounds().Dx(); w != 1280 {
+		t.Errorf("screenshot %d pixels wide, want 1280", w)
+	}
+	out := filepath.Join(t.TempDir(), p.screenshot)
+	if os.Getenv("PRECHAT_UPDATE_SCREENSHOT") == "1" {
+		out = filepath.Join("..", "..", "docs", p.screenshot)
+	}
+	if err := os.WriteFile(out, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s (%dx%d)", out, img.Bounds().Dx(), img.Bounds().Dy())
+	if p.after != nil {
+		p.after(t, b)
+	}
+}
+
+// checkDemoLiveAgent: the snippet made exactly the original integration's
+// liveagent calls, which the agent view shows; "New visitor" starts over.
+func checkDemoLiveAgent(t *testing.T, b *browsertest.Browser) {
+	browsertest.AssertJSON(t, "liveagent calls", b.Eval(`window.__liveagentCalls`), devOriginalCalls)
+	view := b.Text("#agent-view")
 	for _, want := range []string{
 		"Ada Lovelace", "User Email", "ada@example.com", "Contact", "Case", "Account",
 		"Order 42 is late", "acme.test", "Contact.Email", "Account.AnnualRevenue", "liveagent.init",
@@ -198,66 +356,189 @@ func TestDevDemoPageInBrowser(t *testing.T) {
 			t.Errorf("the agent view lacks %q:\n%s", want, view)
 		}
 	}
-	if state := evalDev[string](b, `document.body.getAttribute('data-state')`); state != "applied" {
-		t.Errorf("status %q (%s), want applied", state, b.text("#status"))
+	if got := b.Text("#status-text"); !strings.HasPrefix(got, "Applied: 7 details replayed, then liveagent.init (19 calls)") {
+		t.Errorf("status %q", got)
 	}
-	anon := evalDev[string](b, `prechat.anonymousId()`)
-	if shown := b.text("#anonymous-id"); anon == "" || shown != anon {
-		t.Errorf("the page shows the anonymousId %q, the visitor's is %q", shown, anon)
-	}
-	if doc := evalDev[string](b, `JSON.parse(document.getElementById('document-json').textContent).anonymousId`); doc != anon {
-		t.Errorf("the document shown is of %q, want %q", doc, anon)
-	}
-
-	// Events went to the local ingest, and nothing left the local server.
-	rs := b.requestList()
-	for _, path := range []string{"/v1/i", "/v1/g", "/v1/t"} {
-		if !slices.ContainsFunc(rs, func(r devRequest) bool { return r.method == http.MethodPost && r.url == dev.base+path }) {
-			t.Errorf("analytics-next did not POST %s; requests: %v", path, rs)
-		}
-	}
-	for _, r := range rs {
-		if !strings.HasPrefix(r.url, dev.base+"/") && !strings.HasPrefix(r.url, "data:") {
-			t.Errorf("request to outside the local server: %s", r)
-		}
-	}
-	b.assertNoExceptions()
-
-	shot, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(shot))
-	if err != nil {
-		t.Fatalf("the screenshot is not a PNG: %v", err)
-	}
-	if w := img.Bounds().Dx(); w != 1280 {
-		t.Errorf("screenshot %d pixels wide, want 1280", w)
-	}
-	out := filepath.Join(t.TempDir(), "demo-page.png")
-	if os.Getenv("PRECHAT_UPDATE_SCREENSHOT") == "1" {
-		out = filepath.Join("..", "..", "docs", "demo-page.png")
-	}
-	if err := os.WriteFile(out, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot %s (%dx%d)", out, img.Bounds().Dx(), img.Bounds().Dy())
 
 	// The collapsible raw list is the recorded calls.
-	b.do(10*time.Second, chromedp.Click(chromedp.CSS("#raw-calls summary")))
-	assertDevJSON(t, "the raw calls shown", []byte(b.text("#calls-json")), devOriginalCalls)
+	b.Do(10*time.Second, chromedp.Click(chromedp.CSS("#raw-calls summary")))
+	browsertest.AssertJSON(t, "the raw calls shown", []byte(b.Text("#calls-json")), devOriginalCalls)
+	b.Do(10*time.Second, chromedp.Click(chromedp.CSS("#raw-calls summary")))
+}
 
-	// "New visitor" starts over with another anonymousId and no calls.
-	b.do(10*time.Second, chromedp.Click(chromedp.ID("reset")))
-	b.pollAcrossLoads(20*time.Second, `!!window.prechat && (window.__liveagentCalls || [1]).length === 0 &&
+// checkDemoNewVisitor: "New visitor" starts over on a page of the same
+// product, with another anonymousId and no liveagent calls.
+func checkDemoNewVisitor(t *testing.T, b *browsertest.Browser) {
+	anon := browsertest.Eval[string](b, `prechat.anonymousId()`)
+	b.Do(10*time.Second, chromedp.Click(chromedp.ID("reset")))
+	b.PollAcrossLoads(20*time.Second, `!!window.prechat && (window.__liveagentCalls || [1]).length === 0 &&
 		/^Ready/.test(document.getElementById('status-text').textContent) &&
 		document.getElementById('anonymous-id').textContent !== `+strconv.Quote(anon))
-	if got := b.text("#agent-view"); !strings.Contains(got, "No liveagent calls yet") {
+	if got := b.Text("#agent-view"); !strings.Contains(got, "No liveagent calls yet") {
 		t.Errorf("the agent view of a new visitor:\n%s", got)
 	}
-	b.assertNoExceptions()
+	b.AssertNoExceptions()
+}
 
-	dev.stop()
+// checkDemoEmbeddedChat: the snippet set the document on
+// embedded_svc.settings and called embedded_svc.init once; the agent view
+// shows the form details, the records with their field maps and options,
+// the prepopulated fields and the init call.
+func checkDemoEmbeddedChat(t *testing.T, b *browsertest.Browser) {
+	// embedded_svc.init was called once, with the document's arguments and
+	// with its settings on embedded_svc.settings after the page's own
+	// (api/browser_test.go and mapping's tests prove those renderings
+	// exact); then onApplied opened the chat window.
+	browsertest.AssertJSON(t, "embedded_svc calls", b.Eval(`window.__eswLog`), string(b.Eval(`(function () {
+		var ec = JSON.parse(document.getElementById('document-json').textContent).embeddedChat, i = ec.init, st = ec.settings;
+		return [['init', [i.coreUrl, i.siteUrl, i.gslbUrl, i.orgId, i.deploymentName, i.options], {displayHelpButton: false, language: 'en-US',
+			extraPrechatFormDetails: st.extraPrechatFormDetails, extraPrechatInfo: st.extraPrechatInfo, prepopulatedPrechatFields: st.prepopulatedPrechatFields}],
+			['bootstrapEmbeddedService']];
+	})()`)))
+	if n := browsertest.Eval[int](b, `__eswLog.filter(function (c) { return c[0] === 'init'; }).length`); n != 1 {
+		t.Errorf("embedded_svc.init called %d times, want once", n)
+	}
+	// The example settings' values, as text.
+	for expr, want := range map[string]string{
+		`__eswLog[0][1].slice(0, 5)`: `["https://example.my.salesforce.com", "https://example.my.site.com/support", "https://service.force.com", "00D3D000000DIdG", "Prechat_Chat"]`,
+		`[__eswLog[0][1][5].deploymentId, __eswLog[0][1][5].buttonId, __eswLog[0][1][5].eswLiveAgentDevName]`: `["5723D00000000F4", "5733D00000000Ab", "EmbeddedServiceLiveAgent_Parent04I3D000000001"]`,
+		`__eswLog[0][2].extraPrechatFormDetails[0]`:                                                           `{"label": "User Email", "value": "ada@example.com", "displayToAgent": true, "transcriptFields": []}`,
+		`__eswLog[0][2].extraPrechatFormDetails[6]`:                                                           `{"label": "Account Revenue", "value": "100", "displayToAgent": true, "transcriptFields": []}`,
+		`__eswLog[0][2].extraPrechatInfo.map(function (e) { return e.entityName + ':' + e.entityFieldMaps.map(function (m) { return m.fieldName; }); })`: `["Contact:Email,FirstName,LastName", "Case:Status,Subject", "Account:Website,AnnualRevenue"]`,
+		`__eswLog[0][2].extraPrechatInfo[0].entityFieldMaps[0]`: `{"fieldName": "Email", "label": "User Email", "doFind": true, "isExactMatch": true, "doCreate": true}`,
+		`__eswLog[0][2].prepopulatedPrechatFields`:              `{"Email": "ada@example.com", "FirstName": "Ada", "LastName": "Lovelace", "Subject": "Order 42 is late"}`,
+	} {
+		browsertest.AssertJSON(t, expr, b.Eval(expr), want)
+	}
+	if n := browsertest.Eval[string](b, `document.getElementById('esw-init').getAttribute('data-inits')`); n != "1" {
+		t.Errorf("the agent view shows %s init calls, want 1", n)
+	}
+	rows := browsertest.Eval[[]string](b, `Array.prototype.map.call(document.querySelectorAll('#esw-form-details tbody tr'), function (r) { return r.getAttribute('data-label'); })`)
+	if want := []string{"User Email", "First Name", "Last Name", "Case Status", "Subject", "Account Website", "Account Revenue"}; !slices.Equal(rows, want) {
+		t.Errorf("the form details shown: %q, want %q", rows, want)
+	}
+	for sel, wants := range map[string][]string{
+		`#esw-form-details tr[data-label="User Email"]`: {"User Email", "ada@example.com", "✓", "none"},
+		`#esw-entities [data-entity="Contact"]`:         {"Contact", "showOnCreate", "saveToTranscript", "User Email", "ada@example.com", "Contact.Email", "Contact.LastName"},
+		`#esw-entities [data-entity="Account"]`:         {"Account.Website", "Account.AnnualRevenue"},
+		`#esw-prepopulated`:                             {"prepopulatedPrechatFields", "FirstName", "Ada", "Email", "ada@example.com", "Subject", "Order 42 is late"},
+		`#esw-init`: {"embedded_svc.init", "called once by the snippet", "https://example.my.salesforce.com", "https://example.my.site.com/support",
+			"https://service.force.com", "00D3D000000DIdG", "Prechat_Chat", "5733D00000000Ab", "EmbeddedServiceLiveAgent_Parent04I3D000000001",
+			`displayHelpButton: false`, "bootstrapEmbeddedService()"},
+		`#agent-name`: {"Ada Lovelace"},
+	} {
+		got := b.Text(sel)
+		for _, want := range wants {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s lacks %q:\n%s", sel, want, got)
+			}
+		}
+	}
+	if got := b.Text("#status-text"); got != "Applied: 7 form details and 3 records set, then embedded_svc.init" {
+		t.Errorf("status %q", got)
+	}
+	if n := browsertest.Eval[int](b, `window.__liveagentCalls === undefined ? 0 : 1`); n != 0 {
+		t.Error("the Embedded Service Chat page has liveagent calls")
+	}
+}
+
+// checkDemoMessaging: the snippet set the hidden and visible fields after
+// the ready event and before the conversation started; the agent view
+// shows the timeline and both field lists.
+func checkDemoMessaging(t *testing.T, b *browsertest.Browser) {
+	browsertest.AssertJSON(t, "Messaging for Web calls and events", b.Eval(`window.__messagingLog`), devMessagingLog)
+	browsertest.AssertJSON(t, "prechatAPI calls before ready or after the start", b.Eval(`window.__messagingViolations`), `[]`)
+	at := func(name string) int {
+		return browsertest.Eval[int](b, `__messagingLog.map(function (c) { return c[0]; }).indexOf(`+strconv.Quote(name)+`)`)
+	}
+	ready, hidden, started := at("onEmbeddedMessagingReady"), at("setHiddenPrechatFields"), at("onEmbeddedMessagingConversationStarted")
+	if !(ready >= 0 && ready < hidden && hidden < started) {
+		t.Errorf("ready at %d, hidden fields at %d, conversation started at %d: want them in this order", ready, hidden, started)
+	}
+	if email := browsertest.Eval[string](b, `__messagingLog[`+strconv.Itoa(hidden)+`][1].Email`); email != "ada@example.com" {
+		t.Errorf("hidden field Email = %q, want ada@example.com", email)
+	}
+
+	steps := browsertest.Eval[[]string](b, `Array.prototype.map.call(document.querySelectorAll('#messaging-timeline li'), function (li) {
+		return li.getAttribute('data-step') + ' ' + li.className; })`)
+	want := []string{"init done", "onEmbeddedMessagingReady done", "setHiddenPrechatFields done", "setVisiblePrechatFields done",
+		"launchChat done", "onEmbeddedMessagingConversationStarted done"}
+	if !slices.Equal(steps, want) {
+		t.Errorf("the timeline shows %q, want %q", steps, want)
+	}
+	fields := func(table string) []string {
+		return browsertest.Eval[[]string](b, `Array.prototype.map.call(document.querySelectorAll('`+table+` tbody tr'), function (r) {
+			return r.innerText.replace(/\s+/g, ' ').trim(); })`)
+	}
+	if got, want := fields("#messaging-hidden"), []string{
+		"Email ada@example.com Contact · User Email", "Case_Status New Case · Case Status",
+		"Account_Website acme.test Account · Account Website", "Account_Revenue 100 Account · Account Revenue",
+	}; !slices.Equal(got, want) {
+		t.Errorf("the hidden fields shown: %q, want %q", got, want)
+	}
+	if got, want := fields("#messaging-visible"), []string{
+		"_email ada@example.com – no", "_firstName Ada – no", "_lastName Lovelace – no", "_subject Order 42 is late – no",
+	}; !slices.Equal(got, want) {
+		t.Errorf("the visible fields shown: %q, want %q", got, want)
+	}
+	for _, want := range []string{"Ada Lovelace", "embeddedservice_bootstrap.init", "Prechat_Messaging", "https://example.my.salesforce-scrt.com"} {
+		if got := b.Text("#agent-view"); !strings.Contains(got, want) {
+			t.Errorf("the agent view lacks %q:\n%s", want, got)
+		}
+	}
+	if got := b.Text("#status-text"); got != "Applied: 4 hidden and 4 visible pre-chat fields set, then launchChat" {
+		t.Errorf("status %q", got)
+	}
+}
+
+// checkDemoCompare: the compare panel shows the document's three
+// renderings, detail by detail, with the page's product highlighted.
+func checkDemoCompare(t *testing.T, b *browsertest.Browser, product string) {
+	if cur := browsertest.Eval[[]string](b, `Array.prototype.map.call(document.querySelectorAll('#compare-table thead th.current'), function (th) { return th.getAttribute('data-product'); })`); !slices.Equal(cur, []string{product}) {
+		t.Errorf("the compare panel highlights %q, want %q", cur, product)
+	}
+	// Cells are compared with their white space collapsed.
+	norm := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	cell := func(label, product string) string {
+		return norm(b.Text(`#compare-table tr[data-label="` + label + `"] td[data-product="` + product + `"]`))
+	}
+	for _, c := range []struct{ label, product, want string }{
+		{"Account Revenue", "liveAgent", "100 map Account.AnnualRevenue"},
+		{"Account Revenue", "embeddedChat", `"100" map Account.AnnualRevenue`},
+		{"Account Revenue", "messaging", `hidden Account_Revenue "100"`},
+		{"User Email", "liveAgent", `"ada@example.com" map Contact.Email find exact create`},
+		{"User Email", "embeddedChat", "form Email"},
+		{"User Email", "messaging", `visible _email "ada@example.com" read-only`},
+		{"First Name", "messaging", `visible _firstName "Ada" read-only`},
+		{"Subject", "messaging", `visible _subject "Order 42 is late"`},
+	} {
+		if got := cell(c.label, c.product); !strings.Contains(got, c.want) {
+			t.Errorf("compare %s, %s: %q, want it to hold %q", c.label, c.product, got, c.want)
+		}
+	}
+	if got := b.Text("#compare-table"); !strings.Contains(got, `embedded_svc.init("Prechat_Chat", …)`) || !strings.Contains(got, `setName("Ada Lovelace")`) {
+		t.Errorf("the compare panel lacks the start rows:\n%s", got)
+	}
+}
+
+// TestDevStandInsAreTheTests: the Embedded Service Chat and Messaging for
+// Web stand-ins of the demo page are the browser tests' (api/testdata/
+// browser), so the demo shows what the tests prove. Change both together.
+func TestDevStandInsAreTheTests(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"esw.js", "bootstrap.js"} {
+		dev, err := devAssets.ReadFile("dev/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		test, err := os.ReadFile(filepath.Join("..", "..", "api", "testdata", "browser", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(dev, test) {
+			t.Errorf("cmd/processor/dev/%s differs from api/testdata/browser/%s: copy one onto the other", name, name)
+		}
+	}
 }
 
 // devProcess is "processor dev" running as a child process: the test
@@ -434,188 +715,5 @@ func stopOrphanPostgres(t *testing.T, dir string) {
 		for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
 			time.Sleep(100 * time.Millisecond)
 		}
-	}
-}
-
-// The browser of the demo test: Debian's Chromium, as api/browser_test.go
-// drives it.
-const devChromium = "/usr/bin/chromium"
-
-type devBrowser struct {
-	t   *testing.T
-	ctx context.Context
-
-	mu       sync.Mutex
-	requests []devRequest
-	console  []chromedp.ConsoleMessage
-}
-
-type devRequest struct{ method, url string }
-
-func (r devRequest) String() string { return r.method + " " + r.url }
-
-// newDevBrowser starts headless Chromium with a fresh profile and a window
-// of the given size; it stops when the test ends, or after two minutes.
-func newDevBrowser(t *testing.T, width, height int) *devBrowser {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(devChromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.WindowSize(width, height),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	// Registered after TempDir, so Chromium has exited when it is removed.
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	b := &devBrowser{t: t}
-	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithListener(b.listen))
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
-		t.Fatalf("start %s: %v", devChromium, err)
-	}
-	b.ctx = bctx
-	messages := chromedp.Console(bctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.console = append(b.console, m)
-			b.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			for _, m := range b.console {
-				t.Logf("console %s", m)
-			}
-			for _, r := range b.requests {
-				t.Logf("request %s", r)
-			}
-		}
-	})
-	return b
-}
-
-// listen records the page's requests. It runs on chromedp's reader.
-func (b *devBrowser) listen(ev any) {
-	if ev, ok := ev.(*network.EventRequestWillBeSent); ok && ev.Request != nil {
-		b.mu.Lock()
-		b.requests = append(b.requests, devRequest{ev.Request.Method, ev.Request.URL})
-		b.mu.Unlock()
-	}
-}
-
-func (b *devBrowser) requestList() []devRequest {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return slices.Clone(b.requests)
-}
-
-// do runs the action within timeout, failing the test on an error.
-func (b *devBrowser) do(timeout time.Duration, action chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, action); err != nil {
-		b.t.Fatal(err)
-	}
-}
-
-// poll waits until the expression is truthy.
-func (b *devBrowser) poll(timeout time.Duration, expr string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
-	if err != nil {
-		b.t.Fatalf("waiting for %s: %v\nstatus: %s\nliveagent calls: %s\nrequests: %v",
-			expr, err, b.text("#status"), b.eval(`window.__liveagentCalls`), b.requestList())
-	}
-}
-
-// pollAcrossLoads waits until the expression is truthy while the page may
-// be reloading: an evaluation that fails with the old page is retried.
-func (b *devBrowser) pollAcrossLoads(timeout time.Duration, expr string) {
-	b.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(`+expr+`)`))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("waiting for %s: %v (last error %v)\nrequests: %v", expr, ok, err, b.requestList())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// text is the rendered text (innerText) of the first element matching the
-// CSS selector.
-func (b *devBrowser) text(selector string) string {
-	b.t.Helper()
-	return evalDev[string](b, `document.querySelector(`+strconv.Quote(selector)+`).innerText.trim()`)
-}
-
-// eval returns the expression's value as JSON.
-func (b *devBrowser) eval(expr string) []byte {
-	b.t.Helper()
-	return evalDev[[]byte](b, expr)
-}
-
-func evalDev[T any](b *devBrowser, expr string, opts ...chromedp.EvaluateOption) T {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, opts...))
-	if err != nil {
-		b.t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-// assertNoExceptions checks that nothing threw uncaught on the page.
-func (b *devBrowser) assertNoExceptions() {
-	b.t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, m := range b.console {
-		if m.IsException() {
-			b.t.Errorf("the page threw: %s", m.Text)
-		}
-	}
-}
-
-// assertDevJSON compares JSON values.
-func assertDevJSON(t *testing.T, what string, got []byte, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("%s: %v in %s", what, err, got)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("%s: %v in the expected %s", what, err, want)
-	}
-	if !reflect.DeepEqual(g, w) {
-		gi, _ := json.MarshalIndent(g, "", "  ")
-		wi, _ := json.MarshalIndent(w, "", "  ")
-		t.Errorf("%s:\ngot  %s\nwant %s", what, gi, wi)
 	}
 }

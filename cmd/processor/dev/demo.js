@@ -1,35 +1,114 @@
-// The demo page of processor dev (index.html). It loads the real
-// analytics-next against this server's ingest, sends the pre-chat form as
-// identify, group and "Live Chat Conversation Started", and renders the
-// liveagent calls that the snippet makes on the stand-in deployment.js as an
-// agent view. It runs before /v1/prechat.js, so window.prechatConfig is set
-// when the snippet reads it.
+// The demo page of processor dev (index.html). The chat product comes from
+// the URL (/?product=liveAgent|embeddedChat|messaging; index.html puts it on
+// <html data-product>): the product's script and the snippet's variant are
+// chosen before they load, so the product switch reloads the page. This
+// script loads the real analytics-next against this server's ingest, sends
+// the pre-chat form as identify, group and "Live Chat Conversation Started",
+// loads the product's stand-in and the snippet in the order the migration
+// guide gives, and renders what the stand-in received as an agent view
+// (views.js), beside the compare panel of the visitor's document. It sets
+// window.prechatConfig before the snippet loads.
 (function () {
   'use strict';
 
   var WRITE_KEY = 'dev-write-key';
   var $ = function (id) { return document.getElementById(id); };
-  var state = { doc: null, error: null, sending: false };
-
-  // el builds an element: attributes, then children (strings become text).
-  function el(tag, attrs) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === 'class') node.className = attrs[k];
-      else node.setAttribute(k, attrs[k]);
-    });
-    for (var i = 2; i < arguments.length; i++) {
-      var c = arguments[i];
-      if (c == null || c === false) continue;
-      node.appendChild(typeof c === 'object' ? c : document.createTextNode(String(c)));
-    }
-    return node;
-  }
+  var el = PrechatViews.el;
+  var PRODUCT = document.documentElement.getAttribute('data-product') || 'liveAgent';
+  var state = { doc: null, error: null, sending: false, analytics: false, product: false };
 
   function setStatus(kind, text) {
     $('status').setAttribute('data-state', kind);
     $('status-text').textContent = text;
     document.body.setAttribute('data-state', kind);
+  }
+
+  // ---- the product ----------------------------------------------------------
+  //
+  // Each product: how the page loads it, when it is ready for a
+  // conversation, what onApplied does, and the status once applied.
+  function script(src, then) {
+    var s = document.createElement('script');
+    s.src = src;
+    s.onload = function () { if (then) then(); };
+    s.onerror = function () { setStatus('error', 'Could not load ' + src); };
+    document.body.appendChild(s);
+  }
+
+  function plural(n, one) {
+    return n + ' ' + one + (n === 1 ? '' : 's');
+  }
+
+  var products = {
+    liveAgent: {
+      name: 'Legacy Chat',
+      // The snippet loads deployment.js (here /dev/deployment.js) itself.
+      load: function () { script('/v1/prechat.js'); },
+      ready: function () { return !!window.liveagent && !!window.prechat; },
+      applied: function (doc) {
+        return 'Applied: ' + plural((doc.details || []).length, 'detail') + ' replayed, then liveagent.init (' +
+          (window.__liveagentCalls || []).length + ' calls)';
+      }
+    },
+    embeddedChat: {
+      name: 'Embedded Service Chat',
+      // esw.min.js first, with the page's own settings and no
+      // embedded_svc.init: the snippet calls it once the document is set.
+      load: function () {
+        script('/dev/esw.js', function () {
+          embedded_svc.settings.displayHelpButton = false;
+          embedded_svc.settings.language = 'en-US';
+          script('/v1/prechat.js?product=embeddedChat');
+        });
+      },
+      ready: function () { return !!window.embedded_svc && !!window.prechat; },
+      onApplied: function () { embedded_svc.bootstrapEmbeddedService(); },
+      applied: function (doc) {
+        var st = (doc.embeddedChat && doc.embeddedChat.settings) || {};
+        return 'Applied: ' + plural((st.extraPrechatFormDetails || []).length, 'form detail') + ' and ' +
+          plural((st.extraPrechatInfo || []).length, 'record') + ' set, then embedded_svc.init';
+      }
+    },
+    messaging: {
+      name: 'Messaging for Web',
+      // The snippet first, so it listens before the page's init; then
+      // bootstrap.min.js and the page's Salesforce code snippet, unchanged.
+      load: function () {
+        script('/v1/prechat.js?product=messaging', function () {
+          script('/dev/bootstrap.js', function () {
+            embeddedservice_bootstrap.settings.language = 'en_US';
+            embeddedservice_bootstrap.init(
+              '00D3D000000DIdG',
+              'Prechat_Messaging',
+              'https://example.my.site.com/ESWPrechatMessaging1',
+              { scrt2URL: 'https://example.my.salesforce-scrt.com' }
+            );
+          });
+        });
+      },
+      ready: function () {
+        return !!window.prechat && (window.__messagingLog || []).some(function (c) { return c[0] === 'onEmbeddedMessagingReady'; });
+      },
+      onApplied: function () { embeddedservice_bootstrap.utilAPI.launchChat(); },
+      applied: function (doc) {
+        var m = doc.messaging || {};
+        return 'Applied: ' + Object.keys(m.hiddenFields || {}).length + ' hidden and ' +
+          Object.keys(m.visibleFields || {}).length + ' visible pre-chat fields set, then launchChat';
+      }
+    }
+  };
+  var product = products[PRODUCT] || products.liveAgent;
+
+  document.querySelectorAll('#product-switch a').forEach(function (a) {
+    if (a.getAttribute('data-product') === PRODUCT) a.setAttribute('aria-current', 'page');
+  });
+
+  function maybeReady() {
+    if (!state.product && product.ready()) state.product = true;
+    if (state.analytics && state.product && !state.sending && !state.doc && !state.error) {
+      setStatus('idle', 'Ready: fill the form and start a chat');
+    }
+    return state.product;
   }
 
   // ---- analytics-next, entirely local -------------------------------------
@@ -57,8 +136,9 @@
     });
   }
   analytics.ready(function () {
+    state.analytics = true;
     showVisitor();
-    if (!state.sending && !state.doc) setStatus('idle', 'Ready: fill the form and start a chat');
+    maybeReady();
   });
 
   // ---- the snippet's hooks --------------------------------------------------
@@ -66,8 +146,8 @@
     onApplied: function (doc) {
       state.doc = doc;
       state.error = null;
-      var n = (window.__liveagentCalls || []).length;
-      setStatus('applied', 'Applied: ' + (doc.details || []).length + ' details replayed, then liveagent.init (' + n + ' calls)');
+      if (product.onApplied) product.onApplied(doc);
+      setStatus('applied', product.applied(doc));
       $('start').textContent = 'Chat started';
       $('reset').hidden = false;
       render();
@@ -96,8 +176,8 @@
     Object.keys(example).forEach(function (k) { $(k).value = example[k]; });
   });
   $('reset').addEventListener('click', function () {
-    // A new visitor: a fresh anonymousId, and a page whose liveagent was not
-    // initialised yet.
+    // A new visitor: a fresh anonymousId, and a page whose chat product was
+    // not initialised yet (the product stays, it is in the URL).
     Promise.resolve(analytics.reset()).then(function () { location.reload(); });
   });
 
@@ -125,6 +205,7 @@
     if (names.length > 1) traits.lastName = names.slice(1).join(' ');
 
     state.sending = true;
+    state.error = null;
     $('start').disabled = true;
     $('events').replaceChildren();
     setStatus('waiting', 'Waiting: events sent, the snippet long-polls for the pre-chat document…');
@@ -142,142 +223,39 @@
     showVisitor();
   });
 
-  // ---- the agent view ------------------------------------------------------------
-  //
-  // model reads the recorded calls as Salesforce would: each findOrCreate
-  // starts an entity; the details added after it, and the field maps of its
-  // object (matched to a detail by label), belong to it.
-  function model(calls) {
-    var m = { entities: [], name: null, init: null, logging: false, other: [] };
-    var cur = null, detail = null;
-    calls.forEach(function (c) {
-      var a = c.slice(1);
-      var ent = c.entity ? m.entities.filter(function (x) { return x.name === c.entity; }).pop() || cur : cur;
-      switch (c[0]) {
-        case 'findOrCreate':
-          cur = { name: String(a[0]), details: [], options: [], maps: [] };
-          m.entities.push(cur);
-          break;
-        case 'addCustomDetail':
-          detail = { label: a[0], value: a[1], show: a[2], maps: [], options: [] };
-          if (!cur) {
-            cur = { name: '(no entity)', details: [], options: [], maps: [] };
-            m.entities.push(cur);
-          }
-          cur.details.push(detail);
-          break;
-        case 'map':
-          var map = { fieldName: a[0], label: a[1], doFind: a[2], isExactMatch: a[3], doCreate: a[4] };
-          var target = ent && ent.details.filter(function (d) { return d.label === a[1]; }).pop();
-          if (target) target.maps.push(map);
-          else if (ent) ent.maps.push(map);
-          else m.other.push(c);
-          break;
-        case 'saveToTranscript':
-        case 'showOnCreate':
-        case 'linkToEntity':
-        case 'doKnowledgeSearch':
-          var text = c[0] + '(' + a.map(function (x) { return JSON.stringify(x); }).join(', ') + ')';
-          if (c.entity && ent) ent.options.push(text);
-          else if (detail) detail.options.push(text);
-          else m.other.push(c);
-          break;
-        case 'setName':
-          m.name = a[0];
-          break;
-        case 'init':
-          m.init = a;
-          break;
-        case 'enableLogging':
-          m.logging = true;
-          break;
-        default:
-          m.other.push(c);
-      }
-    });
-    return m;
-  }
-
-  function flag(on, label) {
-    return el('span', { class: 'flag ' + (on ? 'on' : 'off'), title: label + ': ' + !!on }, on ? '✓' : '–');
-  }
-
-  function value(v) {
-    if (v === undefined) return el('span', { class: 'muted' }, 'undefined');
-    return el('span', { class: typeof v === 'string' ? 'str' : 'lit' }, typeof v === 'string' ? v : JSON.stringify(v));
-  }
-
-  function entityCard(e) {
-    var body = el('tbody');
-    e.details.forEach(function (d) {
-      var maps = d.maps.length ? d.maps : [null];
-      maps.forEach(function (mp, i) {
-        body.appendChild(el('tr', null,
-          i === 0 ? el('td', { class: 'label', rowspan: maps.length }, d.label) : null,
-          i === 0 ? el('td', { class: 'value', rowspan: maps.length }, value(d.value), d.options.length ? el('div', { class: 'opts' }, d.options.join(' ')) : null) : null,
-          i === 0 ? el('td', { class: 'c', rowspan: maps.length }, flag(d.show, 'shown to agent')) : null,
-          el('td', { class: 'field' }, mp ? el('code', null, e.name + '.' + mp.fieldName) : el('span', { class: 'muted' }, 'not mapped')),
-          el('td', { class: 'c' }, mp ? flag(mp.doFind, 'doFind') : ''),
-          el('td', { class: 'c' }, mp ? flag(mp.isExactMatch, 'isExactMatch') : ''),
-          el('td', { class: 'c' }, mp ? flag(mp.doCreate, 'doCreate') : '')
-        ));
-      });
-    });
-    e.maps.forEach(function (mp) {
-      body.appendChild(el('tr', null, el('td', { class: 'label' }, mp.label), el('td', { class: 'muted' }, 'no detail with this label'), el('td'),
-        el('td', { class: 'field' }, el('code', null, e.name + '.' + mp.fieldName)),
-        el('td', { class: 'c' }, flag(mp.doFind, 'doFind')), el('td', { class: 'c' }, flag(mp.isExactMatch, 'isExactMatch')), el('td', { class: 'c' }, flag(mp.doCreate, 'doCreate'))));
-    });
-    return el('div', { class: 'entity', 'data-entity': e.name },
-      el('div', { class: 'entity-head' },
-        el('h3', null, e.name),
-        el('code', { class: 'muted' }, 'findOrCreate(' + JSON.stringify(e.name) + ')'),
-        e.options.length ? el('span', { class: 'opts' }, e.options.join(' ')) : null),
-      el('table', null,
-        el('colgroup', null, el('col', { class: 'c-label' }), el('col'), el('col', { class: 'c-show' }), el('col', { class: 'c-field' }),
-          el('col', { class: 'c-flag' }), el('col', { class: 'c-flag' }), el('col', { class: 'c-flag' })),
-        el('thead', null, el('tr', null,
-          el('th', null, 'Detail'), el('th', null, 'Value'), el('th', { class: 'c', title: 'displayToAgent: the agent sees the detail' }, 'Shown'),
-          el('th', null, 'Maps to field'), el('th', { class: 'c', title: 'doFind' }, 'Find'), el('th', { class: 'c', title: 'isExactMatch' }, 'Exact'), el('th', { class: 'c', title: 'doCreate' }, 'Create'))),
-        body));
-  }
-
-  function initCard(m) {
-    var rows = [['chatUrl', m.init[0]], ['deploymentId', m.init[1]], ['orgId', m.init[2]]];
-    return el('div', { class: 'init', id: 'init-call' },
-      el('div', { class: 'init-head' }, el('h3', null, 'liveagent.init'), el('span', { class: 'muted' }, 'last, after the details' + (m.logging ? ', then enableLogging()' : ''))),
-      el('dl', null, rows.map(function (r) {
-        return el('div', { class: 'kv' }, el('dt', null, r[0]), el('dd', { class: r[0] === 'chatUrl' ? 'chat-url' : '' }, el('code', null, r[1] == null ? 'undefined' : String(r[1]))));
-      }).reduce(function (frag, n) { frag.appendChild(n); return frag; }, document.createDocumentFragment())));
-  }
-
+  // ---- the agent view and the compare panel ---------------------------------------
   function render() {
-    var calls = window.__liveagentCalls || [];
-    $('calls-count').textContent = String(calls.length);
-    $('calls-json').textContent = calls.length ? '[\n' + calls.map(function (c) { return '  ' + JSON.stringify(c); }).join(',\n') + '\n]' : '[]';
+    var view = PrechatViews[PRODUCT](state.doc);
+    var log = view.log;
+    $('calls-count').textContent = String(log.length);
+    $('calls-json').textContent = log.length ? '[\n' + log.map(function (c) { return '  ' + JSON.stringify(c); }).join(',\n') + '\n]' : '[]';
     if (state.doc) $('document-json').textContent = JSON.stringify(state.doc, null, 2);
-    $('agent-empty').hidden = calls.length > 0;
-    $('agent-body').hidden = calls.length === 0;
-    if (!calls.length) return;
+    $('agent-empty').hidden = !!view.body;
+    $('agent-body').hidden = !view.body;
+    $('agent-body').replaceChildren(el('div', null, view.body));
 
-    var m = model(calls);
-    var name = m.name || (state.doc && state.doc.visitorName);
-    $('agent-name').replaceChildren(
-      el('span', { class: 'avatar', 'aria-hidden': 'true' }, name ? name.split(/\s+/).map(function (w) { return w.charAt(0); }).join('').slice(0, 2) : '?'),
-      el('div', null,
-        el('div', { class: 'who' }, name || 'Visitor'),
-        el('div', { class: 'muted' }, m.name ? 'setName(' + JSON.stringify(m.name) + ')' : 'no setName call')));
-    $('agent-entities').replaceChildren.apply($('agent-entities'), m.entities.map(entityCard));
-    $('agent-init').replaceChildren(m.init ? initCard(m) : el('div', { class: 'empty small' }, 'liveagent.init not called yet.'));
+    var warnings = ((state.doc && state.doc.warnings) || []).map(function (w) {
+      return typeof w === 'string' ? w : w.message || JSON.stringify(w);
+    }).concat(view.warnings);
+    $('agent-warnings').hidden = warnings.length === 0;
+    $('agent-warnings').replaceChildren.apply($('agent-warnings'), warnings.map(function (w) { return el('li', null, w); }));
 
-    var warnings = (state.doc && state.doc.warnings) || [];
-    var extra = m.other.map(function (c) { return 'other call: ' + JSON.stringify(c); });
-    var list = warnings.map(function (w) { return typeof w === 'string' ? w : JSON.stringify(w); }).concat(extra);
-    $('agent-warnings').hidden = list.length === 0;
-    $('agent-warnings').replaceChildren.apply($('agent-warnings'), list.map(function (w) { return el('li', null, w); }));
+    var table = PrechatViews.compare(state.doc, PRODUCT);
+    $('compare-empty').hidden = !!table;
+    $('compare-body').replaceChildren(el('div', null, table));
   }
 
-  window.addEventListener('liveagent-call', render);
+  // The stand-ins' records change on these events, and in onApplied.
+  ['liveagent-call', 'onEmbeddedMessagingReady', 'onEmbeddedMessagingConversationStarted'].forEach(function (name) {
+    window.addEventListener(name, render);
+  });
+  window.addEventListener('onEmbeddedMessagingReady', maybeReady);
   render();
-  setStatus('idle', 'Loading analytics-next…');
+  setStatus('idle', 'Loading analytics-next and ' + product.name + '…');
+  product.load();
+  // The products signal readiness differently: look until they are ready.
+  var tries = 0;
+  var look = setInterval(function () {
+    if (maybeReady() || ++tries > 300) clearInterval(look);
+  }, 50);
 })();
