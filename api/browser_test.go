@@ -14,6 +14,7 @@ import (
 	"github.com/prechat/prechat/browsertest"
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
+	"github.com/prechat/prechat/standins"
 )
 
 // The browser tests drive Debian's Chromium with chromedp through
@@ -638,14 +639,20 @@ func browserRoutes() map[string]http.Handler {
 			http.ServeFile(w, r, path)
 		})
 	}
+	standIn := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store")
+			http.ServeFileFS(w, r, standins.FS, name)
+		})
+	}
 	return map[string]http.Handler{
 		"GET /test/page.html":      file("page.html"),
 		"GET /test/plain.html":     file("plain.html"),
 		"GET /test/late.html":      file("late.html"),
 		"GET /test/embedded.html":  file("embedded.html"),
 		"GET /test/messaging.html": file("messaging.html"),
-		"GET /test/esw.js":         file("esw.js"),
-		"GET /test/bootstrap.js":   file("bootstrap.js"),
+		"GET /test/esw.js":         standIn("esw.js"),
+		"GET /test/bootstrap.js":   standIn("bootstrap.js"),
 		"GET /test/analytics.js":   file("build/analytics.js"),
 		"GET " + standInJS:         file("deployment.js"),
 	}

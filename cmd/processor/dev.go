@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prechat/prechat/examples"
+	"github.com/prechat/prechat/standins"
 )
 
 // devAssets is the demo page: a pre-chat form sending identify, group and
@@ -203,7 +204,8 @@ func lockDir(dir string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// devPages serves the demo page at / and its assets under /dev/.
+// devPages serves the demo page at / and its assets under /dev/, with the
+// Embedded Service Chat and Messaging for Web stand-ins the browser tests use.
 func devPages(pages fs.FS) http.Handler {
 	files := http.FileServer(http.FS(pages))
 	mux := http.NewServeMux()
@@ -212,5 +214,10 @@ func devPages(pages fs.FS) http.Handler {
 		http.ServeFileFS(w, r, pages, "index.html")
 	})
 	mux.Handle("GET /dev/", http.StripPrefix("/dev/", files))
+	for _, name := range []string{"esw.js", "bootstrap.js"} {
+		mux.HandleFunc("GET /dev/"+name, func(w http.ResponseWriter, r *http.Request) {
+			http.ServeFileFS(w, r, standins.FS, name)
+		})
+	}
 	return mux
 }

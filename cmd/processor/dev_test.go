@@ -521,26 +521,6 @@ func checkDemoCompare(t *testing.T, b *browsertest.Browser, product string) {
 	}
 }
 
-// TestDevStandInsAreTheTests: the Embedded Service Chat and Messaging for
-// Web stand-ins of the demo page are the browser tests' (api/testdata/
-// browser), so the demo shows what the tests prove. Change both together.
-func TestDevStandInsAreTheTests(t *testing.T) {
-	t.Parallel()
-	for _, name := range []string{"esw.js", "bootstrap.js"} {
-		dev, err := devAssets.ReadFile("dev/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		test, err := os.ReadFile(filepath.Join("..", "..", "api", "testdata", "browser", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(dev, test) {
-			t.Errorf("cmd/processor/dev/%s differs from api/testdata/browser/%s: copy one onto the other", name, name)
-		}
-	}
-}
-
 // devProcess is "processor dev" running as a child process: the test
 // binary runs main() (see TestMain).
 type devProcess struct {
