@@ -27,30 +27,8 @@ const (
 )
 
 // originalCalls is what Segment's browser integration called for the
-// visitor of page.html under mappingtest's settings: identify traits email,
-// firstName and lastName; group traits website and revenue; conversation
-// start properties caseStatus and subject.
-const originalCalls = `[
-	["findOrCreate", "Contact"],
-	["addCustomDetail", "User Email", "ada@example.com", true],
-	["map", "Email", "User Email", true, true, true],
-	["addCustomDetail", "First Name", "Ada", true],
-	["map", "FirstName", "First Name", false, false, true],
-	["addCustomDetail", "Last Name", "Lovelace", true],
-	["map", "LastName", "Last Name", false, true, true],
-	["setName", "Ada Lovelace"],
-	["findOrCreate", "Case"],
-	["addCustomDetail", "Case Status", "New", true],
-	["map", "Status", "Case Status", false, false, false],
-	["addCustomDetail", "Subject", "Shoes", true],
-	["map", "Subject", "Subject", false, false, true],
-	["findOrCreate", "Account"],
-	["addCustomDetail", "Account Website", "acme.test", true],
-	["map", "Website", "Account Website", true, true, false],
-	["addCustomDetail", "Account Revenue", 100, true],
-	["map", "AnnualRevenue", "Account Revenue", false, false, false],
-	["init", "https://d.la3-c1cs-phx.salesforceliveagent.com/chat", "5723D00000000F4", "00D3D000000DIdG"]
-]`
+// visitor of page.html under mappingtest's settings.
+var originalCalls = mappingtest.OriginalLiveAgentCalls("Shoes")
 
 // TestBrowserConversationStart is the destination end to end: analytics-next
 // sends identify, group and the conversation start to the ingest, the

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/prechat/prechat/browsertest"
+	"github.com/prechat/prechat/mapping/mappingtest"
 	"github.com/prechat/prechat/persistence/persistencetest"
 )
 
@@ -137,27 +138,7 @@ func TestDevFailsClearlyWithoutPostgres(t *testing.T) {
 
 // devOriginalCalls is what the demo page's example visitor makes the
 // snippet call on liveagent, under the example settings.
-const devOriginalCalls = `[
-	["findOrCreate", "Contact"],
-	["addCustomDetail", "User Email", "ada@example.com", true],
-	["map", "Email", "User Email", true, true, true],
-	["addCustomDetail", "First Name", "Ada", true],
-	["map", "FirstName", "First Name", false, false, true],
-	["addCustomDetail", "Last Name", "Lovelace", true],
-	["map", "LastName", "Last Name", false, true, true],
-	["setName", "Ada Lovelace"],
-	["findOrCreate", "Case"],
-	["addCustomDetail", "Case Status", "New", true],
-	["map", "Status", "Case Status", false, false, false],
-	["addCustomDetail", "Subject", "Order 42 is late", true],
-	["map", "Subject", "Subject", false, false, true],
-	["findOrCreate", "Account"],
-	["addCustomDetail", "Account Website", "acme.test", true],
-	["map", "Website", "Account Website", true, true, false],
-	["addCustomDetail", "Account Revenue", 100, true],
-	["map", "AnnualRevenue", "Account Revenue", false, false, false],
-	["init", "https://d.la3-c1cs-phx.salesforceliveagent.com/chat", "5723D00000000F4", "00D3D000000DIdG"]
-]`
+var devOriginalCalls = mappingtest.OriginalLiveAgentCalls("Order 42 is late")
 
 // devMessagingLog is what the stand-in bootstrap.js records for the example
 // visitor: the page's init, the ready event, the snippet's hidden fields

@@ -190,3 +190,34 @@ func (g *Generator) time() time.Time {
 	}
 	return base.Add(-time.Duration(g.Rand.Int64N(int64(spread)))).UTC()
 }
+
+// OriginalLiveAgentCalls is, as a JSON array of [name, args...], what
+// Segment's browser integration called on liveagent for the example visitor
+// under the example settings — identify traits email ada@example.com,
+// firstName Ada, lastName Lovelace; group traits website acme.test, revenue
+// 100; conversation start properties caseStatus New and the given subject —
+// the sequence the snippet must reproduce exactly, init last.
+func OriginalLiveAgentCalls(subject string) string {
+	s, _ := json.Marshal(subject)
+	return `[
+	["findOrCreate", "Contact"],
+	["addCustomDetail", "User Email", "ada@example.com", true],
+	["map", "Email", "User Email", true, true, true],
+	["addCustomDetail", "First Name", "Ada", true],
+	["map", "FirstName", "First Name", false, false, true],
+	["addCustomDetail", "Last Name", "Lovelace", true],
+	["map", "LastName", "Last Name", false, true, true],
+	["setName", "Ada Lovelace"],
+	["findOrCreate", "Case"],
+	["addCustomDetail", "Case Status", "New", true],
+	["map", "Status", "Case Status", false, false, false],
+	["addCustomDetail", "Subject", ` + string(s) + `, true],
+	["map", "Subject", "Subject", false, false, true],
+	["findOrCreate", "Account"],
+	["addCustomDetail", "Account Website", "acme.test", true],
+	["map", "Website", "Account Website", true, true, false],
+	["addCustomDetail", "Account Revenue", 100, true],
+	["map", "AnnualRevenue", "Account Revenue", false, false, false],
+	["init", "https://d.la3-c1cs-phx.salesforceliveagent.com/chat", "5723D00000000F4", "00D3D000000DIdG"]
+]`
+}
