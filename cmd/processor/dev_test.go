@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"image/png"
 	"io"
 	"net/http"
@@ -639,6 +640,26 @@ func assertPostgresStopped(t *testing.T, dir string) {
 	if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s/postmaster.pid is still there (%v): the private Postgres was not stopped", data, err)
 	}
+	// pg_ctl -w returns once the pid file is gone; the server process may
+	// take a moment more to exit.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		running := postgresOf(t, data)
+		if running == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("a postgres process of the data folder still runs 5s after stopping: %s", running)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// postgresOf describes a running postgres process whose command line names
+// the data folder, or returns "".
+func postgresOf(t *testing.T, data string) string {
+	t.Helper()
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
@@ -654,9 +675,10 @@ func assertPostgresStopped(t *testing.T, dir string) {
 		}
 		args := strings.ReplaceAll(string(cmdline), "\x00", " ")
 		if strings.Contains(args, "postgres") && strings.Contains(args, data) {
-			t.Errorf("a postgres process of the data folder still runs: pid %d: %s", pid, args)
+			return fmt.Sprintf("pid %d: %s", pid, args)
 		}
 	}
+	return ""
 }
 
 // stopOrphanPostgres shuts down the private cluster of the data folder
