@@ -41,9 +41,7 @@ func TestBrowserConversationStart(t *testing.T) {
 	for _, page := range []string{"page.html", "late.html"} {
 		t.Run(page, func(t *testing.T) {
 			t.Parallel()
-			requireBrowserDeps(t)
-			s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
-			b := newBrowser(t)
+			s, b := browserPage(t)
 
 			b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/"+page))
 			b.Poll(10*time.Second, `window.__ready === true`)
@@ -123,9 +121,7 @@ func TestBrowserStart(t *testing.T) {
 // a start without a document reports an error and calls nothing.
 func TestBrowserNoConversation(t *testing.T) {
 	t.Parallel()
-	requireBrowserDeps(t)
-	s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
-	b := newBrowser(t)
+	s, b := browserPage(t)
 
 	b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
 	b.Poll(10*time.Second, `typeof window.liveagent === 'object' && typeof liveagent.init === 'function'`)
@@ -251,9 +247,7 @@ func TestBrowserEmbeddedChat(t *testing.T) {
 	for _, page := range []string{"embedded.html", "embedded.html#late"} {
 		t.Run(page, func(t *testing.T) {
 			t.Parallel()
-			requireBrowserDeps(t)
-			s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
-			b := newBrowser(t)
+			s, b := browserPage(t)
 
 			b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/"+page))
 			b.Poll(10*time.Second, `window.__ready === true && !!window.prechat`)
@@ -307,9 +301,7 @@ func TestBrowserMessaging(t *testing.T) {
 	} {
 		t.Run(c.page, func(t *testing.T) {
 			t.Parallel()
-			requireBrowserDeps(t)
-			s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
-			b := newBrowser(t)
+			s, b := browserPage(t)
 
 			b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/"+c.page))
 			b.Poll(10*time.Second, `window.__ready === true`)
@@ -346,9 +338,7 @@ func TestBrowserMessaging(t *testing.T) {
 // reports it; the page sees no exception.
 func TestBrowserMessagingAfterConversationStarted(t *testing.T) {
 	t.Parallel()
-	requireBrowserDeps(t)
-	s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
-	b := newBrowser(t)
+	s, b := browserPage(t)
 
 	b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/messaging.html"))
 	b.Poll(10*time.Second, `window.__ready === true && __messagingLog.length === 2`)
@@ -598,6 +588,14 @@ func TestBrowserSnippetSize(t *testing.T) {
 func requireBrowserDeps(t *testing.T) {
 	t.Helper()
 	browsertest.Require(t, filepath.Join(browserDir, "build", "analytics.js"))
+}
+
+// browserPage starts the stack with the test pages and a Chromium for the
+// test.
+func browserPage(t *testing.T) (*stack, *browsertest.Browser) {
+	t.Helper()
+	requireBrowserDeps(t)
+	return newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()}), newBrowser(t)
 }
 
 // newBrowser starts Chromium for the test; a wait that times out shows
