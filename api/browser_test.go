@@ -622,14 +622,15 @@ func browserRoutes() map[string]http.Handler {
 		})
 	}
 	return map[string]http.Handler{
-		"GET /test/page.html":      file("page.html"),
-		"GET /test/plain.html":     file("plain.html"),
-		"GET /test/late.html":      file("late.html"),
-		"GET /test/embedded.html":  file("embedded.html"),
-		"GET /test/messaging.html": file("messaging.html"),
-		"GET /test/esw.js":         standIn("esw.js"),
-		"GET /test/bootstrap.js":   standIn("bootstrap.js"),
-		"GET /test/analytics.js":   file("build/analytics.js"),
-		"GET " + standInJS:         file("deployment.js"),
+		"GET /test/page.html":         file("page.html"),
+		"GET /test/plain.html":        file("plain.html"),
+		"GET /test/late.html":         file("late.html"),
+		"GET /test/embedded.html":     file("embedded.html"),
+		"GET /test/messaging.html":    file("messaging.html"),
+		"GET /test/esw.js":            standIn("esw.js"),
+		"GET /test/bootstrap.js":      standIn("bootstrap.js"),
+		"GET /test/analytics.js":      file("build/analytics.js"),
+		"GET /test/analytics-load.js": file("analytics-load.js"),
+		"GET " + standInJS:            file("deployment.js"),
 	}
 }
