@@ -42,7 +42,7 @@ func pgBinary(name string) (string, error) {
 
 func versionOf(path string) int {
 	for _, part := range strings.Split(path, "/") {
-		digits := strings.TrimLeft(part, "postgresqlpgsql-@")
+		digits := strings.TrimLeftFunc(part, func(r rune) bool { return r < '0' || r > '9' })
 		if n, err := strconv.Atoi(digits); err == nil {
 			return n
 		}
@@ -113,7 +113,8 @@ func startDevPostgres(ctx context.Context, dir string, stderr io.Writer) (*devPo
 	}
 	defer conn.Close(context.Background())
 	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'prechat')`).Scan(&exists); err == nil && !exists {
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'prechat')`).Scan(&exists)
+	if err == nil && !exists {
 		_, err = conn.Exec(ctx, `CREATE DATABASE prechat`)
 	}
 	if err != nil {

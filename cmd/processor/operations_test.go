@@ -59,7 +59,7 @@ func TestDeadLettersListAndRequeue(t *testing.T) {
 		t.Fatalf("pending after requeue:\n%s", out)
 	}
 	code, out, _ = runCmd(t, env, "deadletters", "list")
-	if !strings.Contains(out, "2 dead letter(s) shown") {
+	if code != 0 || !strings.Contains(out, "2 dead letter(s) shown") {
 		t.Fatalf("the requeued row must be kept:\n%s", out)
 	}
 	if code, _, stderr := runCmd(t, env, "deadletters", "requeue", "999999"); code != 1 || !strings.Contains(stderr, "found 0 of the 1") {
