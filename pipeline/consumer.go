@@ -248,8 +248,11 @@ func (c *Consumer) batches(ctx, fctx context.Context, commit func([]mapping.Posi
 		for _, d := range p.batch.DeadLetters {
 			log.Warn("dead letter", zap.Int("partition", d.Partition), zap.Int64("offset", d.Offset), zap.String("reason", d.Reason))
 		}
-		log.Debug("batch committed", zap.Int("messages", info.Messages), zap.Int("dead_letters", info.DeadLetters),
-			zap.Int("documents", res.Documents), zap.String("positions", positionsString(p.batch.Positions)), zap.Duration("took", info.Took))
+		// Checked first: the positions are only formatted when debug is on.
+		if ce := log.Check(zap.DebugLevel, "batch committed"); ce != nil {
+			ce.Write(zap.Int("messages", info.Messages), zap.Int("dead_letters", info.DeadLetters),
+				zap.Int("documents", res.Documents), zap.String("positions", positionsString(p.batch.Positions)), zap.Duration("took", info.Took))
+		}
 		c.observe(p, res, time.Since(applyStart))
 		if c.cfg.OnBatch != nil {
 			c.cfg.OnBatch(info)
