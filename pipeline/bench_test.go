@@ -24,7 +24,8 @@ import (
 // Postgres transaction per batch with documents and offsets) against two
 // baselines measured in the same run on the same events:
 //
-//   - drain: a raw kafka-go FetchMessage drain of the same topic, no work;
+//   - drain: a raw kafka-go drain of the same topic (kafka.Client.Fetch, as
+//     the pipeline's fetchers read), no work;
 //   - copyfrom: a raw pgx CopyFrom of one row per event into a bare table.
 //
 // It reports events/s for each and the pipeline's ratio to both, plus the
@@ -154,23 +155,43 @@ func rate(n int, fn func()) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// drainTopic reads every message of the topic with kafka-go partition
-// readers and FetchMessage, as the pipeline does, doing nothing with them.
-func drainTopic(b *testing.B, brokers []string, topic string, n int) {
-	var total atomic.Int64
+// drainTopic reads every message of the topic as the pipeline's fetchers
+// do (kafka-go's kafka.Client.Fetch, one request per partition at a time,
+// keys and values copied out), doing nothing with them.
+func drainTopic(b testing.TB, brokers []string, topic string, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
+	var total atomic.Int64
 	var wg sync.WaitGroup
 	for p := range benchPartitions {
 		wg.Go(func() {
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond, QueueCapacity: 1000})
-			defer r.Close()
-			for total.Load() < int64(n) {
-				if _, err := r.FetchMessage(ctx); err != nil {
+			off, end := int64(0), int64(-1) // end: the high watermark, once known
+			for off != end && ctx.Err() == nil {
+				res, err := cl.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: off, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond})
+				if err == nil {
+					err = res.Error
+				}
+				if err != nil {
+					b.Errorf("fetch partition %d at %d: %v", p, off, err)
 					return
 				}
-				if total.Add(1) >= int64(n) {
-					cancel()
+				end = res.HighWatermark
+				for {
+					r, err := res.Records.ReadRecord()
+					if err != nil {
+						break
+					}
+					if _, err := kafka.ReadAll(r.Key); err != nil {
+						b.Error(err)
+					}
+					if _, err := kafka.ReadAll(r.Value); err != nil {
+						b.Error(err)
+					}
+					off = r.Offset + 1
+					total.Add(1)
 				}
 			}
 		})

@@ -35,6 +35,9 @@ type Consumer struct {
 	store   Store
 	log     *zap.Logger
 	metrics *metrics
+	// client fetches the partitions (see fetch) over transport.
+	client    *kafka.Client
+	transport *kafka.Transport
 	// noPositions leaves positions out of batches (a replay that must not
 	// move the live group's offsets).
 	noPositions bool
@@ -49,7 +52,9 @@ func New(cfg Config, store Store) (*Consumer, error) {
 		return nil, errors.New("pipeline: store is required")
 	}
 	cfg = cfg.withDefaults()
+	t := transport(cfg.Dialer)
 	return &Consumer{cfg: cfg, store: store, metrics: newMetrics(cfg.Registerer),
+		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: t}, transport: t,
 		log: cfg.Logger.With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID))}, nil
 }
 
@@ -75,6 +80,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("create consumer group %s: %w", c.cfg.GroupID, err)
 	}
 	defer group.Close()
+	defer c.transport.CloseIdleConnections()
 	c.log.Info("consumer started", zap.Strings("brokers", c.cfg.Brokers))
 	for {
 		gen, err := group.Next(ctx)
@@ -152,55 +158,6 @@ func (c *Consumer) startOffsets(ctx context.Context, assigned []kafka.PartitionA
 		log.Info("resuming partition", zap.Int("partition", a.ID), zap.Int64("offset", off), zap.String("from", source))
 	}
 	return out, true
-}
-
-// fetch reads one partition from offset into out until ctx ends, or, when
-// stop ≥ 0, until it has passed stop (exclusive), reconnecting with backoff
-// when the reader fails.
-func (c *Consumer) fetch(ctx context.Context, partition int, offset, stop int64, out chan<- kafka.Message, log *zap.Logger) {
-	log = log.With(zap.Int("partition", partition))
-	backoff := c.cfg.RetryMin
-	for ctx.Err() == nil && (stop < 0 || offset < stop) {
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers:       c.cfg.Brokers,
-			Dialer:        c.cfg.Dialer,
-			Topic:         c.cfg.Topic,
-			Partition:     partition,
-			MinBytes:      1,
-			MaxBytes:      c.cfg.MaxBytes,
-			MaxWait:       c.cfg.MaxWait,
-			QueueCapacity: c.cfg.BatchSize,
-			Logger:        kafkaLogger(log, zap.DebugLevel),
-			ErrorLogger:   kafkaLogger(log, zap.WarnLevel),
-		})
-		err := r.SetOffset(offset)
-		for err == nil {
-			var m kafka.Message
-			if m, err = r.FetchMessage(ctx); err != nil {
-				break
-			}
-			select {
-			case out <- m:
-				offset = m.Offset + 1
-				backoff = c.cfg.RetryMin
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
-			if stop >= 0 && offset >= stop {
-				_ = r.Close()
-				return
-			}
-		}
-		_ = r.Close()
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn("fetching failed; reconnecting", zap.Int64("offset", offset), zap.Duration("backoff", backoff), zap.Error(err))
-		if !sleep(ctx, backoff) {
-			return
-		}
-		backoff = min(2*backoff, c.cfg.RetryMax)
-	}
 }
 
 // pending is a decoded batch on its way to the store.

@@ -14,6 +14,7 @@ type metrics struct {
 	lag       *prometheus.GaugeVec
 	documents prometheus.Counter
 	retries   prometheus.Counter
+	skipped   prometheus.Counter
 }
 
 // newMetrics registers the consumer's metrics with reg; a nil reg keeps them
@@ -49,8 +50,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "prechat_retries_total",
 			Help: "Failed attempts to reach Postgres or Kafka that were retried.",
 		}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prechat_retention_skipped_messages_total",
+			Help: "Messages that Kafka's retention deleted before they were consumed (never applied); anything above zero means the consumers fell further behind than the topic's retention.",
+		}),
 	}
-	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries)
+	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped)
 	return m
 }
 

@@ -65,6 +65,7 @@ func Replay(ctx context.Context, cfg Config, store Store, opts ReplayOptions) (R
 		return Range{}, err
 	}
 	c.noPositions = !opts.RecordPositions
+	defer c.transport.CloseIdleConnections()
 	rng, err := c.resolve(ctx, opts)
 	if err != nil {
 		return Range{}, err

@@ -32,12 +32,6 @@ func (w Writer) Produce(ctx context.Context, records []mapping.Record) error {
 // are flushed after at most 2 ms so a request's latency stays low.
 // WriteMessages returns only once every message was acknowledged.
 func NewWriter(brokers []string, topic string, dialer *kafka.Dialer, log *zap.Logger) Writer {
-	transport := &kafka.Transport{}
-	if dialer != nil {
-		transport.TLS = dialer.TLS
-		transport.SASL = dialer.SASLMechanism
-		transport.DialTimeout = dialer.Timeout
-	}
 	return Writer{&kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
 		Topic:        topic,
@@ -48,7 +42,7 @@ func NewWriter(brokers []string, topic string, dialer *kafka.Dialer, log *zap.Lo
 		BatchBytes:   16 << 20,
 		MaxAttempts:  3,
 		WriteTimeout: 10 * time.Second,
-		Transport:    transport,
+		Transport:    transport(dialer),
 		Logger:       kafkaLogger(log, zapcore.DebugLevel),
 		ErrorLogger:  kafkaLogger(log, zapcore.WarnLevel),
 	}}
