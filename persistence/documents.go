@@ -169,10 +169,10 @@ func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m
 	}
 	rows, err := tx.Query(ctx, `
 INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at)
-SELECT * FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[])
+SELECT * FROM unnest($1::text[], $2::json[], $3::timestamptz[])
 ON CONFLICT (anonymous_id) DO UPDATE
 SET document = excluded.document, expires_at = excluded.expires_at, written_at = now()
-WHERE d.document IS DISTINCT FROM excluded.document
+WHERE d.document::text IS DISTINCT FROM excluded.document::text
 RETURNING anonymous_id`, ids, docs, expires)
 	if err != nil {
 		return mapping.BatchResult{}, fmt.Errorf("write documents: %w", err)
