@@ -9,6 +9,17 @@
 -- applied_messages is append-only, so applied_at follows the physical order
 -- of the rows: a BRIN index finds old rows for pruning at a fraction of a
 -- B-tree's cost per insert.
+--
+-- The reverse lookups of the document refresh (a user's visitors, a
+-- group's members) are index-only probes led by the looked-up key. The old
+-- single-column indexes let the planner, on tables not yet analysed, probe
+-- the primary key with group_id as a non-leading column instead: a scan of
+-- every membership per group.
+DROP INDEX group_memberships_group_id_idx;
+CREATE INDEX group_memberships_group_id_idx ON group_memberships (group_id, member_kind, member_id);
+DROP INDEX identity_links_user_id_idx;
+CREATE INDEX identity_links_user_id_idx ON identity_links (user_id, anonymous_id);
+
 ALTER TABLE prechat_documents ALTER COLUMN document TYPE json USING document::json;
 COMMENT ON COLUMN prechat_documents.document IS 'The document exactly as GET /v1/prechat/{anonymousId} returns it (json: stored as written; use ->, ->> and json_array_elements).';
 
@@ -17,8 +28,23 @@ CREATE INDEX applied_messages_applied_at_idx ON applied_messages USING brin (app
 
 ---- create above / drop below ----
 
+DROP INDEX identity_links_user_id_idx;
+CREATE INDEX identity_links_user_id_idx ON identity_links (user_id);
+DROP INDEX group_memberships_group_id_idx;
+CREATE INDEX group_memberships_group_id_idx ON group_memberships (group_id);
+
 DROP INDEX applied_messages_applied_at_idx;
 CREATE INDEX applied_messages_applied_at_idx ON applied_messages (applied_at);
+
+-- The reverse lookups of the document refresh (a user's visitors, a
+-- group's members) are index-only probes led by the looked-up key. The old
+-- single-column indexes let the planner, on tables not yet analysed, probe
+-- the primary key with group_id as a non-leading column instead: a scan of
+-- every membership per group.
+DROP INDEX group_memberships_group_id_idx;
+CREATE INDEX group_memberships_group_id_idx ON group_memberships (group_id, member_kind, member_id);
+DROP INDEX identity_links_user_id_idx;
+CREATE INDEX identity_links_user_id_idx ON identity_links (user_id, anonymous_id);
 
 ALTER TABLE prechat_documents ALTER COLUMN document TYPE jsonb USING document::jsonb;
 COMMENT ON COLUMN prechat_documents.document IS NULL;

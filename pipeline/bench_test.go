@@ -2,8 +2,10 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
@@ -76,6 +79,12 @@ func benchBatchSize() int {
 	return v
 }
 
+// benchLanes is PRECHAT_BENCH_LANES, else the pipeline's default.
+func benchLanes() int {
+	v, _ := strconv.Atoi(os.Getenv("PRECHAT_BENCH_LANES"))
+	return v
+}
+
 func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users, groups int) {
 	b.StopTimer()
 	topic := pipelinetest.Name(b, "topic")
@@ -94,9 +103,7 @@ func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users,
 	// before it starts (mostly the in-process broker's copy of the log).
 	raws = nil
 	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
+	base := liveHeap()
 	var peak atomic.Uint64
 	stopSampling := sampleHeap(&peak)
 	group := pipelinetest.Name(b, "group")
@@ -109,9 +116,12 @@ func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users,
 		Materializer:      &mapping.Materializer{Settings: settings, TTL: 30 * time.Minute},
 		HeartbeatInterval: 200 * time.Millisecond,
 		BatchSize:         benchBatchSize(),
+		MaxBytes:          benchMaxBytes(),
+		Lanes:             benchLanes(),
+		Logger:            benchLogger(),
 		OnBatch: func(info pipeline.BatchInfo) {
 			if os.Getenv("BENCH_DEBUG") != "" {
-				b.Logf("batch %d msgs %d docs took %s", info.Messages, info.Result.Documents, info.Took)
+				fmt.Fprintf(os.Stderr, "%s: batch %d msgs %d docs took %s\n", time.Now().Format("15:04:05.000"), info.Messages, info.Result.Documents, info.Took)
 			}
 			if consumed.Add(int64(info.Messages)) == int64(n) {
 				close(done)
@@ -234,18 +244,24 @@ func copyRows(b *testing.B, dbURL string, raws [][]byte) float64 {
 	})
 }
 
-// sampleHeap records the peak HeapInuse until the returned func is called.
+// liveHeap is the heap the last garbage collection found live (garbage
+// not yet collected is not counted: it depends on GOGC, not on the pipeline).
+func liveHeap() uint64 {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
+}
+
+// sampleHeap records the peak live heap until the returned func is called.
 func sampleHeap(peak *atomic.Uint64) func() {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		var ms runtime.MemStats
-		t := time.NewTicker(50 * time.Millisecond)
+		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
+			if live := liveHeap(); live > peak.Load() {
+				peak.Store(live)
 			}
 			select {
 			case <-stop:
@@ -255,4 +271,19 @@ func sampleHeap(peak *atomic.Uint64) func() {
 		}
 	})
 	return func() { close(stop); wg.Wait() }
+}
+
+// benchLogger logs warnings to stderr when BENCH_DEBUG is set.
+func benchLogger() *zap.Logger {
+	if os.Getenv("BENCH_DEBUG") == "" {
+		return nil
+	}
+	cfg := zap.NewDevelopmentConfig()
+	cfg.Level = zap.NewAtomicLevelAt(zap.WarnLevel)
+	return zap.Must(cfg.Build())
+}
+
+func benchMaxBytes() int {
+	v, _ := strconv.Atoi(os.Getenv("PRECHAT_BENCH_MAXBYTES"))
+	return v
 }

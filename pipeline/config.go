@@ -30,13 +30,24 @@ type Config struct {
 	// batches amortise document refreshes (a group change refreshes every
 	// member once per batch). Default: 5000.
 	BatchSize int
+	// Lanes is how many batches a consumer applies at once. Each lane owns a
+	// share of the assigned partitions (dealt in partition order) with its
+	// own batches and transactions, so Postgres works on several batches in
+	// parallel while each partition's batches stay in order; documents stay
+	// consistent because the document phase of every batch is serialised
+	// (see persistence.Store.ApplyBatch). Lanes beyond the number of assigned
+	// partitions are not started. Each lane holds at most two batches in
+	// memory and one Postgres connection. Default: 2.
+	Lanes int
 	// BatchTimeout is the longest a batch waits for more messages once it has
 	// one. Default: 50ms.
 	BatchTimeout time.Duration
 	// MaxWait is the longest a fetch waits on the broker for new data.
 	// Default: 500ms.
 	MaxWait time.Duration
-	// MaxBytes bounds one fetch response. Default: 10 MiB.
+	// MaxBytes bounds one fetch response of one partition, so the fetchers
+	// hold at most MaxBytes per assigned partition. Default: 1 MiB (about
+	// 3,500 typical Segment events).
 	MaxBytes int
 	// StartOffset is where a partition with no stored and no committed offset
 	// starts: kafka.FirstOffset or kafka.LastOffset. Default: kafka.FirstOffset.
@@ -97,6 +108,8 @@ func (c *Config) Validate() error {
 		return errors.New("pipeline: GroupID is required")
 	case c.Materializer == nil || c.Materializer.Settings == nil:
 		return errors.New("pipeline: Materializer with Settings is required")
+	case c.Lanes < 0:
+		return fmt.Errorf("pipeline: Lanes %d is negative", c.Lanes)
 	case c.BatchSize < 0:
 		return fmt.Errorf("pipeline: BatchSize %d is negative", c.BatchSize)
 	case c.StartOffset != 0 && c.StartOffset != kafka.FirstOffset && c.StartOffset != kafka.LastOffset:
@@ -114,10 +127,13 @@ func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
 		c.BatchSize = 5000
 	}
+	if c.Lanes == 0 {
+		c.Lanes = 2
+	}
 	def(&c.BatchTimeout, 50*time.Millisecond)
 	def(&c.MaxWait, 500*time.Millisecond)
 	if c.MaxBytes <= 0 {
-		c.MaxBytes = 10 << 20
+		c.MaxBytes = 1 << 20
 	}
 	if c.StartOffset == 0 {
 		c.StartOffset = kafka.FirstOffset

@@ -121,14 +121,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		if !ok {
 			return
 		}
-		msgs := make(chan kafka.Message, c.cfg.BatchSize)
-		var wg sync.WaitGroup
-		for p, off := range offsets {
-			wg.Go(func() { c.fetch(fctx, p, off, -1, msgs, log) })
-		}
-		c.batches(ctx, fctx, commitTo(gen), msgs, log)
-		cancel()
-		wg.Wait()
+		c.runLanes(ctx, fctx, offsets, nil, commitTo(gen), log)
 	})
 	<-done
 	log.Info("generation ended")

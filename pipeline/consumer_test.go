@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"sync"
@@ -33,6 +34,8 @@ type testBundle struct {
 	mat     *mapping.Materializer
 	now     time.Time
 
+	// lanes is the started consumers' Lanes (0: the default).
+	lanes int
 	// registerer receives the next started consumer's metrics.
 	registerer prometheus.Registerer
 	// logs records the consumers' log entries.
@@ -88,6 +91,7 @@ func (tb *testBundle) start(t *testing.T, batchSize int) (stop func()) {
 		GroupID:           tb.group,
 		Materializer:      tb.mat,
 		BatchSize:         batchSize,
+		Lanes:             tb.lanes,
 		BatchTimeout:      20 * time.Millisecond,
 		MaxWait:           100 * time.Millisecond,
 		HeartbeatInterval: 200 * time.Millisecond,
@@ -243,7 +247,17 @@ func TestConsumerMaterializesTheConversationDocument(t *testing.T) {
 }
 
 func TestConsumerConvergesUnderReorderingAndDuplicates(t *testing.T) {
+	t.Parallel()
+	// One lane applies batches one at a time; four apply the four
+	// partitions' batches at once, contending for shared users and groups.
+	for _, lanes := range []int{1, 4} {
+		t.Run(fmt.Sprintf("lanes=%d", lanes), func(t *testing.T) { testConvergesUnderReorderingAndDuplicates(t, lanes) })
+	}
+}
+
+func testConvergesUnderReorderingAndDuplicates(t *testing.T, lanes int) {
 	tb := setup(t, 4)
+	tb.lanes = lanes
 	raws := tb.generator(1).Events(2000)
 	want := tb.reference(t, raws)
 

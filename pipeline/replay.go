@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 )
 
@@ -74,15 +72,7 @@ func Replay(ctx context.Context, cfg Config, store Store, opts ReplayOptions) (R
 		opts.OnStart(rng)
 	}
 	c.log.Info("replay starting", zap.Int64("messages", rng.Messages()), zap.Any("start", rng.Start), zap.Any("end", rng.End))
-	msgs := make(chan kafka.Message, c.cfg.BatchSize)
-	var fetchers sync.WaitGroup
-	for p, start := range rng.Start {
-		if end := rng.End[p]; start < end {
-			fetchers.Go(func() { c.fetch(ctx, p, start, end, msgs, c.log) })
-		}
-	}
-	go func() { fetchers.Wait(); close(msgs) }()
-	c.batches(ctx, ctx, nil, msgs, c.log)
+	c.runLanes(ctx, ctx, rng.Start, rng.End, nil, c.log)
 	if err := ctx.Err(); err != nil {
 		return rng, fmt.Errorf("replay stopped: %w", err)
 	}

@@ -54,6 +54,9 @@ type Config struct {
 	BatchSize int `env:"BATCH_SIZE" envDefault:"5000"`
 	// BatchTimeout is the longest a batch waits to fill once it has a message.
 	BatchTimeout time.Duration `env:"BATCH_TIMEOUT" envDefault:"50ms"`
+	// ApplyLanes is how many batches the consumer applies at once, each
+	// over its share of the assigned partitions.
+	ApplyLanes int `env:"APPLY_LANES" envDefault:"2"`
 	// ShutdownGrace bounds the clean stop after SIGTERM.
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"20s"`
 
@@ -88,6 +91,10 @@ type Config struct {
 
 // Secret variables are masked wherever the configuration is shown.
 var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS"}
+
+// maxApplyLanes bounds APPLY_LANES: each lane holds a Postgres connection
+// and two batches.
+const maxApplyLanes = 16
 
 // loadConfig reads the environment, lets flags override it and parses the
 // result. Unknown flags and malformed values are errors naming the variable.
@@ -184,6 +191,8 @@ func (c *Config) Validate(needs ...string) error {
 			return fmt.Errorf("BATCH_SIZE: %d is not between 1 and 100000", c.BatchSize)
 		case c.KafkaHeartbeatInterval <= 0 || c.KafkaHeartbeatInterval*2 > c.KafkaSessionTimeout:
 			return fmt.Errorf("KAFKA_HEARTBEAT_INTERVAL: %s must be positive and at most half of KAFKA_SESSION_TIMEOUT (%s)", c.KafkaHeartbeatInterval, c.KafkaSessionTimeout)
+		case c.ApplyLanes < 1 || c.ApplyLanes > maxApplyLanes:
+			return fmt.Errorf("APPLY_LANES: %d is not between 1 and %d", c.ApplyLanes, maxApplyLanes)
 		case c.BatchTimeout <= 0:
 			return fmt.Errorf("BATCH_TIMEOUT: %s must be positive", c.BatchTimeout)
 		case c.ShutdownGrace <= 0:

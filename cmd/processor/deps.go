@@ -38,7 +38,9 @@ func openDeps(ctx context.Context, cfg *Config, needs ...string) (*deps, error) 
 		}
 	}
 	if slices.Contains(needs, "db") {
-		if d.store, err = persistence.Open(ctx, cfg.DatabaseURL, &persistence.Config{BeforeCommit: failpoint("kill-in-transaction")}); err != nil {
+		if d.store, err = persistence.Open(ctx, cfg.DatabaseURL, &persistence.Config{
+			// A connection per apply lane beside the API's, the listener and the expiry loop.
+			MaxConns: int32(8 + cfg.ApplyLanes), BeforeCommit: failpoint("kill-in-transaction")}); err != nil {
 			return nil, usageError{fmt.Errorf("DATABASE_URL: %w", err)}
 		}
 	}

@@ -82,6 +82,8 @@ func TestConfigurationErrorsNameTheVariable(t *testing.T) {
 		{"bad ttl", append(base, "PRECHAT_TTL=soon"), nil, "PRECHAT_TTL:"},
 		{"negative ttl", append(base, "PRECHAT_TTL=-1m"), nil, "PRECHAT_TTL: -1m0s must be positive"},
 		{"bad batch size", append(base, "BATCH_SIZE=0"), nil, "BATCH_SIZE: 0 is not between"},
+		{"too many apply lanes", append(base, "APPLY_LANES=17"), nil, "APPLY_LANES: 17 is not between 1 and 16"},
+		{"no apply lane", append(base, "APPLY_LANES=0"), nil, "APPLY_LANES: 0 is not between 1 and 16"},
 		{"bad log level", append(base, "LOG_LEVEL=loud"), nil, `LOG_LEVEL: "loud"`},
 		{"bad start offset", append(base, "KAFKA_START_OFFSET=middle"), nil, "KAFKA_START_OFFSET:"},
 		{"bad sasl", append(base, "KAFKA_SASL_MECHANISM=gssapi"), nil, "KAFKA_SASL_MECHANISM:"},

@@ -79,6 +79,7 @@ func replayCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		Materializer: &mapping.Materializer{Settings: d.settings, TTL: cfg.PrechatTTL},
 		BatchSize:    cfg.BatchSize,
 		BatchTimeout: cfg.BatchTimeout,
+		Lanes:        cfg.ApplyLanes,
 		Logger:       log.Named("replay"),
 		OnBatch:      func(b pipeline.BatchInfo) { progress.add(int64(b.Messages)) },
 	}, store, pipeline.ReplayOptions{From: from, To: to, RecordPositions: rebuild, OnStart: func(r pipeline.Range) { progress.start(r.Messages()) }})

@@ -63,6 +63,7 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 			Materializer:      &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
 			BatchSize:         cfg.BatchSize,
 			BatchTimeout:      cfg.BatchTimeout,
+			Lanes:             cfg.ApplyLanes,
 			StartOffset:       cfg.startOffset(),
 			ShutdownGrace:     cfg.ShutdownGrace / 2,
 			SessionTimeout:    cfg.KafkaSessionTimeout,

@@ -63,6 +63,8 @@ Non-secret configuration as values, secrets only through secretKeyRef.
   value: {{ $v.config.batchSize | int | quote }}
 - name: BATCH_TIMEOUT
   value: {{ $v.config.batchTimeout | quote }}
+- name: APPLY_LANES
+  value: {{ $v.config.applyLanes | int | quote }}
 {{- end }}
 {{- if eq $c "api" }}
 - name: HTTP_ADDR
