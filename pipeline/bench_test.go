@@ -36,12 +36,13 @@ import (
 //
 //	go test ./pipeline -run '^$' -bench Pipeline -benchtime 1x
 //
-// PRECHAT_BENCH_EVENTS sets the events per workload (default 50000).
+// PRECHAT_BENCH_EVENTS sets the events per workload (default 200000: enough
+// for the steady state to dominate the group join and the first batch's
+// fill), PRECHAT_BENCH_BATCH and PRECHAT_BENCH_LANES the pipeline's
+// BatchSize and Lanes (default: the pipeline's defaults), and
+// PRECHAT_BENCH_DEBUG=1 prints each batch and the consumer's warnings.
 func BenchmarkPipeline(b *testing.B) {
-	n := 50000
-	if v, err := strconv.Atoi(os.Getenv("PRECHAT_BENCH_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
+	n := benchEnv("PRECHAT_BENCH_EVENTS", 200000)
 	workloads := []struct {
 		name                    string
 		visitors, users, groups int
@@ -73,16 +74,12 @@ func BenchmarkPipeline(b *testing.B) {
 
 const benchPartitions = 4
 
-// benchBatchSize is PRECHAT_BENCH_BATCH, else the pipeline's default.
-func benchBatchSize() int {
-	v, _ := strconv.Atoi(os.Getenv("PRECHAT_BENCH_BATCH"))
-	return v
-}
-
-// benchLanes is PRECHAT_BENCH_LANES, else the pipeline's default.
-func benchLanes() int {
-	v, _ := strconv.Atoi(os.Getenv("PRECHAT_BENCH_LANES"))
-	return v
+// benchEnv is the positive integer in the environment variable name, else def.
+func benchEnv(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }
 
 func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users, groups int) {
@@ -115,12 +112,11 @@ func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users,
 		GroupID:           group,
 		Materializer:      &mapping.Materializer{Settings: settings, TTL: 30 * time.Minute},
 		HeartbeatInterval: 200 * time.Millisecond,
-		BatchSize:         benchBatchSize(),
-		MaxBytes:          benchMaxBytes(),
-		Lanes:             benchLanes(),
+		BatchSize:         benchEnv("PRECHAT_BENCH_BATCH", 0),
+		Lanes:             benchEnv("PRECHAT_BENCH_LANES", 0),
 		Logger:            benchLogger(),
 		OnBatch: func(info pipeline.BatchInfo) {
-			if os.Getenv("BENCH_DEBUG") != "" {
+			if os.Getenv("PRECHAT_BENCH_DEBUG") != "" {
 				fmt.Fprintf(os.Stderr, "%s: batch %d msgs %d docs took %s\n", time.Now().Format("15:04:05.000"), info.Messages, info.Result.Documents, info.Took)
 			}
 			if consumed.Add(int64(info.Messages)) == int64(n) {
@@ -273,17 +269,12 @@ func sampleHeap(peak *atomic.Uint64) func() {
 	return func() { close(stop); wg.Wait() }
 }
 
-// benchLogger logs warnings to stderr when BENCH_DEBUG is set.
+// benchLogger logs warnings to stderr when PRECHAT_BENCH_DEBUG is set.
 func benchLogger() *zap.Logger {
-	if os.Getenv("BENCH_DEBUG") == "" {
+	if os.Getenv("PRECHAT_BENCH_DEBUG") == "" {
 		return nil
 	}
 	cfg := zap.NewDevelopmentConfig()
 	cfg.Level = zap.NewAtomicLevelAt(zap.WarnLevel)
 	return zap.Must(cfg.Build())
-}
-
-func benchMaxBytes() int {
-	v, _ := strconv.Atoi(os.Getenv("PRECHAT_BENCH_MAXBYTES"))
-	return v
 }

@@ -14,7 +14,13 @@
 // in the same transaction and never blocks its partition. Failures to reach
 // Postgres or Kafka are retried with backoff, forever: nothing is dropped.
 //
-// On shutdown the consumer stops fetching, lets the batch in flight commit
-// within the shutdown grace (or abandons it: its offsets are then not
-// stored either), and leaves the group.
+// A consumer applies its partitions in Config.Lanes lanes: each lane owns a
+// share of the partitions and commits its own batches, so several
+// transactions run at once while every partition's batches stay in order.
+// Their document phases are serialised by the Store, as those of two group
+// members are.
+//
+// On shutdown the consumer stops fetching, lets the batches in flight (one
+// per lane) commit within the shutdown grace (or abandons them: their
+// offsets are then not stored either), and leaves the group.
 package pipeline

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"regexp"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prechat/prechat/mapping"
 )
 
 // child is the processor binary (this test binary re-executing main) run as
@@ -70,4 +73,26 @@ func (c *child) logAddr(t *testing.T, msg string, d time.Duration) string {
 	}
 	t.Fatalf("no %q line within %v; log:\n%s", msg, d, c.stderr.String())
 	return ""
+}
+
+// servedDocument decodes a document as the API serves it; ok is false when
+// body is not one.
+func servedDocument(body []byte) (doc mapping.Document, ok bool) {
+	return doc, json.Unmarshal(body, &doc) == nil && doc.Version == 1
+}
+
+// hasDetail reports whether the served document body has a detail with this
+// label and (JSON string) value.
+func hasDetail(body []byte, label, value string) bool {
+	doc, ok := servedDocument(body)
+	if !ok {
+		return false
+	}
+	for _, d := range doc.Details {
+		var v string
+		if d.Label == label && json.Unmarshal(d.Value, &v) == nil && v == value {
+			return true
+		}
+	}
+	return false
 }

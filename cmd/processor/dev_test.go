@@ -75,7 +75,7 @@ func TestDevWithPrivatePostgres(t *testing.T) {
 		t.Errorf("ingest with another write key: %d, want 401", res.status)
 	}
 	res = dev.request(http.MethodGet, "/v1/prechat/dev-visitor?wait=10&after=dev-start-1", "")
-	if res.status != http.StatusOK || !strings.Contains(res.body, `"value": "Shoes"`) || !strings.Contains(res.body, `"complete": true`) {
+	if served, _ := servedDocument([]byte(res.body)); res.status != http.StatusOK || !hasDetail([]byte(res.body), "Subject", "Shoes") || !served.Complete {
 		t.Fatalf("GET the document: %d %s", res.status, res.body)
 	}
 	// The demo page, whatever its product, and its assets.
@@ -102,7 +102,7 @@ func TestDevWithPrivatePostgres(t *testing.T) {
 	// document.
 	dev = startDev(t, nil, "--data-dir", dir, "--kafka-port", "0")
 	res = dev.request(http.MethodGet, "/v1/prechat/dev-visitor", "")
-	if res.status != http.StatusOK || !strings.Contains(res.body, `"value": "Shoes"`) {
+	if res.status != http.StatusOK || !hasDetail([]byte(res.body), "Subject", "Shoes") {
 		t.Fatalf("GET the document in the second run: %d %s", res.status, res.body)
 	}
 	dev.stop()
