@@ -24,6 +24,16 @@ const documentsLock int64 = 0x70726563686174 // "prechat"
 // dead letters, the refreshed documents of every visitor it changed, and the
 // next offsets. Either all of it is committed or none of it; applying the
 // same batch again writes nothing new.
+//
+// The transaction has two phases. The first writes rows that belong to the
+// batch's own visitors and partitions (visitor traits, links, conversations,
+// applied messageIds, dead letters), which concurrent batches (apply lanes,
+// group members) rarely share. The second runs under documentsLock: the
+// rows that many visitors share (user and group traits, memberships,
+// suppression counts), then the documents and offsets. Shared rows are
+// therefore only ever locked by the holder of documentsLock, so a batch never
+// waits for rows that another holds through its document phase, and the
+// locks are always taken in the same order.
 func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (mapping.BatchResult, error) {
 	// Encoded before the transaction begins: rows that other batches may be
 	// waiting for are locked only while Postgres works.
@@ -36,9 +46,6 @@ func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Mat
 		res = mapping.BatchResult{}
 		if err := effects.send(ctx, tx); err != nil {
 			return fmt.Errorf("write effects: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, documentsLock); err != nil {
-			return fmt.Errorf("lock documents: %w", err)
 		}
 		visitors, err := s.affectedVisitors(ctx, tx, b.State, m.TTL)
 		if err != nil {
@@ -89,11 +96,12 @@ func (s statements) send(ctx context.Context, tx pgx.Tx) error {
 	return tx.SendBatch(ctx, &b).Close()
 }
 
-// effectsOf encodes every upsert of the batch. Rows are sorted by key so
-// concurrent batches lock rows in the same order.
+// effectsOf encodes every upsert of the batch, the visitor phase first,
+// then documentsLock, then the shared phase (see ApplyBatch). Rows are sorted
+// by key so concurrent batches lock rows in the same order.
 func effectsOf(b *mapping.Batch) (statements, error) {
 	st := b.State
-	var batch statements
+	var batch, shared statements
 	// The batch's statements are short and bounded by the batch size: JIT
 	// compilation never pays for itself on them, and on tables not yet
 	// analysed (a new deployment, a replay into an empty database) inflated
@@ -101,25 +109,14 @@ func effectsOf(b *mapping.Batch) (statements, error) {
 	// not a connection parameter, so that poolers such as PgBouncer accept it.
 	batch.Queue(`SET LOCAL jit = off`)
 
-	var tr struct {
-		kind, id []string
-		traits   [][]byte
+	subjects := sortedKeys(st.Traits, compareSubject)
+	visitors := slices.DeleteFunc(slices.Clone(subjects), func(s mapping.Subject) bool { return s.Kind != mapping.KindAnonymous })
+	others := slices.DeleteFunc(subjects, func(s mapping.Subject) bool { return s.Kind == mapping.KindAnonymous })
+	if err := queueTraits(&batch, st, visitors); err != nil {
+		return nil, err
 	}
-	for _, sub := range sortedKeys(st.Traits, compareSubject) {
-		raw, err := encodeTraits(st.Traits[sub])
-		if err != nil {
-			return nil, fmt.Errorf("encode traits of %s %s: %w", sub.Kind, sub.ID, err)
-		}
-		tr.kind, tr.id, tr.traits = append(tr.kind, string(sub.Kind)), append(tr.id, sub.ID), append(tr.traits, raw)
-	}
-	if len(tr.kind) > 0 {
-		batch.Queue(`
-INSERT INTO traits AS t (subject_kind, subject_id, traits)
-SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
-ON CONFLICT (subject_kind, subject_id) DO UPDATE
-SET traits = prechat_merge_traits(t.traits, excluded.traits)
-WHERE prechat_traits_change(t.traits, excluded.traits)`,
-			tr.kind, tr.id, tr.traits)
+	if err := queueTraits(&shared, st, others); err != nil {
+		return nil, err
 	}
 
 	var ln struct {
@@ -144,13 +141,14 @@ WHERE (l.event_time, l.message_id) < (excluded.event_time, excluded.message_id)`
 		kind, id, group, msg []string
 		at                   []time.Time
 	}
+	// Memberships: shared (a group's rows are written by all its members' batches).
 	for _, m := range sortedKeys(st.Memberships, compareMembership) {
 		s := st.Memberships[m]
 		ms.kind, ms.id, ms.group = append(ms.kind, string(m.Member.Kind)), append(ms.id, m.Member.ID), append(ms.group, m.GroupID)
 		ms.at, ms.msg = append(ms.at, s.At), append(ms.msg, s.MessageID)
 	}
 	if len(ms.kind) > 0 {
-		batch.Queue(`
+		shared.Queue(`
 INSERT INTO group_memberships AS m (member_kind, member_id, group_id, event_time, message_id)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
 ON CONFLICT (member_kind, member_id, group_id) DO UPDATE
@@ -212,11 +210,34 @@ ON CONFLICT (topic, "partition", "offset") DO NOTHING`, topics, parts, offs, key
 		for i, id := range ids {
 			counts[i] = int64(b.Suppressed[id])
 		}
-		batch.Queue(`
+		shared.Queue(`
 UPDATE suppressions s SET dropped = s.dropped + u.n
 FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, counts)
 	}
-	return batch, nil
+	batch.Queue(`SELECT pg_advisory_xact_lock($1)`, documentsLock)
+	return append(batch, shared...), nil
+}
+
+// queueTraits queues the merge of these subjects' traits.
+func queueTraits(batch *statements, st *mapping.State, subjects []mapping.Subject) error {
+	if len(subjects) == 0 {
+		return nil
+	}
+	kinds, ids, traits := make([]string, len(subjects)), make([]string, len(subjects)), make([][]byte, len(subjects))
+	for i, sub := range subjects {
+		raw, err := encodeTraits(st.Traits[sub])
+		if err != nil {
+			return fmt.Errorf("encode traits of %s %s: %w", sub.Kind, sub.ID, err)
+		}
+		kinds[i], ids[i], traits[i] = string(sub.Kind), sub.ID, raw
+	}
+	batch.Queue(`
+INSERT INTO traits AS t (subject_kind, subject_id, traits)
+SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+ON CONFLICT (subject_kind, subject_id) DO UPDATE
+SET traits = prechat_merge_traits(t.traits, excluded.traits)
+WHERE prechat_traits_change(t.traits, excluded.traits)`, kinds, ids, traits)
+	return nil
 }
 
 // storedTrait is a trait entry in the traits column (see the migration).

@@ -28,7 +28,9 @@ type Config struct {
 
 	// BatchSize is the most messages applied in one transaction. Larger
 	// batches amortise document refreshes (a group change refreshes every
-	// member once per batch). Default: 5000.
+	// member once per batch) and fold more events of one visitor, user or group
+	// into one row write; each lane holds at most two. Batches only fill under
+	// backlog: otherwise BatchTimeout cuts them. Default: 10000.
 	BatchSize int
 	// Lanes is how many batches a consumer applies at once. Each lane owns a
 	// share of the assigned partitions (dealt in partition order) with its
@@ -125,7 +127,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 5000
+		c.BatchSize = 10000
 	}
 	if c.Lanes == 0 {
 		c.Lanes = 2

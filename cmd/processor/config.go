@@ -51,7 +51,7 @@ type Config struct {
 	// Roles are the roles serve runs, comma separated: consumer, api.
 	Roles []string `env:"ROLES" envDefault:"consumer,api"`
 	// BatchSize is the most messages applied in one transaction.
-	BatchSize int `env:"BATCH_SIZE" envDefault:"5000"`
+	BatchSize int `env:"BATCH_SIZE" envDefault:"10000"`
 	// BatchTimeout is the longest a batch waits to fill once it has a message.
 	BatchTimeout time.Duration `env:"BATCH_TIMEOUT" envDefault:"50ms"`
 	// ApplyLanes is how many batches the consumer applies at once, each

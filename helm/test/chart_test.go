@@ -199,7 +199,7 @@ func checkDefault(t *testing.T, r *release) {
 		t.Errorf("image %s, want the chart's appVersion tag", cc.Image)
 	}
 	for name, want := range map[string]string{
-		"SHUTDOWN_GRACE": "20s", "KAFKA_START_OFFSET": "earliest", "BATCH_SIZE": "5000", "BATCH_TIMEOUT": "50ms",
+		"SHUTDOWN_GRACE": "20s", "KAFKA_START_OFFSET": "earliest", "BATCH_SIZE": "10000", "BATCH_TIMEOUT": "50ms", "APPLY_LANES": "2",
 		"PRECHAT_TTL": "30m", "LOG_FORMAT": "json", "SETTINGS_FILE": "/etc/prechat/settings/settings.json",
 	} {
 		if got := envValue(&cc, name); got != want {
@@ -212,7 +212,7 @@ func checkDefault(t *testing.T, r *release) {
 		}
 	}
 	// api-only and consumer-only variables stay on their role.
-	for _, name := range []string{"BATCH_SIZE", "BATCH_TIMEOUT", "KAFKA_START_OFFSET"} {
+	for _, name := range []string{"BATCH_SIZE", "BATCH_TIMEOUT", "APPLY_LANES", "KAFKA_START_OFFSET"} {
 		if envVar(&ac, name) != nil {
 			t.Errorf("api sets the consumer's %s", name)
 		}
