@@ -81,31 +81,46 @@ func (s *Server) pollParams(r *http.Request) (time.Duration, []string, error) {
 
 // check reads the document and whether it reflects every after messageId.
 // doc is nil when there is none.
+//
+// The after messageIds are checked first: once they are all applied, every
+// transaction that applied them has committed, and so has the document
+// refresh that reflects them (the same transaction's, or a later one's
+// under the documents lock), so the document is then read from storage. The
+// cache may not have seen those commits' notifications yet, and a document
+// read before the check could predate them.
 func (s *Server) check(ctx context.Context, anon string, after []string) (doc []byte, ready bool, err error) {
-	now := s.cfg.Now()
-	doc, cached := s.cache.get(anon, now)
-	if cached {
-		s.metrics.cache.WithLabelValues("hit").Inc()
-	} else {
-		s.metrics.cache.WithLabelValues("miss").Inc()
-		epoch := s.cache.epoch()
-		doc, err = s.docs.DocumentGet(ctx, anon)
-		if errors.Is(err, mapping.ErrNotFound) {
-			return nil, false, nil
-		}
+	applied := true
+	if len(after) > 0 {
+		missing, err := s.docs.AppliedMissing(ctx, after)
 		if err != nil {
 			return nil, false, err
 		}
-		s.cache.put(anon, doc, epoch)
+		applied = len(missing) == 0
 	}
-	if len(after) == 0 {
-		return doc, true, nil
+	doc, err = s.document(ctx, anon, len(after) == 0 || !applied)
+	return doc, err == nil && doc != nil && applied, err
+}
+
+// document returns the visitor's document, nil when there is none; from the
+// cache when useCache allows, else from storage (caching what it read).
+func (s *Server) document(ctx context.Context, anon string, useCache bool) ([]byte, error) {
+	if useCache {
+		if doc, ok := s.cache.get(anon, s.cfg.Now()); ok {
+			s.metrics.cache.WithLabelValues("hit").Inc()
+			return doc, nil
+		}
 	}
-	missing, err := s.docs.AppliedMissing(ctx, after)
+	s.metrics.cache.WithLabelValues("miss").Inc()
+	epoch := s.cache.epoch()
+	doc, err := s.docs.DocumentGet(ctx, anon)
+	if errors.Is(err, mapping.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return doc, len(missing) == 0, nil
+	s.cache.put(anon, doc, epoch)
+	return doc, nil
 }
 
 // longPoll waits until the document is ready, woken by notifications, or

@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/prechat/prechat/api"
@@ -274,5 +277,53 @@ func TestCachedDocumentIsReplacedWhenTheVisitorChanges(t *testing.T) {
 	}
 	if r := s.do("GET", "/v1/prechat/visitor-5", "", nil); !strings.Contains(string(r.body), "new@example.com") {
 		t.Fatalf("a plain fetch still serves the old document: %s", r.body)
+	}
+}
+
+// TestAfterIsNotAnsweredFromAStaleCache: once the after= messageIds are
+// applied, the document is read from storage. A cached one may predate the
+// commit that applied them when that commit's notification (which drops the
+// cache entry) is still on its way: here it never comes.
+func TestAfterIsNotAnsweredFromAStaleCache(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	_, _, start := visitorEvents("visitor-1", time.Now())
+	s.produce(start)
+	if r := s.do("GET", "/v1/prechat/visitor-1?wait=20&after=visitor-1-c", "", nil); r.status != http.StatusOK {
+		t.Fatalf("first document: %d %s", r.status, r.body)
+	}
+	first := s.do("GET", "/v1/prechat/visitor-1", "", nil) // cached from here on
+	var doc map[string]any
+	if err := json.Unmarshal(first.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["visitorName"] = "Changed Later"
+	changed, _ := json.Marshal(doc)
+
+	// A commit whose notification has not arrived: an applied messageId and
+	// the document it changed, written without NOTIFY.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO applied_messages (message_id, event_type, anonymous_id) VALUES ('late-i', 'identify', 'visitor-1')`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE prechat_documents SET document = $1 WHERE anonymous_id = 'visitor-1'`, string(changed))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if r := s.do("GET", "/v1/prechat/visitor-1", "", nil); !bytes.Equal(r.body, first.body) {
+		t.Fatalf("without after= the cached document should still be served (the cache is what this test bypasses): %s", r.body)
+	}
+	r := s.do("GET", "/v1/prechat/visitor-1?wait=5&after=late-i", "", nil)
+	if got := r.json(t); r.status != http.StatusOK || got["visitorName"] != "Changed Later" || got["complete"] != true {
+		t.Fatalf("after=late-i served a document that predates it: %d %s", r.status, r.body)
 	}
 }

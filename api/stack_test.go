@@ -35,6 +35,7 @@ type stack struct {
 	brokers []string
 	topic   string
 	store   *persistence.Store
+	dbURL   string
 	hub     *persistence.Hub
 	writer  pipeline.Writer
 	server  *api.Server
@@ -55,8 +56,8 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	s := &stack{t: t, topic: pipelinetest.Name(t, "topic")}
 	s.brokers = pipelinetest.NewCluster(t, 2, s.topic)
-	var dbURL string
-	s.store, dbURL = persistencetest.NewStore(t, nil)
+	s.store, s.dbURL = persistencetest.NewStore(t, nil)
+	dbURL := s.dbURL
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
