@@ -25,12 +25,16 @@ const (
 // Segment exports them, plus Prechat's optional extensions.
 type Settings struct {
 	// Hostname is the host prefix of deployment.js, e.g. "c.la3-c1cs-phx"
-	// for https://c.la3-c1cs-phx.salesforceliveagent.com. Required.
+	// for https://c.la3-c1cs-phx.salesforceliveagent.com. Required when
+	// Products include liveAgent (the default) or embeddedChat, whose init
+	// derives from the Live Agent deployment; a Messaging-only deployment
+	// leaves it, LiveAgentEndpointURL and DeploymentID out.
 	Hostname string `json:"hostname"`
 	// LiveAgentEndpointURL is the host prefix of the chat endpoint, e.g.
-	// "d.la3-c1cs-phx". Required.
+	// "d.la3-c1cs-phx". Required as Hostname is.
 	LiveAgentEndpointURL string `json:"liveAgentEndpointUrl"`
-	// DeploymentID is the 15 or 18 character id of the chat deployment. Required.
+	// DeploymentID is the 15 or 18 character id of the chat deployment.
+	// Required as Hostname is.
 	DeploymentID string `json:"deploymentId"`
 	// OrgID is the 15 or 18 character Salesforce organisation id. Required.
 	OrgID string `json:"orgId"`
@@ -182,8 +186,12 @@ func (s *Settings) Sections() []Section {
 }
 
 // ScriptURL is the deployment.js URL:
-// https://{hostname}.salesforceliveagent.com/content/g/js/{apiVersion}/deployment.js.
+// https://{hostname}.salesforceliveagent.com/content/g/js/{apiVersion}/deployment.js,
+// or "" without a hostname (a Messaging-only deployment).
 func (s *Settings) ScriptURL() string {
+	if s.Hostname == "" {
+		return ""
+	}
 	v := s.APIVersion
 	if v == "" {
 		v = DefaultAPIVersion
@@ -192,8 +200,12 @@ func (s *Settings) ScriptURL() string {
 }
 
 // ChatURL is the first argument of liveagent.init:
-// https://{liveAgentEndpointUrl}.salesforceliveagent.com/chat.
+// https://{liveAgentEndpointUrl}.salesforceliveagent.com/chat, or "" without
+// a liveAgentEndpointUrl (a Messaging-only deployment).
 func (s *Settings) ChatURL() string {
+	if s.LiveAgentEndpointURL == "" {
+		return ""
+	}
 	return "https://" + s.LiveAgentEndpointURL + ".salesforceliveagent.com/chat"
 }
 
@@ -271,15 +283,21 @@ var (
 // Validate checks every field and returns the first problem as a
 // *FieldError naming the field.
 func (s *Settings) Validate() error {
+	if err := s.validateProducts(); err != nil {
+		return err
+	}
+	// Legacy Chat needs its deployment; so does Embedded Service Chat, whose
+	// init derives from it. Messaging for Web does not.
+	liveAgent := s.Targets(ProductLiveAgent) || s.Targets(ProductEmbeddedChat)
 	checks := []struct {
 		field, value string
 		re           *regexp.Regexp
 		required     bool
 		want         string
 	}{
-		{"hostname", s.Hostname, hostPrefix, true, "a host prefix such as c.la3-c1cs-phx (the part before .salesforceliveagent.com)"},
-		{"liveAgentEndpointUrl", s.LiveAgentEndpointURL, hostPrefix, true, "a host prefix such as d.la3-c1cs-phx (the part before .salesforceliveagent.com)"},
-		{"deploymentId", s.DeploymentID, salesforceID, true, "a 15 or 18 character Salesforce id"},
+		{"hostname", s.Hostname, hostPrefix, liveAgent, "a host prefix such as c.la3-c1cs-phx (the part before .salesforceliveagent.com)"},
+		{"liveAgentEndpointUrl", s.LiveAgentEndpointURL, hostPrefix, liveAgent, "a host prefix such as d.la3-c1cs-phx (the part before .salesforceliveagent.com)"},
+		{"deploymentId", s.DeploymentID, salesforceID, liveAgent, "a 15 or 18 character Salesforce id"},
 		{"orgId", s.OrgID, salesforceID, true, "a 15 or 18 character Salesforce id"},
 		{"apiVersion", s.APIVersion, apiVersion, false, "a version such as 29.0"},
 		{"buttonId", s.ButtonID, salesforceID, false, "a 15 or 18 character Salesforce id"},
@@ -291,9 +309,6 @@ func (s *Settings) Validate() error {
 		case c.value != "" && !c.re.MatchString(c.value):
 			return &FieldError{c.field, fmt.Sprintf("%q is not %s", truncate(c.value), c.want)}
 		}
-	}
-	if err := s.validateProducts(); err != nil {
-		return err
 	}
 	labels, messagingFields := map[string]string{}, map[string]string{}
 	for _, sec := range s.Sections() {

@@ -69,6 +69,15 @@ func TestSettingsCheckProducts(t *testing.T) {
 			not: []string{"Legacy Chat (liveagent)", "deployment.js", "Embedded Service Chat", "the page, after prechat.js"},
 		},
 		{
+			name:     "Messaging only, without a Live Agent deployment",
+			settings: strings.Replace(settingsBase, `"hostname":"c.la3-c1cs-phx","liveAgentEndpointUrl":"d.la3-c1cs-phx","deploymentId":"5723D00000000F4",`, "", 1) + `,"products":["messaging"]}`,
+			want: []string{
+				"Products: messaging\n",
+				`setVisiblePrechatFields({ "_email": { "value": "<trait email>", "isEditableByEndUser": true },`,
+			},
+			not: []string{"Legacy Chat (liveagent)", "deployment.js", "salesforceliveagent.com"},
+		},
+		{
 			name: "Embedded Chat with entity options and transcript fields",
 			settings: strings.Replace(settingsBase, `"doCreate":true},`, `"doCreate":true,"transcriptFields":["Email__c","Visitor_Email__c"]},`, 1) +
 				`,"products":["embeddedChat","liveAgent"],` + settingsESW + `,
@@ -125,6 +134,7 @@ func TestSettingsCheckProductErrors(t *testing.T) {
 		{"embeddedChat without a button", settingsBase + `,"products":["embeddedChat"],` + strings.Replace(settingsESW, `"buttonId":"5733D00000000Ab",`, "", 1) + `}`, `embeddedChat.buttonId: required when products include "embeddedChat" (or set buttonId)`},
 		{"messagingField with a standard field's name", strings.Replace(settingsBase, `"fieldName":"Email",`, `"fieldName":"Email","messagingField":"_email",`, 1) + `}`, `contactMappings[0].messagingField: "_email" is not a channel variable name`},
 		{"link to an unmapped entity", strings.Replace(settingsBase, `{"property":"website","label":"Account Website","fieldName":"Website","doFind":true}`, ``, 1) + `,"entityOptions":{"Case":{"linkToEntity":{"entityName":"Account","fieldName":"AccountId"}}}}`, `entityOptions.Case.linkToEntity.entityName: accountMappings is empty, so there is no Account record to link to`},
+		{"embeddedChat without the Live Agent deployment", strings.Replace(settingsBase, `"hostname":"c.la3-c1cs-phx",`, "", 1) + `,"products":["embeddedChat"],` + settingsESW + `}`, `hostname: required`},
 		{"messaging URL", settingsBase + `,"messaging":{"scrt2Url":"http://acme.my.salesforce-scrt.com"}}`, `messaging.scrt2Url: "http://acme.my.salesforce-scrt.com" is not an https URL`},
 	}
 	for _, c := range cases {
