@@ -110,11 +110,7 @@ func TestLongPollReturnsWhenTheDocumentCommits(t *testing.T) {
 func TestAfterWaitsForTheRequestedEvents(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	identify, group, start := visitorEvents("visitor-3", time.Now())
-	s.produce(start)
-	if r := s.do("GET", "/v1/prechat/visitor-3?wait=20", "", nil); r.status != http.StatusOK {
-		t.Fatalf("document: %d", r.status)
-	}
+	identify, group, _ := s.startConversation("visitor-3")
 	// The identify and group are not applied yet: after= waits for them.
 	done := make(chan response, 1)
 	go func() {
@@ -137,11 +133,7 @@ func TestAfterWaitsForTheRequestedEvents(t *testing.T) {
 func TestLongPollTimesOutAsSpecified(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	_, _, start := visitorEvents("visitor-4", time.Now())
-	s.produce(start)
-	if r := s.do("GET", "/v1/prechat/visitor-4?wait=20", "", nil); r.status != http.StatusOK {
-		t.Fatalf("document: %d", r.status)
-	}
+	s.startConversation("visitor-4")
 	// A document that does not reflect an event never sent: 200, complete false.
 	r := s.do("GET", "/v1/prechat/visitor-4?wait=0.5&after=never-sent", "", nil)
 	if r.status != http.StatusOK || r.json(t)["complete"] != false {
@@ -287,11 +279,7 @@ func TestCachedDocumentIsReplacedWhenTheVisitorChanges(t *testing.T) {
 func TestAfterIsNotAnsweredFromAStaleCache(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	_, _, start := visitorEvents("visitor-1", time.Now())
-	s.produce(start)
-	if r := s.do("GET", "/v1/prechat/visitor-1?wait=20&after=visitor-1-c", "", nil); r.status != http.StatusOK {
-		t.Fatalf("first document: %d %s", r.status, r.body)
-	}
+	s.startConversation("visitor-1")
 	first := s.do("GET", "/v1/prechat/visitor-1", "", nil) // cached from here on
 	var doc map[string]any
 	if err := json.Unmarshal(first.body, &doc); err != nil {

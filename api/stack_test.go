@@ -205,6 +205,18 @@ func visitorEvents(anon string, now time.Time) (identify, group, start string) {
 	return identify, group, start
 }
 
+// startConversation produces a conversation start for anon, waits until its
+// document is served, and returns the visitor's other events, not produced.
+func (s *stack) startConversation(anon string) (identify, group, start string) {
+	s.t.Helper()
+	identify, group, start = visitorEvents(anon, time.Now())
+	s.produce(start)
+	if r := s.do("GET", "/v1/prechat/"+anon+"?wait=20&after="+anon+"-c", "", nil); r.status != http.StatusOK {
+		s.t.Fatalf("document of %s's conversation start: %d %s", anon, r.status, r.body)
+	}
+	return identify, group, start
+}
+
 // apiConfigWithoutIngest is an API configuration with ingest disabled.
 func apiConfigWithoutIngest() api.Config { return api.Config{WriteKeys: []string{}} }
 
