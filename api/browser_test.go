@@ -631,6 +631,6 @@ func browserRoutes() map[string]http.Handler {
 		"GET /test/bootstrap.js":      standIn("bootstrap.js"),
 		"GET /test/analytics.js":      file("build/analytics.js"),
 		"GET /test/analytics-load.js": file("analytics-load.js"),
-		"GET " + standInJS:            file("deployment.js"),
+		"GET " + standInJS:            standIn("deployment.js"),
 	}
 }

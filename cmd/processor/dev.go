@@ -205,7 +205,7 @@ func lockDir(dir string) (func(), error) {
 }
 
 // devPages serves the demo page at / and its assets under /dev/, with the
-// Embedded Service Chat and Messaging for Web stand-ins the browser tests use.
+// stand-ins of the three chat products that the browser tests use.
 func devPages(pages fs.FS) http.Handler {
 	files := http.FileServer(http.FS(pages))
 	mux := http.NewServeMux()
@@ -214,7 +214,7 @@ func devPages(pages fs.FS) http.Handler {
 		http.ServeFileFS(w, r, pages, "index.html")
 	})
 	mux.Handle("GET /dev/", http.StripPrefix("/dev/", files))
-	for _, name := range []string{"esw.js", "bootstrap.js"} {
+	for _, name := range []string{"deployment.js", "esw.js", "bootstrap.js"} {
 		mux.HandleFunc("GET /dev/"+name, func(w http.ResponseWriter, r *http.Request) {
 			http.ServeFileFS(w, r, standins.FS, name)
 		})

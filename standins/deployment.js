@@ -1,8 +1,8 @@
 // Stand-in for Salesforce's Legacy Chat deployment.js, served by processor dev
 // at /dev/deployment.js (the snippet loads it because DEPLOYMENT_SCRIPT_URL
-// defaults to it in dev). Nothing talks to Salesforce: window.liveagent only
-// records every call, in call order, as [name, arg...] in
-// window.__liveagentCalls and dispatches a "liveagent-call" event on window
+// defaults to it in dev) and by the browser tests. Nothing talks to
+// Salesforce: window.liveagent only records every call, in call order, as
+// [name, arg...] in window.__liveagentCalls and dispatches a "liveagent-call" event on window
 // (detail: the call) so the demo's agent view can render it.
 //
 // The objects returned by findOrCreate (map, saveToTranscript, showOnCreate,
