@@ -55,15 +55,7 @@ func TestBrowserConversationStart(t *testing.T) {
 				t.Errorf("applied the document of %q, want the visitor's anonymousId %q", anon, want)
 			}
 
-			// A second conversation start on the page changes nothing.
-			b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-			b.WaitRequests(10*time.Second, func(rs []browsertest.Request) bool { return browsertest.CountPosts(rs, s.url+"/v1/t") >= 2 })
-			time.Sleep(300 * time.Millisecond)
-			browsertest.AssertJSON(t, "liveagent calls after a second start", b.Eval(`window.__liveagentCalls`), originalCalls)
-			browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
-			if n := browsertest.Eval[int](b, `window.__prechatApplied.length`); n != 1 {
-				t.Errorf("onApplied ran %d times, want 1", n)
-			}
+			assertSecondStartChangesNothing(t, b, s, "liveagent calls", `window.__liveagentCalls`, originalCalls)
 
 			// Events went to the local ingest, and nothing left the local server.
 			rs := b.Requests()
@@ -264,15 +256,7 @@ func TestBrowserEmbeddedChat(t *testing.T) {
 				browsertest.AssertJSON(t, "order", b.Eval(`window.__order`), `["document", "esw", "applied"]`)
 			}
 
-			// A second conversation start on the page changes nothing.
-			b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-			b.WaitRequests(10*time.Second, func(rs []browsertest.Request) bool { return browsertest.CountPosts(rs, s.url+"/v1/t") >= 2 })
-			time.Sleep(300 * time.Millisecond)
-			browsertest.AssertJSON(t, "embedded_svc calls after a second start", b.Eval(`window.__eswLog`), want)
-			browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
-			if n := browsertest.Eval[int](b, `window.__prechatApplied.length`); n != 1 {
-				t.Errorf("onApplied ran %d times, want 1", n)
-			}
+			assertSecondStartChangesNothing(t, b, s, "embedded_svc calls", `window.__eswLog`, want)
 			rs := b.Requests()
 			if !slices.ContainsFunc(rs, func(r browsertest.Request) bool { return r.URL == s.url+"/v1/prechat.js?product=embeddedChat" }) {
 				t.Errorf("the embeddedChat variant was not loaded; requests: %v", rs)
@@ -316,14 +300,7 @@ func TestBrowserMessaging(t *testing.T) {
 			browsertest.AssertJSON(t, "Messaging for Web calls and events", b.Eval(`window.__messagingLog`), c.want)
 			browsertest.AssertJSON(t, "prechatAPI calls before ready or after the start", b.Eval(`window.__messagingViolations`), `[]`)
 
-			b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
-			b.WaitRequests(10*time.Second, func(rs []browsertest.Request) bool { return browsertest.CountPosts(rs, s.url+"/v1/t") >= 2 })
-			time.Sleep(300 * time.Millisecond)
-			browsertest.AssertJSON(t, "Messaging for Web calls after a second start", b.Eval(`window.__messagingLog`), c.want)
-			browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
-			if n := browsertest.Eval[int](b, `window.__prechatApplied.length`); n != 1 {
-				t.Errorf("onApplied ran %d times, want 1", n)
-			}
+			assertSecondStartChangesNothing(t, b, s, "Messaging for Web calls", `window.__messagingLog`, c.want)
 			if slices.ContainsFunc(b.Requests(), func(r browsertest.Request) bool { return strings.HasSuffix(r.URL, "deployment.js") }) {
 				t.Errorf("deployment.js was loaded on a Messaging for Web page; requests: %v", b.Requests())
 			}
@@ -607,6 +584,22 @@ func newBrowser(t *testing.T) *browsertest.Browser {
 
 // browserRoutes serves the test pages and scripts under /test/, on the
 // API's origin.
+// assertSecondStartChangesNothing clicks the page's start button again: once
+// its track call is posted, the product's recorded calls (log, a JavaScript
+// expression; what names them) are still want, the snippet reported no error
+// and onApplied ran once.
+func assertSecondStartChangesNothing(t *testing.T, b *browsertest.Browser, s *stack, what, log, want string) {
+	t.Helper()
+	b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+	b.WaitRequests(10*time.Second, func(rs []browsertest.Request) bool { return browsertest.CountPosts(rs, s.url+"/v1/t") >= 2 })
+	time.Sleep(300 * time.Millisecond)
+	browsertest.AssertJSON(t, what+" after a second start", b.Eval(log), want)
+	browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
+	if n := browsertest.Eval[int](b, `window.__prechatApplied.length`); n != 1 {
+		t.Errorf("onApplied ran %d times, want 1", n)
+	}
+}
+
 func browserRoutes() map[string]http.Handler {
 	file := func(name string) http.Handler {
 		path := filepath.Join(browserDir, name)
