@@ -482,3 +482,53 @@ func eventsCount(t *testing.T, reg *prometheus.Registry, typ, outcome string) fl
 	}
 	return 0
 }
+
+// TestConsumerSkipsMessagesDeletedByRetention: when the offset stored for a
+// partition points before what Kafka's retention kept, the consumer goes on
+// from the first retained message, counts the skipped ones and says so,
+// instead of stalling on an out-of-range fetch.
+func TestConsumerSkipsMessagesDeletedByRetention(t *testing.T) {
+	tb := setup(t, 1)
+	reg := prometheus.NewRegistry()
+	tb.registerer = reg
+	raws := tb.generator(8).Events(100)
+	pipelinetest.Produce(t, tb.brokers, tb.topic, raws...)
+	pipelinetest.DeleteRecords(t, tb.brokers, tb.topic, 0, 60)
+	// The group had applied the first 10 messages when the next 50 were
+	// deleted.
+	conn, err := pgx.Connect(context.Background(), tb.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `INSERT INTO kafka_offsets (consumer_group, topic, "partition", next_offset) VALUES ($1, $2, 0, 10)`, tb.group, tb.topic); err != nil {
+		t.Fatal(err)
+	}
+
+	tb.start(t, 30)
+	tb.waitConsumed(t, 100)
+	var skipped float64
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "prechat_retention_skipped_messages_total" {
+			skipped = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if skipped != 50 {
+		t.Errorf("prechat_retention_skipped_messages_total = %v, want 50", skipped)
+	}
+	if n := tb.observed.FilterMessageSnippet("deleted by retention").Len(); n != 1 {
+		t.Errorf("%d retention warnings logged, want 1", n)
+	}
+	tb.assertAppliedOnce(t, raws[60:])
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, r := range raws[:60] {
+		if e, err := mapping.Decode(r, ""); err == nil && tb.applications[e.MessageID] != 0 {
+			t.Errorf("message %s, before the retained ones, was applied", e.MessageID)
+		}
+	}
+}

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/prechat/prechat/mapping"
 )
@@ -62,5 +64,37 @@ func Produce(t testing.TB, brokers []string, topic string, values ...[]byte) {
 	defer cancel()
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatalf("produce %d messages: %v", len(values), err)
+	}
+}
+
+// DeleteRecords deletes a partition's messages before offset, as Kafka's
+// retention does (the DeleteRecords API), and waits for the answer.
+func DeleteRecords(t testing.TB, brokers []string, topic string, partition int32, before int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatalf("create client: %v", err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = partition, before
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 10000
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("delete records of %s/%d before %d: %v", topic, partition, before, err)
+	}
+	for _, rt := range res.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				t.Fatalf("delete records of %s/%d before %d: %v", topic, rp.Partition, before, err)
+			}
+		}
 	}
 }
