@@ -71,19 +71,17 @@ func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Mat
 	return res, nil
 }
 
-// statements are encoded statements, sent together in one round trip.
-type statements []struct {
+// statement is an SQL statement with its encoded arguments.
+type statement struct {
 	sql  string
 	args []any
 }
 
+// statements are sent together, in order, in one round trip.
+type statements []statement
+
 // Queue adds a statement.
-func (s *statements) Queue(sql string, args ...any) {
-	*s = append(*s, struct {
-		sql  string
-		args []any
-	}{sql, args})
-}
+func (s *statements) Queue(sql string, args ...any) { *s = append(*s, statement{sql, args}) }
 
 // send sends the statements as one pgx.Batch. A new pgx.Batch each time: pgx
 // remembers on a queued query the statement it was prepared as on one
