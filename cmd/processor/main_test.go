@@ -170,6 +170,44 @@ func TestMigrateUpAndStatus(t *testing.T) {
 	}
 }
 
+// TestServeBinaryOverSASL runs the processor against a broker that requires
+// SASL: the ingest's writer, the consumer group and the partition fetchers
+// all authenticate, so an ingested conversation start becomes a document.
+func TestServeBinaryOverSASL(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ env, kfake string }{{"plain", "PLAIN"}, {"scram-sha-512", "SCRAM-SHA-512"}} {
+		t.Run(c.env, func(t *testing.T) {
+			t.Parallel()
+			topic := pipelinetest.Name(t, "topic")
+			brokers := pipelinetest.NewSASLCluster(t, c.kfake, "prechat", "s3cret", 2, topic)
+			_, dbURL := persistencetest.NewStore(t, nil)
+			proc := startProcessor(t, []string{
+				"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
+				"KAFKA_GROUP=" + pipelinetest.Name(t, "group"), "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON),
+				"KAFKA_SASL_MECHANISM=" + c.env, "KAFKA_SASL_USERNAME=prechat", "KAFKA_SASL_PASSWORD=s3cret",
+				"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1"}, "serve")
+			base := "http://" + proc.logAddr(t, "http listening", 10*time.Second)
+			res, err := http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-1","event":"Live Chat Conversation Started","anonymousId":"visitor-1","messageId":"c1","properties":{"subject":"Socks"}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("ingest over SASL: %d; processor log:\n%s", res.StatusCode, proc.stderr.String())
+			}
+			res, err = http.Get(base + "/v1/prechat/visitor-1?wait=20&after=c1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || !hasDetail(body, "Subject", "Socks") {
+				t.Fatalf("document over SASL: %d %s; processor log:\n%s", res.StatusCode, body, proc.stderr.String())
+			}
+		})
+	}
+}
+
 // TestServeBinaryEndToEnd runs the processor as a child process: events
 // produced to Kafka become a document, and SIGTERM stops it cleanly.
 func TestServeBinaryEndToEnd(t *testing.T) {

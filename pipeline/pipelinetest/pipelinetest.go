@@ -35,7 +35,20 @@ func Name(t testing.TB, kind string) string {
 // closed when the test ends.
 func NewCluster(t testing.TB, partitions int32, topics ...string) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	return newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+}
+
+// NewSASLCluster is NewCluster with SASL required: the only user is user,
+// with pass, for the mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512).
+func NewSASLCluster(t testing.TB, mechanism, user, pass string, partitions int32, topics ...string) []string {
+	t.Helper()
+	return newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...),
+		kfake.EnableSASL(), kfake.Superuser(mechanism, user, pass))
+}
+
+func newCluster(t testing.TB, opts ...kfake.Opt) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatalf("start kfake cluster: %v", err)
 	}
