@@ -171,21 +171,35 @@ func TestMigrateUpAndStatus(t *testing.T) {
 }
 
 // TestServeBinaryOverSASL runs the processor against a broker that requires
-// SASL: the ingest's writer, the consumer group and the partition fetchers
-// all authenticate, so an ingested conversation start becomes a document.
+// SASL (and TLS, in the scram-sha-512 case, as managed Kafka services do):
+// the ingest's writer, the consumer group and the partition fetchers all
+// authenticate, so an ingested conversation start becomes a document.
 func TestServeBinaryOverSASL(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct{ env, kfake string }{{"plain", "PLAIN"}, {"scram-sha-512", "SCRAM-SHA-512"}} {
+	for _, c := range []struct {
+		env, kfake string
+		tls        bool
+	}{{"plain", "PLAIN", false}, {"scram-sha-512", "SCRAM-SHA-512", true}} {
 		t.Run(c.env, func(t *testing.T) {
 			t.Parallel()
 			topic := pipelinetest.Name(t, "topic")
-			brokers := pipelinetest.NewSASLCluster(t, c.kfake, "prechat", "s3cret", 2, topic)
+			secure := pipelinetest.Secure{Mechanism: c.kfake, User: "prechat", Pass: "s3cret"}
+			env := []string{"KAFKA_SASL_MECHANISM=" + c.env, "KAFKA_SASL_USERNAME=prechat", "KAFKA_SASL_PASSWORD=s3cret"}
+			if c.tls {
+				var caPEM []byte
+				secure.TLS, caPEM = pipelinetest.SelfSignedTLS(t)
+				ca := filepath.Join(t.TempDir(), "ca.pem")
+				if err := os.WriteFile(ca, caPEM, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				env = append(env, "KAFKA_TLS_CA_FILE="+ca)
+			}
+			brokers := pipelinetest.NewSecureCluster(t, secure, 2, topic)
 			_, dbURL := persistencetest.NewStore(t, nil)
-			proc := startProcessor(t, []string{
-				"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
-				"KAFKA_GROUP=" + pipelinetest.Name(t, "group"), "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON),
-				"KAFKA_SASL_MECHANISM=" + c.env, "KAFKA_SASL_USERNAME=prechat", "KAFKA_SASL_PASSWORD=s3cret",
-				"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1"}, "serve")
+			proc := startProcessor(t, append(env,
+				"DATABASE_URL="+dbURL, "KAFKA_BROKERS="+strings.Join(brokers, ","), "KAFKA_TOPIC="+topic,
+				"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON),
+				"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1"), "serve")
 			base := "http://" + proc.logAddr(t, "http listening", 10*time.Second)
 			res, err := http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-1","event":"Live Chat Conversation Started","anonymousId":"visitor-1","messageId":"c1","properties":{"subject":"Socks"}}`))
 			if err != nil {

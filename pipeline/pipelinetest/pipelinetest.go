@@ -5,8 +5,16 @@ package pipelinetest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -38,12 +46,48 @@ func NewCluster(t testing.TB, partitions int32, topics ...string) []string {
 	return newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
 }
 
-// NewSASLCluster is NewCluster with SASL required: the only user is user,
-// with pass, for the mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512).
-func NewSASLCluster(t testing.TB, mechanism, user, pass string, partitions int32, topics ...string) []string {
+// Secure configures NewSecureCluster.
+type Secure struct {
+	// Mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), User and Pass are
+	// the only SASL credentials the cluster accepts.
+	Mechanism, User, Pass string
+	// TLS, if set, makes the cluster listen with TLS only.
+	TLS *tls.Config
+}
+
+// NewSecureCluster is NewCluster with SASL required, and TLS if set.
+func NewSecureCluster(t testing.TB, s Secure, partitions int32, topics ...string) []string {
 	t.Helper()
-	return newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...),
-		kfake.EnableSASL(), kfake.Superuser(mechanism, user, pass))
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...),
+		kfake.EnableSASL(), kfake.Superuser(s.Mechanism, s.User, s.Pass)}
+	if s.TLS != nil {
+		opts = append(opts, kfake.TLS(s.TLS))
+	}
+	return newCluster(t, opts...)
+}
+
+// SelfSignedTLS returns a server TLS configuration for 127.0.0.1 and the
+// PEM of the certificate that signs it, for clients to trust.
+func SelfSignedTLS(t testing.TB) (*tls.Config, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kfake"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 func newCluster(t testing.TB, opts ...kfake.Opt) []string {
