@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/prechat/prechat/mapping/mappingtest"
 	"github.com/prechat/prechat/persistence"
@@ -146,15 +150,24 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 	t.Logf("%d SIGKILLs from outside, %d kills inside the transaction or between the Postgres and the Kafka commit, in %v; %d of %d messages consumed so far",
 		sigkills, selfKills, time.Since(start).Round(time.Millisecond), consumed(victim, "victim"), len(log))
 
-	// Let a last, uninterrupted victim finish the log.
+	// Let a last, uninterrupted victim finish the log, once the killed ones
+	// have left the group. kfake, unlike Kafka, never expires a member whose
+	// JoinGroup answer could not be delivered (it arms the session timer only
+	// after a delivered reply): when the last victim died in a join and the
+	// next one joined the same rebalance, the dead member kept half the
+	// partitions for good. kfake does drop such a member when the rebalance
+	// completes without anyone else, so wait for the group to empty.
+	waitGroupEmpty(t, brokers, "victim", time.Minute)
 	final := startProcessor(t, env(victimURL, "victim"), "serve")
-	waitFor(t, 3*time.Minute, func() bool { return consumed(victim, "victim") >= int64(len(log)) }, final)
+	waitFor(t, 3*time.Minute, func() bool { return consumed(victim, "victim") >= int64(len(log)) }, final,
+		func() string { return describeGroup(t, brokers, "victim") })
 	final.signal(syscall.SIGTERM, 20*time.Second)
 
 	// The reference: one clean run over the same log.
 	reference, referenceURL := persistencetest.NewStore(t, nil)
 	clean := startProcessor(t, env(referenceURL, "reference"), "serve")
-	waitFor(t, 3*time.Minute, func() bool { return consumed(reference, "reference") >= int64(len(log)) }, clean)
+	waitFor(t, 3*time.Minute, func() bool { return consumed(reference, "reference") >= int64(len(log)) }, clean,
+		func() string { return describeGroup(t, brokers, "reference") })
 	clean.signal(syscall.SIGTERM, 20*time.Second)
 
 	got, err := victim.Fingerprint(context.Background())
@@ -171,12 +184,18 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 	t.Logf("state after %d kills equals the clean run's: %s", sigkills+selfKills, fmtFingerprint(got))
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool, p *child) {
+// waitFor waits until cond holds while p runs. When d passes first it fails
+// with what diagnose says and p's log, ending with p's goroutines.
+func waitFor(t *testing.T, d time.Duration, cond func() bool, p *child, diagnose func() string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not done within %v; processor log:\n%s", d, p.stderr.String())
+			state := diagnose()
+			// A Go process prints every goroutine's stack when it gets
+			// SIGQUIT: where it is stuck ends up in the log below.
+			p.signal(syscall.SIGQUIT, 10*time.Second)
+			t.Fatalf("not done within %v; %s\nprocessor log, ending with its goroutines:\n%s", d, state, p.stderr.String())
 		}
 		if !p.running() {
 			t.Fatalf("processor exited: %v\n%s", p.err, p.stderr.String())
@@ -192,4 +211,69 @@ func fmtFingerprint(fp map[string]string) string {
 		parts = append(parts, fmt.Sprintf("%s %s rows", table, n))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// waitGroupEmpty waits until the broker's consumer group has no member.
+func waitGroupEmpty(t *testing.T, brokers []string, group string, d time.Duration) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	deadline := time.Now().Add(d)
+	for {
+		req := kmsg.NewPtrDescribeGroupsRequest()
+		req.Groups = []string{group}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := req.RequestWith(ctx, cl)
+		cancel()
+		if err == nil && len(res.Groups) == 1 && len(res.Groups[0].Members) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s still has members after %v: %s", group, d, describeGroup(t, brokers, group))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// describeGroup says what the broker knows of a consumer group: its state
+// and each member with its client and assigned partitions.
+func describeGroup(t *testing.T, brokers []string, group string) string {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return fmt.Sprintf("describe group %s: %v", group, err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{group}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Sprintf("describe group %s: %v", group, err)
+	}
+	var b strings.Builder
+	// Which processes could be its members: this test binary's children.
+	if ps, err := exec.Command("ps", "-eo", "pid,ppid,etimes,stat,args").Output(); err == nil {
+		self := filepath.Base(os.Args[0])
+		for line := range strings.Lines(string(ps)) {
+			if strings.Contains(line, self) {
+				b.WriteString("process " + line)
+			}
+		}
+	}
+	for _, g := range res.Groups {
+		fmt.Fprintf(&b, "group %s: state %s, protocol %s, %d members", g.Group, g.State, g.Protocol, len(g.Members))
+		for _, m := range g.Members {
+			var a kmsg.ConsumerMemberAssignment
+			assigned := "?"
+			if a.ReadFrom(m.MemberAssignment) == nil {
+				assigned = fmt.Sprint(a.Topics)
+			}
+			fmt.Fprintf(&b, "\n  member %s client %s host %s assigned %s", m.MemberID, m.ClientID, m.ClientHost, assigned)
+		}
+	}
+	return b.String()
 }
