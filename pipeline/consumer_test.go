@@ -461,23 +461,32 @@ func TestConsumerDropsEventsOfForgottenIDsAndCountsThem(t *testing.T) {
 	}
 }
 
-// eventsCount reads prechat_events_total{type, outcome} from reg.
+// eventsCount is prechat_events_total for one event type and outcome.
 func eventsCount(t *testing.T, reg *prometheus.Registry, typ, outcome string) float64 {
+	t.Helper()
+	return counter(t, reg, "prechat_events_total", map[string]string{"type": typ, "outcome": outcome})
+}
+
+// counter is the value of the counter name with these labels (0 when it
+// has not been counted).
+func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != "prechat_events_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
+			matched := 0
 			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
+				if want, ok := labels[l.GetName()]; ok && want == l.GetValue() {
+					matched++
+				}
 			}
-			if labels["type"] == typ && labels["outcome"] == outcome {
+			if matched == len(labels) {
 				return m.GetCounter().GetValue()
 			}
 		}
@@ -509,17 +518,7 @@ func TestConsumerSkipsMessagesDeletedByRetention(t *testing.T) {
 
 	tb.start(t, 30)
 	tb.waitConsumed(t, 100)
-	var skipped float64
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == "prechat_retention_skipped_messages_total" {
-			skipped = f.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	if skipped != 50 {
+	if skipped := counter(t, reg, "prechat_retention_skipped_messages_total", nil); skipped != 50 {
 		t.Errorf("prechat_retention_skipped_messages_total = %v, want 50", skipped)
 	}
 	if n := tb.observed.FilterMessageSnippet("deleted by retention").Len(); n != 1 {

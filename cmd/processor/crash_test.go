@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/prechat/prechat/mapping/mappingtest"
@@ -160,14 +157,14 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 	waitGroupEmpty(t, brokers, "victim", time.Minute)
 	final := startProcessor(t, env(victimURL, "victim"), "serve")
 	waitFor(t, 3*time.Minute, func() bool { return consumed(victim, "victim") >= int64(len(log)) }, final,
-		func() string { return describeGroup(t, brokers, "victim") })
+		func() string { return describeGroup(brokers, "victim") })
 	final.signal(syscall.SIGTERM, 20*time.Second)
 
 	// The reference: one clean run over the same log.
 	reference, referenceURL := persistencetest.NewStore(t, nil)
 	clean := startProcessor(t, env(referenceURL, "reference"), "serve")
 	waitFor(t, 3*time.Minute, func() bool { return consumed(reference, "reference") >= int64(len(log)) }, clean,
-		func() string { return describeGroup(t, brokers, "reference") })
+		func() string { return describeGroup(brokers, "reference") })
 	clean.signal(syscall.SIGTERM, 20*time.Second)
 
 	got, err := victim.Fingerprint(context.Background())
@@ -216,23 +213,13 @@ func fmtFingerprint(fp map[string]string) string {
 // waitGroupEmpty waits until the broker's consumer group has no member.
 func waitGroupEmpty(t *testing.T, brokers []string, group string, d time.Duration) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	deadline := time.Now().Add(d)
 	for {
-		req := kmsg.NewPtrDescribeGroupsRequest()
-		req.Groups = []string{group}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		res, err := req.RequestWith(ctx, cl)
-		cancel()
-		if err == nil && len(res.Groups) == 1 && len(res.Groups[0].Members) == 0 {
+		if g, err := pipelinetest.DescribeGroup(brokers, group); err == nil && len(g.Members) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("group %s still has members after %v: %s", group, d, describeGroup(t, brokers, group))
+			t.Fatalf("group %s still has members after %v: %s", group, d, describeGroup(brokers, group))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -240,40 +227,20 @@ func waitGroupEmpty(t *testing.T, brokers []string, group string, d time.Duratio
 
 // describeGroup says what the broker knows of a consumer group: its state
 // and each member with its client and assigned partitions.
-func describeGroup(t *testing.T, brokers []string, group string) string {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func describeGroup(brokers []string, group string) string {
+	g, err := pipelinetest.DescribeGroup(brokers, group)
 	if err != nil {
-		return fmt.Sprintf("describe group %s: %v", group, err)
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrDescribeGroupsRequest()
-	req.Groups = []string{group}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return fmt.Sprintf("describe group %s: %v", group, err)
+		return err.Error()
 	}
 	var b strings.Builder
-	// Which processes could be its members: this test binary's children.
-	if ps, err := exec.Command("ps", "-eo", "pid,ppid,etimes,stat,args").Output(); err == nil {
-		self := filepath.Base(os.Args[0])
-		for line := range strings.Lines(string(ps)) {
-			if strings.Contains(line, self) {
-				b.WriteString("process " + line)
-			}
+	fmt.Fprintf(&b, "group %s: state %s, protocol %s, %d members", g.Group, g.State, g.Protocol, len(g.Members))
+	for _, m := range g.Members {
+		var a kmsg.ConsumerMemberAssignment
+		assigned := "?"
+		if a.ReadFrom(m.MemberAssignment) == nil {
+			assigned = fmt.Sprint(a.Topics)
 		}
-	}
-	for _, g := range res.Groups {
-		fmt.Fprintf(&b, "group %s: state %s, protocol %s, %d members", g.Group, g.State, g.Protocol, len(g.Members))
-		for _, m := range g.Members {
-			var a kmsg.ConsumerMemberAssignment
-			assigned := "?"
-			if a.ReadFrom(m.MemberAssignment) == nil {
-				assigned = fmt.Sprint(a.Topics)
-			}
-			fmt.Fprintf(&b, "\n  member %s client %s host %s assigned %s", m.MemberID, m.ClientID, m.ClientHost, assigned)
-		}
+		fmt.Fprintf(&b, "\n  member %s client %s host %s assigned %s", m.MemberID, m.ClientID, m.ClientHost, assigned)
 	}
 	return b.String()
 }

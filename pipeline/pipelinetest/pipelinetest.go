@@ -13,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"strings"
@@ -128,11 +129,6 @@ func Produce(t testing.TB, brokers []string, topic string, values ...[]byte) {
 // retention does (the DeleteRecords API), and waits for the answer.
 func DeleteRecords(t testing.TB, brokers []string, topic string, partition int32, before int64) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatalf("create client: %v", err)
-	}
-	defer cl.Close()
 	req := kmsg.NewPtrDeleteRecordsRequest()
 	rt := kmsg.NewDeleteRecordsRequestTopic()
 	rt.Topic = topic
@@ -141,17 +137,47 @@ func DeleteRecords(t testing.TB, brokers []string, topic string, partition int32
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	req.TimeoutMillis = 10000
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := req.RequestWith(ctx, cl)
+	res, err := request(brokers, req)
 	if err != nil {
 		t.Fatalf("delete records of %s/%d before %d: %v", topic, partition, before, err)
 	}
-	for _, rt := range res.Topics {
+	for _, rt := range res.(*kmsg.DeleteRecordsResponse).Topics {
 		for _, rp := range rt.Partitions {
 			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
 				t.Fatalf("delete records of %s/%d before %d: %v", topic, rp.Partition, before, err)
 			}
 		}
 	}
+}
+
+// DescribeGroup returns a consumer group as the broker sees it: its state,
+// and its members with their clients and assignments (DescribeGroups).
+func DescribeGroup(brokers []string, group string) (kmsg.DescribeGroupsResponseGroup, error) {
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{group}
+	res, err := request(brokers, req)
+	if err != nil {
+		return kmsg.DescribeGroupsResponseGroup{}, fmt.Errorf("describe group %s: %w", group, err)
+	}
+	groups := res.(*kmsg.DescribeGroupsResponse).Groups
+	if len(groups) != 1 {
+		return kmsg.DescribeGroupsResponseGroup{}, fmt.Errorf("describe group %s: %d groups in the answer", group, len(groups))
+	}
+	if err := kerr.ErrorForCode(groups[0].ErrorCode); err != nil {
+		return kmsg.DescribeGroupsResponseGroup{}, fmt.Errorf("describe group %s: %w", group, err)
+	}
+	return groups[0], nil
+}
+
+// request sends one request to the cluster with a short-lived client and
+// returns the answer.
+func request(brokers []string, req kmsg.Request) (kmsg.Response, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, fmt.Errorf("create client: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return cl.Request(ctx, req)
 }
