@@ -61,6 +61,7 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 			GroupID:           cfg.KafkaGroup,
 			Dialer:            dialer,
 			Materializer:      &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
+			Policy:            d.policy,
 			BatchSize:         cfg.BatchSize,
 			BatchTimeout:      cfg.BatchTimeout,
 			Lanes:             cfg.ApplyLanes,
