@@ -259,6 +259,11 @@ func decodeProblem(err error) error {
 	return invalidEvent("not a JSON event object: %s", jsonProblem(err))
 }
 
+// IdentifierText is the text of a Segment identifier field (userId,
+// anonymousId …) as Decode reads it: a string, or a number's literal text;
+// "" when absent or null.
+func IdentifierText(raw json.RawMessage) (string, error) { return identifier("identifier", raw) }
+
 // identifier reads a Segment identifier: the spec says string, but some
 // libraries send numbers; both decode to the same text.
 func identifier(field string, raw json.RawMessage) (string, error) {

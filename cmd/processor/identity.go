@@ -16,10 +16,8 @@ const minIdentitySecret = 32
 
 // validateIdentity checks what the consumer admits events under.
 func (c *Config) validateIdentity() error {
-	for _, s := range c.IdentitySecrets {
-		if len(strings.TrimSpace(s)) < minIdentitySecret {
-			return fmt.Errorf("IDENTITY_SECRET: each secret must be at least %d characters (openssl rand -hex 32 makes one)", minIdentitySecret)
-		}
+	if err := c.validateSecrets(); err != nil {
+		return err
 	}
 	if c.IdentityJWTKeys == "" && (c.IdentityJWTIssuer != "" || c.IdentityJWTAudience != "") {
 		return errors.New("IDENTITY_JWT_KEYS: required when IDENTITY_JWT_ISSUER or IDENTITY_JWT_AUDIENCE is set")
@@ -38,6 +36,15 @@ func (c *Config) validateIdentity() error {
 	return nil
 }
 
+func (c *Config) validateSecrets() error {
+	for _, s := range c.IdentitySecrets {
+		if len(strings.TrimSpace(s)) < minIdentitySecret {
+			return fmt.Errorf("IDENTITY_SECRET: each secret must be at least %d characters (openssl rand -hex 32 makes one)", minIdentitySecret)
+		}
+	}
+	return nil
+}
+
 // validateServerKeys checks SERVER_WRITE_KEYS against the ingest's other
 // settings.
 func (c *Config) validateServerKeys() error {
@@ -52,7 +59,7 @@ func (c *Config) validateServerKeys() error {
 	if len(c.ServerWriteKeys) > 0 && len(c.IdentitySecrets) == 0 {
 		return errors.New("SERVER_WRITE_KEYS: needs IDENTITY_SECRET, which the ingest signs server events' userIds with")
 	}
-	return nil
+	return c.validateSecrets()
 }
 
 func (c *Config) jwtKeys() ([]mapping.JWTKey, error) {
@@ -86,4 +93,13 @@ func (c *Config) policy() (*mapping.Policy, error) {
 		p.Verifier = v
 	}
 	return p, nil
+}
+
+// signingSecret is the secret the ingest signs server write keys' events
+// with: the first IDENTITY_SECRET.
+func (c *Config) signingSecret() []byte {
+	if len(c.IdentitySecrets) == 0 {
+		return nil
+	}
+	return []byte(strings.TrimSpace(c.IdentitySecrets[0]))
 }
