@@ -67,6 +67,14 @@ func TestVerifiedIdentityThroughTheIngest(t *testing.T) {
 			Context: &analytics.Context{Extra: map[string]any{"prechat": map[string]any{"userHash": mapping.UserHash([]byte("a guessed secret, long enough 0123456789"), "grace")}}}},
 		analytics.Identify{MessageId: "pub-verified", AnonymousId: "grace-laptop", UserId: "grace", Timestamp: now,
 			Context: &analytics.Context{Extra: map[string]any{"prechat": map[string]any{"userHash": mapping.UserHash([]byte(mappingtest.IdentitySecret), "grace")}}}},
+		// Identity tokens, as minted for Messaging User Verification:
+		// grace's phone has a valid one, an old page an expired one.
+		analytics.Identify{MessageId: "pub-token", AnonymousId: "grace-phone", UserId: "grace", Timestamp: now,
+			Context: &analytics.Context{Extra: map[string]any{"prechat": map[string]any{"identityToken": mappingtest.IdentityToken("grace", now.Add(time.Hour))}}}},
+		analytics.Identify{MessageId: "pub-expired", AnonymousId: "stale-page", UserId: "grace", Timestamp: now,
+			Context: &analytics.Context{Extra: map[string]any{"prechat": map[string]any{"identityToken": mappingtest.IdentityToken("grace", now.Add(-time.Hour))}}}},
+		analytics.Track{MessageId: "start-stale-page", AnonymousId: "stale-page", Event: mapping.ConversationStarted, Timestamp: now},
+		analytics.Track{MessageId: "start-phone", AnonymousId: "grace-phone", Event: mapping.ConversationStarted, Timestamp: now},
 		analytics.Track{MessageId: "start-attacker", AnonymousId: "attacker", Event: mapping.ConversationStarted, Timestamp: now},
 		analytics.Track{MessageId: "start-forger", AnonymousId: "forger", Event: mapping.ConversationStarted, Timestamp: now},
 		analytics.Track{MessageId: "start-grace", AnonymousId: "grace-laptop", Event: mapping.ConversationStarted, Timestamp: now},
@@ -80,7 +88,7 @@ func TestVerifiedIdentityThroughTheIngest(t *testing.T) {
 		}
 		return r.json(t)
 	}
-	for _, anon := range []string{"attacker", "forger"} {
+	for _, anon := range []string{"attacker", "forger", "stale-page"} {
 		doc := get(anon, "start-"+anon+",srv-identify,srv-group,pub-rewrite")
 		body := jsonString(doc)
 		for _, leak := range []string{"grace@example.com", "Grace", "Hopper", "navy.test", "42"} {
@@ -92,10 +100,13 @@ func TestVerifiedIdentityThroughTheIngest(t *testing.T) {
 			t.Errorf("%s: userId %v userVerified %v; want its own unverified claim", anon, doc["userId"], doc["userVerified"])
 		}
 	}
-	doc := get("grace-laptop", "start-grace,srv-identify,srv-group,pub-rewrite,pub-verified")
-	if doc["userVerified"] != true || doc["visitorName"] != "Grace Hopper" || doc["groupId"] != "navy" {
-		t.Fatalf("the verified visitor's document: %s", jsonString(doc))
+	for anon, after := range map[string]string{"grace-phone": "start-phone,pub-token", "grace-laptop": "start-grace,pub-verified"} {
+		doc := get(anon, after+",srv-identify,srv-group,pub-rewrite")
+		if doc["userVerified"] != true || doc["visitorName"] != "Grace Hopper" || doc["groupId"] != "navy" {
+			t.Fatalf("%s: the verified visitor's document: %s", anon, jsonString(doc))
+		}
 	}
+	doc := get("grace-laptop", "start-grace")
 	got := map[string]string{}
 	for _, d := range doc["details"].([]any) {
 		d := d.(map[string]any)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prechat/prechat/mapping"
+	"github.com/prechat/prechat/mapping/mappingtest"
 )
 
 var (
@@ -27,39 +28,9 @@ var (
 	otherRSAKey, _ = rsa.GenerateKey(rand.Reader, 2048)
 )
 
-// signJWT makes a compact JWS the way a site's server would.
 func signJWT(t *testing.T, alg, kid string, key crypto.Signer, claims map[string]any) string {
 	t.Helper()
-	header := map[string]any{"alg": alg, "typ": "JWT"}
-	if kid != "" {
-		header["kid"] = kid
-	}
-	enc := func(v any) string {
-		raw, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base64.RawURLEncoding.EncodeToString(raw)
-	}
-	input := enc(header) + "." + enc(claims)
-	digest := sha256.Sum256([]byte(input))
-	var sig []byte
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		var err error
-		if sig, err = rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, digest[:]); err != nil {
-			t.Fatal(err)
-		}
-	case *ecdsa.PrivateKey:
-		r, s, err := ecdsa.Sign(rand.Reader, k, digest[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig = make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return mappingtest.SignJWT(alg, kid, key, claims)
 }
 
 // hs256 forges a token with the HMAC algorithm keyed by the public key's

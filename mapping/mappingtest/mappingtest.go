@@ -32,9 +32,13 @@ func Settings() *mapping.Settings {
 const IdentitySecret = "mappingtest-identity-secret-0123456789abcdef"
 
 // Policy admits test events as the service does by default (the default
-// time window) with IdentitySecret as the only identity secret.
+// time window), with IdentitySecret as the only identity secret and the
+// key of IdentityToken as the only token key.
 func Policy() *mapping.Policy {
-	return &mapping.Policy{Verifier: &mapping.Verifier{Secrets: [][]byte{[]byte(IdentitySecret)}}}
+	return &mapping.Policy{Verifier: &mapping.Verifier{
+		Secrets: [][]byte{[]byte(IdentitySecret)},
+		Keys:    []mapping.JWTKey{{ID: JWTKeyID, Key: &jwtKey.PublicKey}},
+	}}
 }
 
 // Proof is the context of an event that the site's server vouched for
