@@ -54,6 +54,10 @@ type Event struct {
 	Traits     Object
 	Properties Object
 	Context    json.RawMessage
+	// TokenHash is a conversation start's context.prechat.tokenHash: the
+	// lowercase hex SHA-256 of the conversation secret, "" when it carried
+	// none (see conversationTokenHash). Empty for every other event.
+	TokenHash string
 
 	Timestamp         time.Time
 	SentAt            time.Time
@@ -176,6 +180,12 @@ func Decode(raw []byte, fallbackID string) (Event, error) {
 	}
 	if err := e.validate(); err != nil {
 		return Event{}, err
+	}
+	if e.IsConversationStart() {
+		var err error
+		if e.TokenHash, err = conversationTokenHash(e.Context); err != nil {
+			return Event{}, err
+		}
 	}
 	return e, nil
 }

@@ -81,7 +81,7 @@ func (s *State) Apply(e *Event, fallback time.Time) {
 		s.link(Link{e.PreviousID, e.UserID}, st)
 	case e.IsConversationStart():
 		if cur, ok := s.Conversations[e.AnonymousID]; !ok || st.After(cur.Stamp) {
-			s.Conversations[e.AnonymousID] = Conversation{Stamp: st, Properties: e.Properties}
+			s.Conversations[e.AnonymousID] = Conversation{Stamp: st, Properties: e.Properties, TokenHash: e.TokenHash}
 		}
 	}
 }
