@@ -36,10 +36,10 @@ func TestForgetDeletesEveryLinkedIDAndSuppressesThem(t *testing.T) {
 	if !reflect.DeepEqual(rep.Deleted, want) {
 		t.Fatalf("deleted %v, want %v", rep.Deleted, want)
 	}
-	if _, err := tb.store.DocumentGet(ctx, "a1"); !errors.Is(err, persistence.ErrNotFound) {
+	if _, _, err := tb.store.DocumentGet(ctx, "a1"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("a1's document survived: %v", err)
 	}
-	if _, err := tb.store.DocumentGet(ctx, "a3"); err != nil {
+	if _, _, err := tb.store.DocumentGet(ctx, "a3"); err != nil {
 		t.Fatalf("someone else's document was deleted: %v", err)
 	}
 	sup, err := tb.store.Suppressed(ctx, []string{"a1", "a2", "u1", "a3"})
@@ -81,7 +81,7 @@ func TestExpireDeletesWhatOutlivedItsWindow(t *testing.T) {
 	if rep != (persistence.ExpireReport{Documents: 1, Conversations: 1}) {
 		t.Fatalf("expired %+v, want the old document and conversation", rep)
 	}
-	if _, err := tb.store.DocumentGet(ctx, "new"); err != nil {
+	if _, _, err := tb.store.DocumentGet(ctx, "new"); err != nil {
 		t.Fatalf("the fresh document went too: %v", err)
 	}
 	tb.now = tb.now.Add(2 * time.Hour)
