@@ -246,7 +246,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		var err error
-		if doc, err = store.DocumentGet(context.Background(), "visitor-1"); err == nil {
+		if doc, _, err = store.DocumentGet(context.Background(), "visitor-1"); err == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
