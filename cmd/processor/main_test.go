@@ -97,6 +97,9 @@ func TestConfigurationErrorsNameTheVariable(t *testing.T) {
 		{"empty write key", append(base, "WRITE_KEYS=a,,b"), nil, "WRITE_KEYS: holds an empty key"},
 		{"negative rate limit", append(base, "RATE_LIMIT=-2"), nil, "RATE_LIMIT: -2 must not be negative"},
 		{"no waiters", append(base, "MAX_WAITERS=0"), nil, "MAX_WAITERS: 0 must be at least 1"},
+		{"unknown document access", append(base, "DOCUMENT_ACCESS=anyone"), nil, `DOCUMENT_ACCESS: "anyone" is not token or anonymousId`},
+		{"no waiters per client", append(base, "MAX_WAITERS_PER_CLIENT=0"), nil, "MAX_WAITERS_PER_CLIENT: 0 must be at least 1"},
+		{"no read timeout", append(base, "DOCUMENT_READ_TIMEOUT=0s"), nil, "DOCUMENT_READ_TIMEOUT: 0s must be positive"},
 		{"missing settings file", base[:2], nil, "SETTINGS_FILE: required"},
 		{"invalid settings file", append(base, "SETTINGS_FILE="+bad), nil, "caseMappings[0].value.label: required"},
 		{"flag overrides env", base, []string{"--prechat-ttl=never"}, "PRECHAT_TTL:"},
@@ -165,7 +168,7 @@ func TestMigrateUpAndStatus(t *testing.T) {
 		t.Fatalf("migrate again: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCmd(t, env, "migrate", "status")
-	if code != 0 || !strings.Contains(squash(out), "001 initial applied 002 operations applied 003 document_compression applied 004 lighter_writes applied") {
+	if code != 0 || !strings.Contains(squash(out), "001 initial applied 002 operations applied 003 document_compression applied 004 lighter_writes applied 005 document_token applied") {
 		t.Fatalf("status after: exit %d\n%s", code, out)
 	}
 }
