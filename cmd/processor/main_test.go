@@ -204,7 +204,7 @@ func TestServeBinaryOverSASL(t *testing.T) {
 				"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON),
 				"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1"), "serve")
 			base := "http://" + proc.logAddr(t, "http listening", 10*time.Second)
-			res, err := http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-1","event":"Live Chat Conversation Started","anonymousId":"visitor-1","messageId":"c1","properties":{"subject":"Socks"}}`))
+			res, err := http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-1","event":"Live Chat Conversation Started","anonymousId":"visitor-1","messageId":"c1","properties":{"subject":"Socks"},`+tokenContext+`}`))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +212,7 @@ func TestServeBinaryOverSASL(t *testing.T) {
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("ingest over SASL: %d; processor log:\n%s", res.StatusCode, proc.stderr.String())
 			}
-			res, err = http.Get(base + "/v1/prechat/visitor-1?wait=20&after=c1")
+			res, err = getDocument(base + "/v1/prechat/visitor-1?wait=20&after=c1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -236,7 +236,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	pipelinetest.Produce(t, brokers, topic,
 		[]byte(`{"type":"identify","messageId":"i1","anonymousId":"visitor-1","userId":"u1","traits":{"email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","secret":"never leaves"},"timestamp":"`+now+`"}`),
 		[]byte(`not json at all`),
-		[]byte(`{"type":"track","messageId":"c1","anonymousId":"visitor-1","event":"Live Chat Conversation Started","properties":{"subject":"Shoes"},"timestamp":"`+now+`"}`),
+		[]byte(`{"type":"track","messageId":"c1","anonymousId":"visitor-1","event":"Live Chat Conversation Started","properties":{"subject":"Shoes"},"timestamp":"`+now+`",`+tokenContext+`}`),
 	)
 
 	proc := startProcessor(t, []string{
@@ -266,7 +266,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 
 	// The api role serves the document and ingests events.
 	base := "http://" + proc.logAddr(t, "http listening", 10*time.Second)
-	res, err := http.Get(base + "/v1/prechat/visitor-1")
+	res, err := getDocument(base + "/v1/prechat/visitor-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	if served, _ := servedDocument(body); res.StatusCode != http.StatusOK || served.VisitorName != "Ada Lovelace" {
 		t.Fatalf("GET document: %d %s", res.StatusCode, body)
 	}
-	res, err = http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-2","event":"Live Chat Conversation Started","anonymousId":"visitor-2","messageId":"c2","properties":{"subject":"Socks"}}`))
+	res, err = http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-2","event":"Live Chat Conversation Started","anonymousId":"visitor-2","messageId":"c2","properties":{"subject":"Socks"},`+tokenContext+`}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("ingest: %d", res.StatusCode)
 	}
-	res, err = http.Get(base + "/v1/prechat/visitor-2?wait=20&after=c2")
+	res, err = getDocument(base + "/v1/prechat/visitor-2?wait=20&after=c2")
 	if err != nil {
 		t.Fatal(err)
 	}
