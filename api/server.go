@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -18,9 +19,11 @@ import (
 // Documents is the document storage the API reads; *persistence.Store
 // satisfies it.
 type Documents interface {
-	// DocumentGet returns the unexpired document of a visitor as JSON, or an
-	// error wrapping mapping.ErrNotFound.
-	DocumentGet(ctx context.Context, anonymousID string) ([]byte, error)
+	// DocumentGet returns the unexpired document of a visitor as JSON, with
+	// the lowercase hex SHA-256 of its conversation secret ("" when the
+	// conversation start carried none), or an error wrapping
+	// mapping.ErrNotFound.
+	DocumentGet(ctx context.Context, anonymousID string) (doc []byte, tokenHash string, err error)
 	// AppliedMissing returns those of messageIDs not yet applied.
 	AppliedMissing(ctx context.Context, messageIDs []string) ([]string, error)
 }
@@ -77,6 +80,16 @@ type Config struct {
 	// MaxWaiters bounds concurrent long-polls; beyond it requests get 503.
 	// Default: 10000.
 	MaxWaiters int
+	// MaxWaitersPerClient bounds one client's concurrent long-polls; beyond
+	// it requests get 429. Default: 20.
+	MaxWaitersPerClient int
+	// DocumentAccess says who may read a document (AccessToken,
+	// AccessAnonymousID). Default: AccessToken.
+	DocumentAccess DocumentAccess
+	// ReadTimeout bounds the storage reads of one document check, the wait
+	// for a pooled connection included; beyond it the request gets 503.
+	// Default: 2s.
+	ReadTimeout time.Duration
 	// RateLimit is the document requests a second allowed per client, with
 	// bursts of RateBurst. Default: 5 and 20; negative disables.
 	RateLimit float64
@@ -111,8 +124,15 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxWait, 30*time.Second)
 	def(&c.DefaultAfterWait, 10*time.Second)
 	def(&c.RecheckInterval, 2*time.Second)
+	def(&c.ReadTimeout, 2*time.Second)
 	if c.MaxWaiters <= 0 {
 		c.MaxWaiters = 10000
+	}
+	if c.MaxWaitersPerClient <= 0 {
+		c.MaxWaitersPerClient = 20
+	}
+	if c.DocumentAccess == "" {
+		c.DocumentAccess = AccessToken
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 10000
@@ -152,9 +172,11 @@ type Server struct {
 	cache    *docCache
 	metrics  *metrics
 	waiters  semaphore
-	snippet  []byte
-	draining chan struct{}
-	handler  http.Handler
+	// clientWaiters bounds each client's long-polls.
+	clientWaiters *clientWaiters
+	snippet       []byte
+	draining      chan struct{}
+	handler       http.Handler
 }
 
 // ingest reports whether any write key enables the ingest.
@@ -174,13 +196,17 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 	case cfg.DeploymentScriptURL == "":
 		return nil, errors.New("api: DeploymentScriptURL is required")
 	}
+	if _, err := ParseDocumentAccess(string(cfg.DocumentAccess)); err != nil {
+		return nil, fmt.Errorf("api: DocumentAccess: %w", err)
+	}
 	s := &Server{
 		cfg: cfg, docs: docs, notifier: notifier, producer: producer,
-		log:      cfg.Logger,
-		limiter:  newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
-		waiters:  make(semaphore, cfg.MaxWaiters),
-		cache:    newDocCache(cfg.CacheSize),
-		draining: make(chan struct{}),
+		log:           cfg.Logger,
+		limiter:       newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
+		waiters:       make(semaphore, cfg.MaxWaiters),
+		clientWaiters: newClientWaiters(cfg.MaxWaitersPerClient),
+		cache:         newDocCache(cfg.CacheSize),
+		draining:      make(chan struct{}),
 	}
 	s.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(len(s.waiters)) })
 	notifier.Watch(s.cache.invalidate)

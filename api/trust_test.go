@@ -12,6 +12,13 @@ import (
 	"github.com/prechat/prechat/mapping/mappingtest"
 )
 
+// conversationStart is the track a page's snippet sends, with the hash of
+// the visitor's conversation secret (secretOf).
+func conversationStart(id, anon string, at time.Time) analytics.Track {
+	return analytics.Track{MessageId: id, AnonymousId: anon, Event: mapping.ConversationStarted, Timestamp: at,
+		Context: &analytics.Context{Extra: map[string]any{"prechat": map[string]any{"tokenHash": tokenHash(secretOf(anon))}}}}
+}
+
 // goClient is Segment's Go library pointed at the stack with writeKey.
 func goClient(t *testing.T, s *stack, writeKey string) (analytics.Client, *callback) {
 	t.Helper()
@@ -73,16 +80,16 @@ func TestVerifiedIdentityThroughTheIngest(t *testing.T) {
 			Context: &analytics.Context{Extra: map[string]any{"prechat": map[string]any{"identityToken": mappingtest.IdentityToken("grace", now.Add(time.Hour))}}}},
 		analytics.Identify{MessageId: "pub-expired", AnonymousId: "stale-page", UserId: "grace", Timestamp: now,
 			Context: &analytics.Context{Extra: map[string]any{"prechat": map[string]any{"identityToken": mappingtest.IdentityToken("grace", now.Add(-time.Hour))}}}},
-		analytics.Track{MessageId: "start-stale-page", AnonymousId: "stale-page", Event: mapping.ConversationStarted, Timestamp: now},
-		analytics.Track{MessageId: "start-phone", AnonymousId: "grace-phone", Event: mapping.ConversationStarted, Timestamp: now},
-		analytics.Track{MessageId: "start-attacker", AnonymousId: "attacker", Event: mapping.ConversationStarted, Timestamp: now},
-		analytics.Track{MessageId: "start-forger", AnonymousId: "forger", Event: mapping.ConversationStarted, Timestamp: now},
-		analytics.Track{MessageId: "start-grace", AnonymousId: "grace-laptop", Event: mapping.ConversationStarted, Timestamp: now},
+		conversationStart("start-stale-page", "stale-page", now),
+		conversationStart("start-phone", "grace-phone", now),
+		conversationStart("start-attacker", "attacker", now),
+		conversationStart("start-forger", "forger", now),
+		conversationStart("start-grace", "grace-laptop", now),
 	)
 
 	get := func(anon, after string) map[string]any {
 		t.Helper()
-		r := s.do("GET", "/v1/prechat/"+anon+"?wait=20&after="+after, "", nil)
+		r := s.get(anon, "?wait=20&after="+after)
 		if r.status != http.StatusOK {
 			t.Fatalf("document of %s: %d %s", anon, r.status, r.body)
 		}

@@ -143,6 +143,10 @@ type Visitor struct {
 type Conversation struct {
 	Stamp
 	Properties Object
+	// TokenHash is the start's context.prechat.tokenHash (Event.Prechat.TokenHash):
+	// the document is served only with the secret it hashes. It is stored
+	// beside the document, never in it.
+	TokenHash string
 }
 
 // Build makes the visitor's document under these settings, following the

@@ -73,20 +73,6 @@ type Event struct {
 	Verified bool
 }
 
-// PrechatContext is context.prechat of an event: what Prechat's snippet, or
-// the site's server, adds for Prechat alone.
-type PrechatContext struct {
-	// UserHash is the lowercase hex HMAC-SHA256 of the userId under a secret
-	// the site's server shares with Prechat (IDENTITY_SECRET).
-	UserHash string `json:"userHash"`
-	// IdentityToken is a JWT (RS256 or ES256) whose sub is the userId,
-	// signed by the site (IDENTITY_JWT_KEYS verifies it).
-	IdentityToken string `json:"identityToken"`
-	// TokenHash is the lowercase hex SHA-256 of the conversation's secret,
-	// carried by the conversation start (see DOCUMENT_ACCESS).
-	TokenHash string `json:"tokenHash"`
-}
-
 // IsConversationStart reports whether e is the track event that builds a
 // pre-chat document.
 func (e *Event) IsConversationStart() bool {
@@ -161,7 +147,9 @@ func Decode(raw []byte, fallbackID string) (Event, error) {
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return Event{}, decodeProblem(err)
 	}
-	e := Event{Type: Type(w.Type), Context: w.Context, Prechat: prechatContext(w.Context)}
+	e := Event{Type: Type(w.Type), Context: w.Context}
+	var prechatProblem error
+	e.Prechat, prechatProblem = prechatContext(w.Context)
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
@@ -206,35 +194,13 @@ func Decode(raw []byte, fallbackID string) (Event, error) {
 	if err := e.validate(); err != nil {
 		return Event{}, err
 	}
+	switch {
+	case !e.IsConversationStart():
+		e.Prechat.TokenHash = "" // only a conversation start carries one
+	case prechatProblem != nil:
+		return Event{}, prechatProblem
+	}
 	return e, nil
-}
-
-// prechatContext reads context.prechat leniently: a malformed one carries
-// no proof (an event is never lost over a field only Prechat reads).
-func prechatContext(raw json.RawMessage) PrechatContext {
-	if len(raw) == 0 || raw[0] != '{' || !bytes.Contains(raw, []byte(`"prechat"`)) {
-		return PrechatContext{}
-	}
-	var c struct {
-		Prechat json.RawMessage `json:"prechat"`
-	}
-	if json.Unmarshal(raw, &c) != nil || len(c.Prechat) == 0 || c.Prechat[0] != '{' {
-		return PrechatContext{}
-	}
-	var p struct {
-		UserHash, IdentityToken, TokenHash json.RawMessage
-	}
-	if json.Unmarshal(c.Prechat, &p) != nil {
-		return PrechatContext{}
-	}
-	str := func(raw json.RawMessage) string {
-		var s string
-		if json.Unmarshal(raw, &s) != nil || len(s) > maxProofLength {
-			return ""
-		}
-		return s
-	}
-	return PrechatContext{UserHash: str(p.UserHash), IdentityToken: str(p.IdentityToken), TokenHash: str(p.TokenHash)}
 }
 
 // decodeProblem explains a JSON error in terms of the event's fields.

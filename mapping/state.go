@@ -124,7 +124,7 @@ func (s *State) Apply(e *Event, fallback time.Time) {
 		}
 	case e.IsConversationStart():
 		if cur, ok := s.Conversations[e.AnonymousID]; !ok || st.After(cur.Stamp) {
-			s.Conversations[e.AnonymousID] = Conversation{Stamp: st, Properties: e.Properties}
+			s.Conversations[e.AnonymousID] = Conversation{Stamp: st, Properties: e.Properties, TokenHash: e.Prechat.TokenHash}
 		}
 	}
 }

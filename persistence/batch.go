@@ -166,9 +166,9 @@ WHERE (m.event_time, m.message_id) < (excluded.event_time, excluded.message_id)`
 	}
 
 	var cv struct {
-		anon, msg []string
-		at        []time.Time
-		props     []any
+		anon, msg, token []string
+		at               []time.Time
+		props            []any
 	}
 	for _, a := range sortedKeys(st.Conversations, cmp.Compare[string]) {
 		c := st.Conversations[a]
@@ -177,15 +177,16 @@ WHERE (m.event_time, m.message_id) < (excluded.event_time, excluded.message_id)`
 			props = mapping.Object{}
 		}
 		cv.anon, cv.msg, cv.at, cv.props = append(cv.anon, a), append(cv.msg, c.MessageID), append(cv.at, c.At), append(cv.props, props)
+		cv.token = append(cv.token, c.TokenHash)
 	}
 	if len(cv.anon) > 0 {
 		batch.Queue(`
-INSERT INTO conversations AS c (anonymous_id, message_id, event_time, properties)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[])
+INSERT INTO conversations AS c (anonymous_id, message_id, event_time, properties, token_hash)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[], $5::text[])
 ON CONFLICT (anonymous_id) DO UPDATE
-SET message_id = excluded.message_id, event_time = excluded.event_time, properties = excluded.properties
+SET message_id = excluded.message_id, event_time = excluded.event_time, properties = excluded.properties, token_hash = excluded.token_hash
 WHERE (c.event_time, c.message_id) < (excluded.event_time, excluded.message_id)`,
-			cv.anon, cv.msg, cv.at, cv.props)
+			cv.anon, cv.msg, cv.at, cv.props, cv.token)
 	}
 
 	if len(b.Applied) > 0 {

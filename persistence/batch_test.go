@@ -91,7 +91,7 @@ func (tb *testBundle) modelDocuments(events []mapping.Event) map[string]mapping.
 
 func (tb *testBundle) storedDocument(t *testing.T, anon string) mapping.Document {
 	t.Helper()
-	raw, err := tb.store.DocumentGet(context.Background(), anon)
+	raw, _, err := tb.store.DocumentGet(context.Background(), anon)
 	if err != nil {
 		t.Fatalf("get document %s: %v", anon, err)
 	}
@@ -287,7 +287,7 @@ func TestDocumentGetHidesExpiredDocuments(t *testing.T) {
 	}))
 	tb.storedDocument(t, "a1")
 	tb.now = tb.now.Add(2 * time.Minute)
-	if _, err := tb.store.DocumentGet(context.Background(), "a1"); !errors.Is(err, persistence.ErrNotFound) {
+	if _, _, err := tb.store.DocumentGet(context.Background(), "a1"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("expired document: err = %v, want ErrNotFound", err)
 	}
 	// An event for an expired conversation does not bring the document back.

@@ -111,7 +111,7 @@ s AS (
     UNION ALL SELECT DISTINCT 'group', group_id, '' FROM m WHERE member_kind = 'user'
     UNION ALL SELECT 'group', group_id, member_id FROM m WHERE member_kind = 'anonymous'
 )
-SELECT 'conversation', c.anonymous_id, '', '', c.properties, c.event_time, c.message_id
+SELECT 'conversation', c.anonymous_id, c.token_hash, '', c.properties, c.event_time, c.message_id
 FROM a JOIN conversations c ON c.anonymous_id = a.id
 UNION ALL
 SELECT 'link', anonymous_id, user_id, CASE WHEN verified THEN 'verified' ELSE '' END, NULL, event_time, message_id FROM l
@@ -147,7 +147,7 @@ func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, 
 			if err := json.Unmarshal(value, &props); err != nil {
 				return fmt.Errorf("conversation of %s: %w", a, err)
 			}
-			st.Conversations[a] = mapping.Conversation{Stamp: s, Properties: props}
+			st.Conversations[a] = mapping.Conversation{Stamp: s, Properties: props, TokenHash: b}
 		case "link":
 			st.Links[mapping.Link{AnonymousID: a, UserID: b}] = mapping.LinkState{Stamp: s, Verified: c == "verified"}
 		case "membership":
@@ -179,6 +179,7 @@ func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m
 		return mapping.BatchResult{}, err
 	}
 	ids, docs, expires := make([]string, 0, len(anons)), make([][]byte, 0, len(anons)), make([]time.Time, 0, len(anons))
+	tokens := make([]string, 0, len(anons))
 	for _, v := range st.Visitors(anons) {
 		doc := m.Document(v)
 		raw, err := json.Marshal(doc)
@@ -186,14 +187,15 @@ func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m
 			return mapping.BatchResult{}, fmt.Errorf("encode document of %s: %w", v.AnonymousID, err)
 		}
 		ids, docs, expires = append(ids, v.AnonymousID), append(docs, raw), append(expires, doc.ExpiresAt)
+		tokens = append(tokens, v.Conversation.TokenHash)
 	}
 	rows, err := tx.Query(ctx, `
-INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at)
-SELECT * FROM unnest($1::text[], $2::json[], $3::timestamptz[])
+INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at, token_hash)
+SELECT * FROM unnest($1::text[], $2::json[], $3::timestamptz[], $4::text[])
 ON CONFLICT (anonymous_id) DO UPDATE
-SET document = excluded.document, expires_at = excluded.expires_at, written_at = now()
-WHERE d.document::text IS DISTINCT FROM excluded.document::text
-RETURNING anonymous_id`, ids, docs, expires)
+SET document = excluded.document, expires_at = excluded.expires_at, token_hash = excluded.token_hash, written_at = now()
+WHERE d.document::text IS DISTINCT FROM excluded.document::text OR d.token_hash IS DISTINCT FROM excluded.token_hash
+RETURNING anonymous_id`, ids, docs, expires, tokens)
 	if err != nil {
 		return mapping.BatchResult{}, fmt.Errorf("write documents: %w", err)
 	}
@@ -205,15 +207,15 @@ RETURNING anonymous_id`, ids, docs, expires)
 }
 
 // DocumentGet returns the stored, unexpired document of a visitor as the
-// JSON the API serves, or ErrNotFound.
-func (s *Store) DocumentGet(ctx context.Context, anonymousID string) ([]byte, error) {
-	var doc []byte
-	err := s.pool.QueryRow(ctx, `SELECT document::text FROM prechat_documents WHERE anonymous_id = $1 AND expires_at > $2`,
-		anonymousID, s.now()).Scan(&doc)
+// JSON the API serves, with the hash of its conversation secret (lowercase
+// hex SHA-256; "" when the conversation start carried none), or ErrNotFound.
+func (s *Store) DocumentGet(ctx context.Context, anonymousID string) (doc []byte, tokenHash string, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT document::text, token_hash FROM prechat_documents WHERE anonymous_id = $1 AND expires_at > $2`,
+		anonymousID, s.now()).Scan(&doc, &tokenHash)
 	if err != nil {
-		return nil, fmt.Errorf("get document of %s: %w", anonymousID, interpret(err))
+		return nil, "", fmt.Errorf("get document of %s: %w", anonymousID, interpret(err))
 	}
-	return doc, nil
+	return doc, tokenHash, nil
 }
 
 func setKeys(m map[string]bool) []string {

@@ -56,11 +56,11 @@ func TestForgetDeletesEveryLinkedIDAndSuppressesThem(t *testing.T) {
 	if !reflect.DeepEqual(rep.Deleted, want) {
 		t.Fatalf("deleted %v, want %v", rep.Deleted, want)
 	}
-	if _, err := tb.store.DocumentGet(ctx, "a1"); !errors.Is(err, persistence.ErrNotFound) {
+	if _, _, err := tb.store.DocumentGet(ctx, "a1"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("a1's document survived: %v", err)
 	}
 	for _, other := range []string{"a3", "a4"} {
-		if _, err := tb.store.DocumentGet(ctx, other); err != nil {
+		if _, _, err := tb.store.DocumentGet(ctx, other); err != nil {
 			t.Fatalf("%s's document was deleted: %v", other, err)
 		}
 	}
@@ -113,7 +113,7 @@ func TestForgetAnAnonymousOnlyVisitor(t *testing.T) {
 	if !reflect.DeepEqual(rep.Deleted, want) {
 		t.Fatalf("deleted %v, want %v", rep.Deleted, want)
 	}
-	if _, err := tb.store.DocumentGet(ctx, "solo"); !errors.Is(err, persistence.ErrNotFound) {
+	if _, _, err := tb.store.DocumentGet(ctx, "solo"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("the document survived: %v", err)
 	}
 }
@@ -138,7 +138,7 @@ func TestExpireDeletesWhatOutlivedItsWindow(t *testing.T) {
 	if rep != (persistence.ExpireReport{Documents: 1, Conversations: 1}) {
 		t.Fatalf("expired %+v, want the old document and conversation", rep)
 	}
-	if _, err := tb.store.DocumentGet(ctx, "new"); err != nil {
+	if _, _, err := tb.store.DocumentGet(ctx, "new"); err != nil {
 		t.Fatalf("the fresh document went too: %v", err)
 	}
 	tb.now = tb.now.Add(2 * time.Hour)

@@ -223,7 +223,7 @@ func TestConsumerMaterializesTheConversationDocument(t *testing.T) {
 	tb.start(t, 100)
 	tb.waitConsumed(t, int64(len(raws)))
 
-	raw, err := tb.store.DocumentGet(context.Background(), "a1")
+	raw, _, err := tb.store.DocumentGet(context.Background(), "a1")
 	if err != nil {
 		t.Fatal(err)
 	}

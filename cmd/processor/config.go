@@ -13,6 +13,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/prechat/prechat/api"
 )
 
 // Config is the processor's configuration: 12-factor environment variables,
@@ -82,6 +84,15 @@ type Config struct {
 	MaxWaiters int `env:"MAX_WAITERS" envDefault:"10000"`
 	// ClientIPHeader names a header set by a trusted proxy that carries the client address.
 	ClientIPHeader string `env:"CLIENT_IP_HEADER"`
+	// DocumentAccess is who may read a document: token (only with the
+	// conversation secret, X-Prechat-Token) or anonymousId (anyone naming
+	// the visitor; weaker).
+	DocumentAccess string `env:"DOCUMENT_ACCESS" envDefault:"token"`
+	// MaxWaitersPerClient bounds one client's concurrent long-polls (beyond: 429).
+	MaxWaitersPerClient int `env:"MAX_WAITERS_PER_CLIENT" envDefault:"20"`
+	// DocumentReadTimeout bounds a document request's storage reads, the
+	// wait for a pooled connection included (beyond: 503).
+	DocumentReadTimeout time.Duration `env:"DOCUMENT_READ_TIMEOUT" envDefault:"2s"`
 
 	// IdentitySecrets are the HMAC-SHA256 secrets of context.prechat.userHash,
 	// comma separated: any verifies (rotation), the first signs the events
@@ -261,6 +272,15 @@ func (c *Config) Validate(needs ...string) error {
 		}
 		if c.MaxWaiters < 1 {
 			return fmt.Errorf("MAX_WAITERS: %d must be at least 1", c.MaxWaiters)
+		}
+		if _, err := api.ParseDocumentAccess(c.DocumentAccess); err != nil {
+			return fmt.Errorf("DOCUMENT_ACCESS: %w", err)
+		}
+		if c.MaxWaitersPerClient < 1 {
+			return fmt.Errorf("MAX_WAITERS_PER_CLIENT: %d must be at least 1", c.MaxWaitersPerClient)
+		}
+		if c.DocumentReadTimeout <= 0 {
+			return fmt.Errorf("DOCUMENT_READ_TIMEOUT: %s must be positive", c.DocumentReadTimeout)
 		}
 		for _, k := range c.WriteKeys {
 			if strings.TrimSpace(k) == "" {

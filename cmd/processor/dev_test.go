@@ -67,16 +67,20 @@ func TestDevWithPrivatePostgres(t *testing.T) {
 	}
 
 	// The dev write key ingests; the document is served once applied.
-	res := dev.request(http.MethodPost, "/v1/t", `{"writeKey":"dev-write-key","type":"track","event":"Live Chat Conversation Started","anonymousId":"dev-visitor","messageId":"dev-start-1","properties":{"subject":"Shoes","caseStatus":"New"}}`)
+	res := dev.request(http.MethodPost, "/v1/t", `{"writeKey":"dev-write-key","type":"track","event":"Live Chat Conversation Started","anonymousId":"dev-visitor","messageId":"dev-start-1","properties":{"subject":"Shoes","caseStatus":"New"},`+tokenContext+`}`)
 	if res.status != http.StatusOK || !strings.Contains(res.body, `"success":true`) {
 		t.Fatalf("ingest with the dev write key: %d %s", res.status, res.body)
 	}
 	if res := dev.request(http.MethodPost, "/v1/t", `{"writeKey":"not-the-key","event":"x","anonymousId":"a"}`); res.status != http.StatusUnauthorized {
 		t.Errorf("ingest with another write key: %d, want 401", res.status)
 	}
-	res = dev.request(http.MethodGet, "/v1/prechat/dev-visitor?wait=10&after=dev-start-1", "")
+	res = dev.document("/v1/prechat/dev-visitor?wait=10&after=dev-start-1")
 	if served, _ := servedDocument([]byte(res.body)); res.status != http.StatusOK || !hasDetail([]byte(res.body), "Subject", "Shoes") || !served.Complete {
 		t.Fatalf("GET the document: %d %s", res.status, res.body)
+	}
+	// DOCUMENT_ACCESS is token by default: without the secret, 404.
+	if res := dev.request(http.MethodGet, "/v1/prechat/dev-visitor", ""); res.status != http.StatusNotFound {
+		t.Errorf("GET the document without the conversation secret: %d %s", res.status, res.body)
 	}
 	// The demo page, whatever its product, and its assets.
 	for path, want := range map[string]string{
@@ -101,7 +105,7 @@ func TestDevWithPrivatePostgres(t *testing.T) {
 	// The data folder is kept: a second run starts on it and still has the
 	// document.
 	dev = startDev(t, nil, "--data-dir", dir, "--kafka-port", "0")
-	res = dev.request(http.MethodGet, "/v1/prechat/dev-visitor", "")
+	res = dev.document("/v1/prechat/dev-visitor")
 	if res.status != http.StatusOK || !hasDetail([]byte(res.body), "Subject", "Shoes") {
 		t.Fatalf("GET the document in the second run: %d %s", res.status, res.body)
 	}
@@ -612,12 +616,26 @@ type devResponse struct {
 // as analytics.js sends it.
 func (p *devProcess) request(method, path, body string) devResponse {
 	p.t.Helper()
+	return p.send(method, path, body, nil)
+}
+
+// document fetches a document with the conversation secret testSecret.
+func (p *devProcess) document(path string) devResponse {
+	p.t.Helper()
+	return p.send(http.MethodGet, path, "", map[string]string{"X-Prechat-Token": testSecret})
+}
+
+func (p *devProcess) send(method, path, body string, header map[string]string) devResponse {
+	p.t.Helper()
 	req, err := http.NewRequest(method, p.base+path, strings.NewReader(body))
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "text/plain")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	res, err := client.Do(req)

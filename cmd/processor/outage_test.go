@@ -219,7 +219,7 @@ func TestKafkaOutageIsWaitedOut(t *testing.T) {
 		return err == nil && len(missing) == 0
 	})
 	for _, id := range acked {
-		if _, err := store.DocumentGet(context.Background(), id); err != nil {
+		if _, _, err := store.DocumentGet(context.Background(), id); err != nil {
 			t.Fatalf("document of %s: %v", id, err)
 		}
 	}

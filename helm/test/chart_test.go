@@ -206,7 +206,8 @@ func checkDefault(t *testing.T, r *release) {
 			t.Errorf("consumer %s=%q, want %q", name, got, want)
 		}
 	}
-	for name, want := range map[string]string{"RATE_LIMIT": "5", "MAX_WAITERS": "10000", "HTTP_ADDR": ":8080"} {
+	for name, want := range map[string]string{"RATE_LIMIT": "5", "MAX_WAITERS": "10000", "HTTP_ADDR": ":8080",
+		"MAX_WAITERS_PER_CLIENT": "20", "DOCUMENT_ACCESS": "token", "DOCUMENT_READ_TIMEOUT": "2s"} {
 		if got := envValue(&ac, name); got != want {
 			t.Errorf("api %s=%q, want %q", name, got, want)
 		}
@@ -217,7 +218,7 @@ func checkDefault(t *testing.T, r *release) {
 			t.Errorf("api sets the consumer's %s", name)
 		}
 	}
-	for _, name := range []string{"RATE_LIMIT", "MAX_WAITERS", "WRITE_KEYS", "ALLOWED_ORIGINS"} {
+	for _, name := range []string{"RATE_LIMIT", "MAX_WAITERS", "WRITE_KEYS", "ALLOWED_ORIGINS", "DOCUMENT_ACCESS"} {
 		if envVar(&cc, name) != nil {
 			t.Errorf("consumer sets the api's %s", name)
 		}

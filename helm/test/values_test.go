@@ -35,6 +35,8 @@ var badValues = []struct {
 	{"memory ratio", "schema", "goRuntime: {memLimitRatio: 1.5}", []string{"/goRuntime/memLimitRatio"}},
 	{"settings as list", "schema", "settings: [a]", []string{"/settings"}},
 	{"CORS origin", "schema", "config: {allowedOrigins: [www.example.com]}", []string{"/config/allowedOrigins/0"}},
+	{"document access", "schema", "config: {documentAccess: anyone}", []string{"/config/documentAccess"}},
+	{"no waiters per client", "schema", "config: {maxWaitersPerClient: 0}", []string{"/config/maxWaitersPerClient"}},
 
 	// Template checks (fail): what a schema cannot say.
 	{"grace not longer than SHUTDOWN_GRACE", "template", "consumer: {terminationGracePeriodSeconds: 20}",

@@ -129,9 +129,11 @@
     Promise.resolve(analytics.user()).then(function (user) {
       var id = user && user.anonymousId();
       $('anonymous-id').textContent = id || '(none yet)';
+      // The document is served only with the conversation secret, which
+      // the snippet made and keeps: it is no link another tab could open.
       if (id) {
-        var link = el('a', { href: '/v1/prechat/' + encodeURIComponent(id), target: '_blank' }, 'GET /v1/prechat/' + id);
-        $('document-link').replaceChildren(link);
+        $('document-link').replaceChildren(el('code', { title: 'served only with this page’s conversation secret in the X-Prechat-Token header' },
+          'GET /v1/prechat/' + id + ' + X-Prechat-Token'));
       }
     });
   }

@@ -91,6 +91,12 @@ Non-secret configuration as values, secrets only through secretKeyRef.
   value: {{ $v.config.rateLimit | toString | quote }}
 - name: MAX_WAITERS
   value: {{ $v.config.maxWaiters | int | quote }}
+- name: MAX_WAITERS_PER_CLIENT
+  value: {{ $v.config.maxWaitersPerClient | int | quote }}
+- name: DOCUMENT_ACCESS
+  value: {{ $v.config.documentAccess | quote }}
+- name: DOCUMENT_READ_TIMEOUT
+  value: {{ $v.config.documentReadTimeout | quote }}
 {{- with $v.config.clientIPHeader }}
 - name: CLIENT_IP_HEADER
   value: {{ . | quote }}
