@@ -73,9 +73,10 @@ type Config struct {
 	// notification, a safety net for notifications lost in a reconnect
 	// window. Default: 2s.
 	RecheckInterval time.Duration
-	// CacheSize bounds the documents kept in memory; a document is dropped
-	// as soon as a notification names its visitor. Negative disables the
-	// cache. Default: 10000.
+	// CacheSize bounds the documents kept in memory, and separately the
+	// visitors known to have none; an entry is dropped as soon as a
+	// notification names its visitor. Negative disables the cache.
+	// Default: 10000.
 	CacheSize int
 	// MaxWaiters bounds concurrent long-polls; beyond it requests get 503.
 	// Default: 10000.

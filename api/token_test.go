@@ -105,7 +105,7 @@ func TestDocumentNeedsTheConversationSecret(t *testing.T) {
 			wg.Wait()
 			for name, r := range got {
 				assertSameAnswer(t, name, r, unknown)
-				if r.took < time.Second || r.took > 3*time.Second {
+				if r.took < time.Second || r.took > 5*time.Second {
 					t.Errorf("%s: answered after %v, want the whole wait (1s)", name, r.took)
 				}
 			}
