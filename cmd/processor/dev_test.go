@@ -395,6 +395,27 @@ func checkDemoOrigins(t *testing.T, b *browsertest.Browser, dev *devProcess, ver
 	if got := b.Text("#agent-identity"); !strings.Contains(got, "user-ada-example-com") || !strings.Contains(got, link) {
 		t.Errorf("the agent view's identity line %q, want the userId and %q", got, link)
 	}
+	// Each badge is its own detail's: the same view of the document with
+	// First Name's verified flag flipped marks First Name, and it alone, the
+	// other way.
+	flipped := browsertest.Eval[[]string](b, `(function () {
+		var doc = JSON.parse(document.getElementById('document-json').textContent);
+		doc.details.forEach(function (d) { if (d.label === 'First Name') d.verified = !d.verified; });
+		var view = document.createElement('div');
+		view.appendChild(PrechatViews.el('div', null, PrechatViews[document.documentElement.getAttribute('data-product')](doc).body));
+		return Array.prototype.map.call(view.querySelectorAll('[data-origin]'), function (o) {
+			return o.getAttribute('data-label') + ': ' + o.getAttribute('data-origin'); });
+	})()`)
+	other := map[string]string{"verified": "browser", "browser": "verified"}[origin]
+	for _, got := range flipped {
+		label, o, _ := strings.Cut(got, ": ")
+		if want := map[bool]string{true: other, false: origin}[label == "First Name"]; o != want {
+			t.Errorf("with First Name's verified flag flipped, the view marks %s %q, want %q (all: %q)", label, o, want, flipped)
+		}
+	}
+	if !slices.Contains(flipped, "First Name: "+other) {
+		t.Errorf("with First Name's verified flag flipped, the view's badges are %q", flipped)
+	}
 	// The page asked for the userHash only when verified, and shows which
 	// events carried it.
 	asked := slices.ContainsFunc(b.Requests(), func(r browsertest.Request) bool {
