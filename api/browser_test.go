@@ -686,6 +686,7 @@ func browserRoutes() map[string]http.Handler {
 		"GET /test/late.html":         file("late.html"),
 		"GET /test/embedded.html":     file("embedded.html"),
 		"GET /test/messaging.html":    file("messaging.html"),
+		"GET /test/verified.html":     file("verified.html"),
 		"GET /test/esw.js":            standIn("esw.js"),
 		"GET /test/bootstrap.js":      standIn("bootstrap.js"),
 		"GET /test/analytics.js":      file("build/analytics.js"),

@@ -250,7 +250,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	proc := startProcessor(t, []string{
 		"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
 		"KAFKA_GROUP=" + pipelinetest.Name(t, "group"), "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON),
-		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2"}, "serve", "--log-level=debug")
+		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2", "IDENTITY_SECRET=" + mappingtest.IdentitySecret}, "serve", "--log-level=debug")
 	stderr := &proc.stderr
 
 	var doc []byte
@@ -282,6 +282,19 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	res.Body.Close()
 	if served, _ := servedDocument(body); res.StatusCode != http.StatusOK || served.VisitorName != "Ada Lovelace" {
 		t.Fatalf("GET document: %d %s", res.StatusCode, body)
+	}
+	// processor dev's stand-in for the site's server, which signs any
+	// userId, is not served: serve never hands out userHashes.
+	for _, path := range []string{"/dev/user-hash?userId=u1", "/"} {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound || bytes.Contains(body, []byte("userHash")) {
+			t.Errorf("serve answers GET %s: %d %s, want 404", path, res.StatusCode, body)
+		}
 	}
 	res, err = http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-2","event":"Live Chat Conversation Started","anonymousId":"visitor-2","messageId":"c2","properties":{"subject":"Socks"},`+tokenContext+`}`))
 	if err != nil {
