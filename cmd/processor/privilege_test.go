@@ -153,7 +153,7 @@ func TestAPIRoleLeastPrivilege(t *testing.T) {
 	admin := "http://" + api.logAddr(t, "admin listening", 20*time.Second)
 	eventually(t, 20*time.Second, "api ready as "+role, func() bool {
 		code, body := get(admin + "/readyz")
-		return code == http.StatusOK && body == `{"kafka":"ok","postgres":"ok","schema":"ok"}`+"\n"
+		return code == http.StatusOK && strings.Contains(body, `"postgres":"ok"`) && strings.Contains(body, `"schema":"ok"`)
 	})
 
 	// fetch GETs a document with the conversation's secret.
