@@ -37,6 +37,12 @@ var badValues = []struct {
 	{"CORS origin", "schema", "config: {allowedOrigins: [www.example.com]}", []string{"/config/allowedOrigins/0"}},
 	{"document access", "schema", "config: {documentAccess: anyone}", []string{"/config/documentAccess"}},
 	{"no waiters per client", "schema", "config: {maxWaitersPerClient: 0}", []string{"/config/maxWaitersPerClient"}},
+	{"short identity secret", "schema", "secrets: {identitySecrets: [too-short]}", []string{"/secrets/identitySecrets/0", "minLength: got 9, want 32"}},
+	{"identity secret with a comma", "schema", "secrets: {identitySecrets: ['a-b-c-d-e-f-0123456789abcdef0123456789,x']}", []string{"/secrets/identitySecrets/0"}},
+	{"identity secrets as string", "schema", "secrets: {identitySecrets: 0123456789abcdef0123456789abcdef}", []string{"/secrets/identitySecrets", "want array"}},
+	{"event time without unit", "schema", "config: {eventTimePast: '24'}", []string{"/config/eventTimePast"}},
+	{"token keys path", "schema", "identity: {jwtKeys: {configMap: jwks, key: ../etc/passwd}}", []string{"/identity/jwtKeys/key"}},
+	{"unknown identity key", "schema", "identity: {jwksURL: https://x}", []string{"/identity", "'jwksURL' not allowed"}},
 
 	// Template checks (fail): what a schema cannot say.
 	{"grace not longer than SHUTDOWN_GRACE", "template", "consumer: {terminationGracePeriodSeconds: 20}",
@@ -55,6 +61,19 @@ var badValues = []struct {
 	{"settings not JSON", "template", "settings: '{\"hostname\": '", []string{"settings: not valid JSON"}},
 	{"settings twice", "template", "existingSettingsConfigMap: {name: other}", []string{"set one, not both"}},
 	{"ingress without api", "template", "api: {enabled: false, ingress: {enabled: true}}", []string{"api.ingress.enabled: needs api.enabled"}},
+	{"api role key without its URL", "template", "secrets: {keys: {apiDatabaseURL: API_DATABASE_URL}}",
+		[]string{"secrets.apiDatabaseURL: required when secrets.keys.apiDatabaseURL is set"}},
+	{"api role as the owner", "template", "secrets: {apiDatabaseURL: 'postgres://prechat:s3cr3t-db-password@postgres.db.svc:5432/prechat?sslmode=require'}",
+		[]string{"secrets.apiDatabaseURL: the same as secrets.databaseURL"}},
+	{"api role key as the owner's", "template", "secrets: {existingSecret: creds, keys: {apiDatabaseURL: DATABASE_URL}}",
+		[]string{"secrets.keys.apiDatabaseURL: the same key as secrets.keys.databaseURL"}},
+	{"server keys without identity secret", "template", "secrets: {serverWriteKeys: [srv]}",
+		[]string{"secrets.serverWriteKeys: needs secrets.identitySecrets"}},
+	{"server key that is a browser key", "template", "secrets: {writeKeys: [wk], serverWriteKeys: [wk], identitySecrets: [0123456789abcdef0123456789abcdef]}",
+		[]string{"secrets.serverWriteKeys: a key is also in secrets.writeKeys"}},
+	{"token keys twice", "template", "identity: {jwtKeys: {configMap: a, secret: b}}", []string{"identity.jwtKeys.configMap and identity.jwtKeys.secret: set one, not both"}},
+	{"issuer without token keys", "template", "identity: {jwtIssuer: 'https://shop.example.com'}",
+		[]string{"identity.jwtIssuer and identity.jwtAudience: need identity.jwtKeys"}},
 	{"HPA min above max", "template", "api: {autoscaling: {enabled: true, minReplicas: 5, maxReplicas: 3}}", []string{"minReplicas: must not exceed maxReplicas"}},
 }
 
