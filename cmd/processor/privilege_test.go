@@ -200,7 +200,7 @@ func TestAPIRoleLeastPrivilege(t *testing.T) {
 			[]byte(conversation(anon, "c"+anon, secret)))
 		var committed time.Time
 		for committed.IsZero() {
-			if _, err := store.DocumentGet(ctx, anon); err == nil {
+			if _, _, err := store.DocumentGet(ctx, anon); err == nil {
 				committed = time.Now()
 			} else if ctx.Err() != nil {
 				t.Fatalf("no document for %s; consumer log:\n%s", anon, consumer.stderr.String())
