@@ -176,7 +176,7 @@ func TestMigrateUpAndStatus(t *testing.T) {
 		t.Fatalf("migrate again: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCmd(t, env, "migrate", "status")
-	if code != 0 || !strings.Contains(squash(out), "001 initial applied 002 operations applied 003 document_compression applied 004 lighter_writes applied 005 document_token applied") {
+	if code != 0 || !strings.Contains(squash(out), "001 initial applied 002 operations applied 003 document_compression applied 004 lighter_writes applied 005 trust applied 006 document_token applied") {
 		t.Fatalf("status after: exit %d\n%s", code, out)
 	}
 }
