@@ -177,6 +177,9 @@ func Decode(raw []byte, fallbackID string) (Event, error) {
 	if err := e.validate(); err != nil {
 		return Event{}, err
 	}
+	if err := e.checkValues(); err != nil {
+		return Event{}, err
+	}
 	return e, nil
 }
 
