@@ -12,9 +12,10 @@ import (
 const (
 	// MaxDepth bounds the nesting of objects and arrays in traits,
 	// properties and context, the field's own object counting as one level.
-	// Segment's own payloads nest a few levels; Postgres's jsonb and Go's
-	// encoder refuse values nested a few thousand levels deep, and every
-	// level costs stack on each read.
+	// Segment's own payloads nest a few levels. Go's decoder stops at 10,000
+	// levels; below that Postgres stores them, but every level costs stack
+	// and time on each read and rewrite of the value, so Prechat keeps well
+	// below.
 	MaxDepth = 64
 	// MaxObjectBytes bounds each of traits, properties and context: the
 	// bytes of its keys and values as sent. It equals the Segment HTTP
