@@ -132,9 +132,8 @@ func classify(err error) error {
 	)
 	switch {
 	case errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "54") || pe.Code == "23514"):
-		if pe.Detail != "" {
-			return fmt.Errorf("%w: %w: %s", ErrRejected, err, pe.Detail)
-		}
+		// Not pe.Detail: it can quote the values, which the reason and the
+		// logs must not.
 	case errors.As(err, &me), errors.As(err, &ve), errors.As(err, &te):
 	default:
 		return err

@@ -23,7 +23,9 @@ type Config struct {
 	// Dialer connects to the brokers (TLS, SASL). Default: kafka-go's default dialer.
 	Dialer *kafka.Dialer
 
-	// Materializer builds the documents. Required.
+	// Materializer builds the documents. Required; its TTL is at most
+	// mapping.MaxTTL, the longest whose expiry times Decode's bounds on event
+	// times keep encodable.
 	Materializer *mapping.Materializer
 
 	// BatchSize is the most messages applied in one transaction. Larger
@@ -110,6 +112,8 @@ func (c *Config) Validate() error {
 		return errors.New("pipeline: GroupID is required")
 	case c.Materializer == nil || c.Materializer.Settings == nil:
 		return errors.New("pipeline: Materializer with Settings is required")
+	case c.Materializer.TTL > mapping.MaxTTL:
+		return fmt.Errorf("pipeline: Materializer.TTL %s is longer than mapping.MaxTTL", c.Materializer.TTL)
 	case c.Lanes < 0:
 		return fmt.Errorf("pipeline: Lanes %d is negative", c.Lanes)
 	case c.BatchSize < 0:

@@ -19,7 +19,12 @@ import (
 type Store interface {
 	// ApplyBatch commits the batch's effects, dead letters and positions in
 	// one transaction and rebuilds the documents it changed.
+	// An error wrapping mapping.ErrRejected says the batch's content was
+	// refused, which retrying cannot change; any other error is retried.
 	ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (mapping.BatchResult, error)
+	// TryBatch runs ApplyBatch's transaction and rolls it back, returning
+	// the error ApplyBatch would: how a refused batch's culprits are found.
+	TryBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) error
 	// OffsetsGet returns the stored next offset per partition of a group's
 	// topic.
 	OffsetsGet(ctx context.Context, group, topic string) (map[int]int64, error)
@@ -153,12 +158,24 @@ func (c *Consumer) startOffsets(ctx context.Context, assigned []kafka.PartitionA
 	return out, true
 }
 
-// pending is a decoded batch on its way to the store.
+// pending is a decoded batch on its way to the store, with the messages it
+// was reduced from, so that it can be rebuilt without the messages the
+// store refuses (see isolate).
 type pending struct {
-	batch    *mapping.Batch
-	tally    tally
-	messages int
-	start    time.Time
+	msgs       []decoded
+	suppressed map[string]bool
+	batch      *mapping.Batch
+	tally      tally
+	messages   int
+	start      time.Time
+}
+
+// reduce (re)builds p's batch from its messages.
+func (c *Consumer) reduce(p *pending) {
+	p.batch, p.tally = batchOf(c.cfg.GroupID, p.msgs, p.suppressed)
+	if c.noPositions {
+		p.batch.Positions = nil
+	}
 }
 
 // batches runs the two stages of a generation: collect decodes the next
@@ -179,7 +196,7 @@ func (c *Consumer) batches(ctx, fctx context.Context, commit func([]mapping.Posi
 	defer wg.Wait()
 	for p := range ready {
 		applyStart := time.Now()
-		res, err := c.apply(ctx, fctx, p.batch, log)
+		res, err := c.apply(ctx, fctx, &p, log)
 		if err != nil {
 			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", p.messages), zap.Error(err))
 			for range ready { // let collect see fctx end and stop
@@ -258,12 +275,10 @@ func (c *Consumer) collect(ctx context.Context, msgs <-chan kafka.Message, ready
 				return
 			}
 		}
-		b, t := batchOf(c.cfg.GroupID, msgs, suppressed)
-		if c.noPositions {
-			b.Positions = nil
-		}
+		p := pending{msgs: msgs, suppressed: suppressed, messages: len(buf), start: start}
+		c.reduce(&p)
 		select {
-		case ready <- pending{batch: b, tally: t, messages: len(buf), start: start}:
+		case ready <- p:
 		case <-ctx.Done():
 			return
 		}
@@ -291,15 +306,24 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 
 // apply commits a batch, retrying with backoff while the generation lasts.
 // Each attempt may outlive ctx by ShutdownGrace, so a batch in flight at
-// shutdown can still commit.
-func (c *Consumer) apply(ctx, fctx context.Context, b *mapping.Batch, log *zap.Logger) (mapping.BatchResult, error) {
+// shutdown can still commit. When the store refuses the batch's content
+// (mapping.ErrRejected), the messages responsible become dead letters
+// (isolate) and the rest of the batch is committed with them.
+func (c *Consumer) apply(ctx, fctx context.Context, p *pending, log *zap.Logger) (mapping.BatchResult, error) {
 	var res mapping.BatchResult
 	err := c.retry(fctx, "apply batch", log, func() error {
 		actx, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
 		defer cancel()
-		var err error
-		res, err = c.store.ApplyBatch(actx, b, c.cfg.Materializer)
-		return err
+		for {
+			var err error
+			res, err = c.store.ApplyBatch(actx, p.batch, c.cfg.Materializer)
+			if !errors.Is(err, mapping.ErrRejected) {
+				return err
+			}
+			if err := c.isolate(actx, p, err, log); err != nil {
+				return err
+			}
+		}
 	})
 	return res, err
 }

@@ -15,6 +15,7 @@ type metrics struct {
 	documents prometheus.Counter
 	retries   prometheus.Counter
 	skipped   prometheus.Counter
+	splits    prometheus.Counter
 }
 
 // newMetrics registers the consumer's metrics with reg; a nil reg keeps them
@@ -54,8 +55,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "prechat_retention_skipped_messages_total",
 			Help: "Messages that Kafka's retention deleted before they were consumed (never applied); anything above zero means the consumers fell further behind than the topic's retention.",
 		}),
+		splits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prechat_batch_splits_total",
+			Help: "Batches the store refused (content it cannot hold, not a transient failure) and that were split to find the messages responsible, which became dead letters.",
+		}),
 	}
-	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped)
+	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped, m.splits)
 	return m
 }
 
