@@ -145,4 +145,3 @@ func (tb *testBundle) deadLetters(t *testing.T) map[[2]int64]string {
 	}
 	return out
 }
-
