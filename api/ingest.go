@@ -106,7 +106,8 @@ func (s *Server) ingestRecords(r *http.Request, typ string) ([]mapping.Record, e
 	} else {
 		events = []map[string]json.RawMessage{top}
 	}
-	if !s.authorized(r, top, events) {
+	ok, server := s.authorized(r, top, events)
+	if !ok {
 		return nil, &ingestError{http.StatusUnauthorized, "unauthorized", "unknown or missing write key"}
 	}
 	now := s.cfg.Now().UTC()
@@ -120,6 +121,11 @@ func (s *Server) ingestRecords(r *http.Request, typ string) ([]mapping.Record, e
 		}
 		if _, ok := e["sentAt"]; !ok && top["sentAt"] != nil && typ == "" {
 			e["sentAt"] = top["sentAt"]
+		}
+		if server {
+			if err := s.vouch(e); err != nil {
+				return nil, badRequest("event %d: %v", i, err)
+			}
 		}
 		raw, err := complete(e, now)
 		if err != nil {
@@ -166,8 +172,9 @@ func (s *Server) readBody(r *http.Request, typ string) ([]byte, error) {
 }
 
 // authorized checks the write key: Basic auth user, else the body's
-// writeKey, compared in constant time against every configured key.
-func (s *Server) authorized(r *http.Request, top map[string]json.RawMessage, events []map[string]json.RawMessage) bool {
+// writeKey, compared in constant time against every configured key. server
+// reports a server write key.
+func (s *Server) authorized(r *http.Request, top map[string]json.RawMessage, events []map[string]json.RawMessage) (ok, server bool) {
 	key, _, ok := r.BasicAuth()
 	if !ok {
 		raw := top["writeKey"]
@@ -176,11 +183,46 @@ func (s *Server) authorized(r *http.Request, top map[string]json.RawMessage, eve
 		}
 		_ = json.Unmarshal(raw, &key)
 	}
+	if key == "" {
+		return false, false
+	}
+	return matchKey(key, s.cfg.WriteKeys) || matchKey(key, s.cfg.ServerWriteKeys), matchKey(key, s.cfg.ServerWriteKeys)
+}
+
+// matchKey compares key with every one of keys in constant time.
+func matchKey(key string, keys []string) bool {
 	match := 0
-	for _, k := range s.cfg.WriteKeys {
+	for _, k := range keys {
 		match |= subtle.ConstantTimeCompare([]byte(key), []byte(k))
 	}
-	return key != "" && match == 1
+	return match == 1
+}
+
+// vouch adds the proof that the site's server stands behind the event's
+// userId: context.prechat.userHash, signed with IdentitySecret (replacing
+// any the sender put there). Events without a userId are left as they are.
+func (s *Server) vouch(e map[string]json.RawMessage) error {
+	userID, err := mapping.IdentifierText(e["userId"])
+	if err != nil || userID == "" {
+		return nil // Decode reports a malformed userId
+	}
+	ctx := map[string]json.RawMessage{}
+	if raw, ok := e["context"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &ctx); err != nil || ctx == nil {
+			return errors.New("context is not a JSON object")
+		}
+	}
+	prechat := map[string]json.RawMessage{}
+	if raw, ok := ctx["prechat"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &prechat); err != nil || prechat == nil {
+			return errors.New("context.prechat is not a JSON object")
+		}
+	}
+	prechat["userHash"] = quote(mapping.UserHash(s.cfg.IdentitySecret, userID))
+	var err1, err2 error
+	ctx["prechat"], err1 = json.Marshal(prechat)
+	e["context"], err2 = json.Marshal(ctx)
+	return errors.Join(err1, err2)
 }
 
 // complete sets what Segment's servers set: messageId when absent,

@@ -46,9 +46,17 @@ type Producer interface {
 type Config struct {
 	// AllowedOrigins are the origins CORS allows ("*" for any). Default: none.
 	AllowedOrigins []string
-	// WriteKeys are the Segment write keys ingest accepts. Empty disables
-	// ingest (its paths answer 404).
+	// WriteKeys are the Segment write keys ingest accepts. Empty, with no
+	// ServerWriteKeys either, disables ingest (its paths answer 404).
 	WriteKeys []string
+	// ServerWriteKeys are write keys for the site's servers only: the
+	// ingest vouches for the userId of the events sent with one, by adding
+	// context.prechat.userHash signed with IdentitySecret (see the README's
+	// "Trust model"). Never put one in a page.
+	ServerWriteKeys []string
+	// IdentitySecret signs the userHash of ServerWriteKeys' events.
+	// Required with ServerWriteKeys.
+	IdentitySecret []byte
 	// DeploymentScriptURL is the deployment.js the snippet loads. Required
 	// to serve the snippet.
 	DeploymentScriptURL string
@@ -149,6 +157,9 @@ type Server struct {
 	handler  http.Handler
 }
 
+// ingest reports whether any write key enables the ingest.
+func (c *Config) ingest() bool { return len(c.WriteKeys)+len(c.ServerWriteKeys) > 0 }
+
 // New returns the public handler. producer may be nil when WriteKeys is
 // empty.
 func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Server, error) {
@@ -156,8 +167,10 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 	switch {
 	case docs == nil || notifier == nil:
 		return nil, errors.New("api: documents and notifier are required")
-	case len(cfg.WriteKeys) > 0 && producer == nil:
+	case cfg.ingest() && producer == nil:
 		return nil, errors.New("api: a producer is required when write keys are set")
+	case len(cfg.ServerWriteKeys) > 0 && len(cfg.IdentitySecret) == 0:
+		return nil, errors.New("api: ServerWriteKeys need an IdentitySecret")
 	case cfg.DeploymentScriptURL == "":
 		return nil, errors.New("api: DeploymentScriptURL is required")
 	}
@@ -190,7 +203,7 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 	}
 	route("GET", "/v1/prechat/{anonymousId}", s.getDocument)
 	route("GET", "/v1/prechat.js", s.getSnippet)
-	if len(cfg.WriteKeys) > 0 {
+	if cfg.ingest() {
 		for _, path := range ingestPaths {
 			route("POST", "/v1/"+path.name, s.ingest(path.typ))
 		}

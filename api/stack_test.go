@@ -24,8 +24,12 @@ import (
 	"github.com/prechat/prechat/pipeline/pipelinetest"
 )
 
-// testWriteKey is the write key every stack accepts.
+// testWriteKey is the (browser) write key every stack accepts.
 const testWriteKey = "test-write-key"
+
+// testServerKey is the server write key every stack accepts: the ingest
+// vouches for the userIds of its events with mappingtest.IdentitySecret.
+const testServerKey = "test-server-write-key"
 
 // stack is the whole service for one test: a kfake broker with its own
 // topic, a Postgres database, a running consumer, the notification hub and
@@ -75,6 +79,7 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 			Topic:             s.topic,
 			GroupID:           pipelinetest.Name(t, "group"),
 			Materializer:      &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute},
+			Policy:            mappingtest.Policy(),
 			BatchTimeout:      5 * time.Millisecond,
 			MaxWait:           100 * time.Millisecond,
 			HeartbeatInterval: 200 * time.Millisecond,
@@ -91,6 +96,8 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	cfg := opts.api
 	if cfg.WriteKeys == nil {
 		cfg.WriteKeys = []string{testWriteKey}
+		cfg.ServerWriteKeys = []string{testServerKey}
+		cfg.IdentitySecret = []byte(mappingtest.IdentitySecret)
 	}
 	if cfg.DeploymentScriptURL == "" {
 		cfg.DeploymentScriptURL = mappingtest.Settings().ScriptURL()

@@ -59,6 +59,32 @@ type Event struct {
 	SentAt            time.Time
 	ReceivedAt        time.Time
 	OriginalTimestamp time.Time
+
+	// Prechat is what the event carries under context.prechat: identity
+	// proofs and the conversation's token hash.
+	Prechat PrechatContext
+
+	// At is the event time that Policy.Admit settled on (the claimed time
+	// bounded to a window around the Kafka record time); zero before
+	// admission.
+	At time.Time
+	// Verified is set by Policy.Admit when the event carries a valid
+	// identity proof for its userId.
+	Verified bool
+}
+
+// PrechatContext is context.prechat of an event: what Prechat's snippet, or
+// the site's server, adds for Prechat alone.
+type PrechatContext struct {
+	// UserHash is the lowercase hex HMAC-SHA256 of the userId under a secret
+	// the site's server shares with Prechat (IDENTITY_SECRET).
+	UserHash string `json:"userHash"`
+	// IdentityToken is a JWT (RS256 or ES256) whose sub is the userId,
+	// signed by the site (IDENTITY_JWT_KEYS verifies it).
+	IdentityToken string `json:"identityToken"`
+	// TokenHash is the lowercase hex SHA-256 of the conversation's secret,
+	// carried by the conversation start (see DOCUMENT_ACCESS).
+	TokenHash string `json:"tokenHash"`
 }
 
 // IsConversationStart reports whether e is the track event that builds a
@@ -80,11 +106,14 @@ func (e *Event) Tracked() bool {
 	return e.AnonymousID != "" && e.UserID != ""
 }
 
-// Time returns the event time that orders it against other events:
-// timestamp, else receivedAt − (sentAt − originalTimestamp), else receivedAt,
-// else fallback (the pipeline passes the Kafka message time).
+// Time returns the event time that orders it against other events: At
+// once admitted (Policy.Admit), else the time the event claims: timestamp,
+// else receivedAt − (sentAt − originalTimestamp), else receivedAt, else
+// fallback (the pipeline passes the Kafka message time).
 func (e *Event) Time(fallback time.Time) time.Time {
 	switch {
+	case !e.At.IsZero():
+		return e.At
 	case !e.Timestamp.IsZero():
 		return e.Timestamp
 	case !e.ReceivedAt.IsZero() && !e.SentAt.IsZero() && !e.OriginalTimestamp.IsZero():
@@ -132,7 +161,7 @@ func Decode(raw []byte, fallbackID string) (Event, error) {
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return Event{}, decodeProblem(err)
 	}
-	e := Event{Type: Type(w.Type), Context: w.Context}
+	e := Event{Type: Type(w.Type), Context: w.Context, Prechat: prechatContext(w.Context)}
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
@@ -183,6 +212,34 @@ func Decode(raw []byte, fallbackID string) (Event, error) {
 	return e, nil
 }
 
+// prechatContext reads context.prechat leniently: a malformed one carries
+// no proof (an event is never lost over a field only Prechat reads).
+func prechatContext(raw json.RawMessage) PrechatContext {
+	if len(raw) == 0 || raw[0] != '{' || !bytes.Contains(raw, []byte(`"prechat"`)) {
+		return PrechatContext{}
+	}
+	var c struct {
+		Prechat json.RawMessage `json:"prechat"`
+	}
+	if json.Unmarshal(raw, &c) != nil || len(c.Prechat) == 0 || c.Prechat[0] != '{' {
+		return PrechatContext{}
+	}
+	var p struct {
+		UserHash, IdentityToken, TokenHash json.RawMessage
+	}
+	if json.Unmarshal(c.Prechat, &p) != nil {
+		return PrechatContext{}
+	}
+	str := func(raw json.RawMessage) string {
+		var s string
+		if json.Unmarshal(raw, &s) != nil || len(s) > maxProofLength {
+			return ""
+		}
+		return s
+	}
+	return PrechatContext{UserHash: str(p.UserHash), IdentityToken: str(p.IdentityToken), TokenHash: str(p.TokenHash)}
+}
+
 // decodeProblem explains a JSON error in terms of the event's fields.
 func decodeProblem(err error) error {
 	var te *json.UnmarshalTypeError
@@ -204,6 +261,11 @@ func decodeProblem(err error) error {
 	}
 	return invalidEvent("not a JSON event object: %s", jsonProblem(err))
 }
+
+// IdentifierText is the text of a Segment identifier field (userId,
+// anonymousId …) as Decode reads it: a string, or a number's literal text;
+// "" when absent or null.
+func IdentifierText(raw json.RawMessage) (string, error) { return identifier("identifier", raw) }
 
 // identifier reads a Segment identifier: the spec says string, but some
 // libraries send numbers; both decode to the same text.

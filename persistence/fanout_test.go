@@ -8,48 +8,35 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
 	"github.com/prechat/prechat/persistence"
 	"github.com/prechat/prechat/persistence/persistencetest"
 )
 
 // TestApplyBatchRefreshesAGroupOfManyLiveMembersInChunks: a trait change of
-// a group with 5,000 live members refreshes every member's document, and no
-// statement writes more than RefreshChunk of them (a statement trigger
-// refuses any that does), so memory and statement size stay bounded however
-// large the group.
+// a group with 5,000 live members (visitors whose verified users joined it)
+// refreshes every member's document, and no statement writes more than
+// RefreshChunk of them (a statement trigger refuses any that does), so
+// memory and statement size stay bounded however large the group.
 func TestApplyBatchRefreshesAGroupOfManyLiveMembersInChunks(t *testing.T) {
 	t.Parallel()
 	const members, chunk = 5000, 400
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	store, url := persistencetest.NewStore(t, &persistence.Config{RefreshChunk: chunk})
-	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
-	apply := func(raws [][]byte) mapping.BatchResult {
-		t.Helper()
-		b := mapping.NewBatch()
-		for _, e := range decodeAll(t, raws) {
-			b.Add(&e, now)
-		}
-		res, err := store.ApplyBatch(context.Background(), b, mat)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	at := now.Add(-time.Minute).Format(time.RFC3339Nano)
+	tb := &testBundle{now: time.Now().UTC().Truncate(time.Microsecond)}
+	tb.store, tb.url = persistencetest.NewStore(t, &persistence.Config{Now: func() time.Time { return tb.now }, RefreshChunk: chunk})
+	withSettings(tb)
+	at := tb.now.Add(-time.Minute).Format(time.RFC3339Nano)
 	var raws [][]byte
 	for i := range members {
-		a := fmt.Sprintf("member-%d", i)
+		a, u := fmt.Sprintf("member-%d", i), fmt.Sprintf("user-%d", i)
 		raws = append(raws,
-			[]byte(`{"type":"group","messageId":"g-`+a+`","anonymousId":"`+a+`","groupId":"big","timestamp":"`+at+`"}`),
+			[]byte(`{"type":"group","messageId":"g-`+a+`","anonymousId":"`+a+`","userId":"`+u+`","groupId":"big","context":`+mappingtest.Proof(u)+`,"timestamp":"`+at+`"}`),
 			[]byte(`{"type":"track","messageId":"c-`+a+`","anonymousId":"`+a+`","event":"Live Chat Conversation Started","timestamp":"`+at+`"}`))
 	}
-	if res := apply(raws); res.Documents != members {
+	if res := tb.apply(t, tb.decodeAll(t, raws)); res.Documents != members {
 		t.Fatalf("documents written = %d, want %d", res.Documents, members)
 	}
 
-	conn, err := pgx.Connect(context.Background(), url)
+	conn, err := pgx.Connect(context.Background(), tb.url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +55,9 @@ CREATE TRIGGER test_chunk_guard_update AFTER UPDATE ON prechat_documents REFEREN
     FOR EACH STATEMENT EXECUTE FUNCTION test_chunk_guard();`, chunk)); err != nil {
 		t.Fatal(err)
 	}
-	res := apply([][]byte{[]byte(`{"type":"group","messageId":"change","userId":"admin","groupId":"big","traits":{"website":"big.example"},"timestamp":"` + now.Format(time.RFC3339Nano) + `"}`)})
+	change := `{"type":"group","messageId":"change","userId":"user-0","groupId":"big","traits":{"website":"big.example"},"context":` +
+		mappingtest.Proof("user-0") + `,"timestamp":"` + tb.now.Format(time.RFC3339Nano) + `"}`
+	res := tb.apply(t, tb.decodeAll(t, [][]byte{[]byte(change)}))
 	if res.Documents != members || len(res.Visitors) != members {
 		t.Fatalf("documents refreshed = %d (%d visitors), want %d", res.Documents, len(res.Visitors), members)
 	}

@@ -12,10 +12,13 @@ import (
 )
 
 // FuzzApply drives the whole decode → store path: every input that Decode
-// accepts is applied through the real store into Postgres, with a
-// conversation start of its visitor (linked to its user, so that its group
-// counts too) dated at the event's own time and carrying its properties,
-// under the longest TTL and settings that render all three products. Each
+// accepts is admitted as the pipeline admits it (mappingtest.Policy, a
+// fixed record time: record times a producer sets are the pipeline's second
+// line's, see TestHostileInputNeverStallsAPartition) and applied through the
+// real store into Postgres, with a conversation start of its visitor (linked
+// to its user with the same proof, so that its group counts too) at the
+// event's time and carrying its properties, under the longest TTL and
+// settings that render all three products. Each
 // input runs in a transaction that is rolled back (TryBatch), so inputs do
 // not depend on each other. Any error fails: an event that Decode accepts
 // and storage or rendering refuses would stall its partition without the
@@ -37,23 +40,28 @@ func FuzzApply(f *testing.F) {
 		`{"type":"alias","messageId":"m","userId":"u","previousId":"a","context":{"ip":"\ud83d\ude80","n":1e131072}}`,
 		`{"type":"page","messageId":"m","anonymousId":"a","receivedAt":"2024-01-01T00:00:00Z","sentAt":"9998-01-01T00:00:00Z","originalTimestamp":"0002-01-01T00:00:00Z"}`,
 		`{"type":"identify","messageId":"m","anonymousId":"a","traits":{"firstName":"Ada","lastName":1e21},"sentAt":"2024-01-01T00:00:00Z","originalTimestamp":"2023-12-31T00:00:00Z","receivedAt":"2024-01-01T00:00:01Z"}`,
+		`{"type":"group","messageId":"m","anonymousId":"a","userId":"u","groupId":"g","traits":{"website":"\ud83d\ude80","revenue":-9.99e399},"context":` + mappingtest.Proof("u") + `}`,
+		`{"type":"identify","messageId":"m","anonymousId":"a","userId":"u","traits":{"email":"ada@example.com","firstName":"\ud800"},"context":` + mappingtest.Proof("u") + `}`,
 	} {
 		f.Add([]byte(s))
 	}
 	store, _ := persistencetest.NewStore(f, nil)
 	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: mapping.MaxTTL}
+	policy := mappingtest.Policy()
 	recordTime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e, err := mapping.Decode(raw, "fallback")
 		if err != nil {
 			return
 		}
+		policy.Admit(&e, recordTime)
 		visitor := e.AnonymousID
 		if visitor == "" {
 			visitor = "fuzz-visitor"
 		}
 		start := mapping.Event{Type: mapping.TypeTrack, Event: mapping.ConversationStarted, MessageID: "fuzz-start",
-			AnonymousID: visitor, UserID: e.UserID, Properties: e.Properties, Timestamp: e.Time(recordTime)}
+			AnonymousID: visitor, UserID: e.UserID, Properties: e.Properties, Timestamp: e.Time(recordTime), Prechat: e.Prechat}
+		policy.Admit(&start, recordTime)
 		b := mapping.NewBatch()
 		b.Add(&e, recordTime)
 		b.Add(&start, recordTime)

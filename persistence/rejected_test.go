@@ -90,7 +90,7 @@ func TestApplyBatchRejectsWhatStorageRefuses(t *testing.T) {
 // dead-lettered.
 func TestApplyBatchDoesNotRejectTransientFailures(t *testing.T) {
 	tb := setup(t)
-	events := decodeAll(t, [][]byte{[]byte(`{"type":"identify","messageId":"i","userId":"u","traits":{"email":"x@example.com"}}`)})
+	events := tb.decodeAll(t, [][]byte{[]byte(`{"type":"identify","messageId":"i","userId":"u","traits":{"email":"x@example.com"}}`)})
 	b := mapping.NewBatch()
 	b.Add(&events[0], tb.now)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -116,7 +116,7 @@ func TestApplyBatchDoesNotRejectTransientFailures(t *testing.T) {
 func TestTryBatchChangesNothing(t *testing.T) {
 	tb := setup(t)
 	at := tb.now.Format(time.RFC3339Nano)
-	events := decodeAll(t, [][]byte{
+	events := tb.decodeAll(t, [][]byte{
 		[]byte(`{"type":"identify","messageId":"i1","anonymousId":"a1","traits":{"email":"ada@example.com"},"timestamp":"` + at + `"}`),
 		[]byte(`{"type":"track","messageId":"c1","anonymousId":"a1","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"` + at + `"}`),
 	})

@@ -172,7 +172,7 @@ type pending struct {
 
 // reduce (re)builds p's batch from its messages.
 func (c *Consumer) reduce(p *pending) {
-	p.batch, p.tally = batchOf(c.cfg.GroupID, p.msgs, p.suppressed)
+	p.batch, p.tally = batchOf(c.cfg.GroupID, c.cfg.Policy, p.msgs, p.suppressed)
 	if c.noPositions {
 		p.batch.Positions = nil
 	}
@@ -294,6 +294,10 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 	for k, n := range p.tally.outcomes {
 		m.events.WithLabelValues(k[0], k[1]).Add(float64(n))
 	}
+	for r, n := range p.tally.proofs {
+		m.proofs.WithLabelValues(string(r)).Add(float64(n))
+	}
+	m.clamped.Add(float64(p.tally.clamped))
 	m.batchSize.Observe(float64(p.messages))
 	m.apply.Observe(took.Seconds())
 	m.documents.Add(float64(res.Documents))

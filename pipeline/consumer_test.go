@@ -100,6 +100,7 @@ func (tb *testBundle) start(t *testing.T, batchSize int) (stop func()) {
 		Topic:             tb.topic,
 		GroupID:           tb.group,
 		Materializer:      tb.mat,
+		Policy:            mappingtest.Policy(),
 		BatchSize:         batchSize,
 		Lanes:             tb.lanes,
 		BatchTimeout:      20 * time.Millisecond,
@@ -167,8 +168,10 @@ func (tb *testBundle) reference(t *testing.T, raws [][]byte) map[string]string {
 	t.Helper()
 	ref, _ := persistencetest.NewStore(t, nil)
 	b := mapping.NewBatch()
+	policy := mappingtest.Policy()
 	for _, r := range raws {
 		if e, err := mapping.Decode(r, ""); err == nil {
+			policy.Admit(&e, tb.now)
 			b.Add(&e, tb.now)
 		}
 	}

@@ -69,7 +69,7 @@ func (s splitter) try(indexes []int) error {
 	for i, x := range indexes {
 		msgs[i] = s.p.msgs[x]
 	}
-	b, _ := batchOf(s.c.cfg.GroupID, msgs, s.p.suppressed)
+	b, _ := batchOf(s.c.cfg.GroupID, s.c.cfg.Policy, msgs, s.p.suppressed)
 	return s.c.store.TryBatch(s.ctx, b, s.c.cfg.Materializer)
 }
 

@@ -86,6 +86,26 @@ type Config struct {
 	// ClientIPHeader names a header set by a trusted proxy that carries the client address.
 	ClientIPHeader string `env:"CLIENT_IP_HEADER"`
 
+	// IdentitySecrets are the HMAC-SHA256 secrets of context.prechat.userHash,
+	// comma separated: any verifies (rotation), the first signs the events
+	// of SERVER_WRITE_KEYS. Each at least 32 characters.
+	IdentitySecrets []string `env:"IDENTITY_SECRET"`
+	// IdentityJWTKeys is a file of public keys (JWKS or PEM) that verify
+	// context.prechat.identityToken (RS256 or ES256).
+	IdentityJWTKeys string `env:"IDENTITY_JWT_KEYS"`
+	// IdentityJWTIssuer, when set, must equal an identity token's iss.
+	IdentityJWTIssuer string `env:"IDENTITY_JWT_ISSUER"`
+	// IdentityJWTAudience, when set, must be in an identity token's aud.
+	IdentityJWTAudience string `env:"IDENTITY_JWT_AUDIENCE"`
+	// ServerWriteKeys are write keys for the site's servers only, comma
+	// separated: the ingest vouches for the userId of the events sent with
+	// one (it adds the userHash itself). Needs IDENTITY_SECRET.
+	ServerWriteKeys []string `env:"SERVER_WRITE_KEYS"`
+	// EventTimePast and EventTimeFuture bound an event's claimed time around
+	// its Kafka record time; outside, the record time is used.
+	EventTimePast   time.Duration `env:"EVENT_TIME_PAST" envDefault:"24h"`
+	EventTimeFuture time.Duration `env:"EVENT_TIME_FUTURE" envDefault:"5m"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 	// LogFormat is json or console.
@@ -93,7 +113,7 @@ type Config struct {
 }
 
 // Secret variables are masked wherever the configuration is shown.
-var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS"}
+var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS", "IDENTITY_SECRET", "SERVER_WRITE_KEYS"}
 
 // maxApplyLanes bounds APPLY_LANES: each lane holds a Postgres connection
 // and two batches.
@@ -204,6 +224,9 @@ func (c *Config) Validate(needs ...string) error {
 		if err := c.validateSASL(); err != nil {
 			return err
 		}
+		if err := c.validateIdentity(); err != nil {
+			return err
+		}
 	}
 	if need("kafka") {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
@@ -249,6 +272,9 @@ func (c *Config) Validate(needs ...string) error {
 			if strings.TrimSpace(k) == "" {
 				return errors.New("WRITE_KEYS: holds an empty key")
 			}
+		}
+		if err := c.validateServerKeys(); err != nil {
+			return err
 		}
 		for _, o := range c.AllowedOrigins {
 			if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {

@@ -61,6 +61,7 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 			GroupID:           cfg.KafkaGroup,
 			Dialer:            dialer,
 			Materializer:      &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
+			Policy:            d.policy,
 			BatchSize:         cfg.BatchSize,
 			BatchTimeout:      cfg.BatchTimeout,
 			Lanes:             cfg.ApplyLanes,
@@ -145,7 +146,7 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 	hub := persistence.NewHub(cfg.DatabaseURL, 2*time.Second, func(err error) { log.Warn("notification listener", zap.Error(err)) })
 	var producer api.Producer
 	var writer *kafka.Writer
-	if len(cfg.WriteKeys) > 0 {
+	if len(cfg.WriteKeys)+len(cfg.ServerWriteKeys) > 0 {
 		w := pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, dialer, log.Named("writer"))
 		writer, producer = w.Writer, w
 	}
@@ -160,6 +161,8 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 	server, err := api.New(api.Config{
 		AllowedOrigins:      cfg.AllowedOrigins,
 		WriteKeys:           cfg.WriteKeys,
+		ServerWriteKeys:     cfg.ServerWriteKeys,
+		IdentitySecret:      cfg.signingSecret(),
 		DeploymentScriptURL: scriptURL,
 		MaxWaiters:          cfg.MaxWaiters,
 		RateLimit:           rate,
