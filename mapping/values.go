@@ -3,7 +3,6 @@ package mapping
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 )
 
 // Limits on what an event may carry. Decode rejects, with a reason, every
@@ -28,28 +27,14 @@ const (
 	// than 131,072 before or 16,383 after (1e200000: "value overflows numeric
 	// format"), and would store an 8-byte 1e131071 as 128 KiB.
 	MaxNumberDigits = 400
-	// MaxTTL is the longest document TTL (PRECHAT_TTL) a Materializer may
-	// use: event times are bounded so that a document's expiresAt, its event
-	// time plus the TTL, can still be encoded.
-	MaxTTL = 365 * 24 * time.Hour
-)
-
-// Every time an event carries, and the event time derived from them, lies
-// within [minEventTime, maxEventTime]: JSON encodes times of the years 0 to
-// 9999 only, and a document's expiresAt is up to MaxTTL after its event time.
-var (
-	minEventTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxEventTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC).Add(-MaxTTL)
 )
 
 // checkValues rejects an event whose values storage or rendering would
-// refuse: times out of range, and in traits, properties and context numbers
-// Postgres cannot hold, invalid Unicode escapes, NUL characters, and more
-// nesting or bytes than the limits above.
+// refuse: in traits, properties and context, numbers Postgres cannot hold,
+// invalid Unicode escapes, NUL characters, and more nesting or bytes than
+// the limits above. (Times need no check here: an event's time is bounded to
+// a window around its record time, see Policy.Admit.)
 func (e *Event) checkValues() error {
-	if err := e.checkTimes(); err != nil {
-		return err
-	}
 	for _, o := range []struct {
 		name string
 		obj  Object
@@ -72,36 +57,6 @@ func (e *Event) checkValues() error {
 		return invalidEvent("context %s", problem)
 	}
 	return nil
-}
-
-// checkTimes rejects times outside [minEventTime, maxEventTime], and the
-// event time receivedAt − (sentAt − originalTimestamp) when it is used (see
-// Event.Time) and falls outside.
-func (e *Event) checkTimes() error {
-	for _, t := range []struct {
-		name string
-		at   time.Time
-	}{
-		{"timestamp", e.Timestamp}, {"sentAt", e.SentAt},
-		{"receivedAt", e.ReceivedAt}, {"originalTimestamp", e.OriginalTimestamp},
-	} {
-		if !t.at.IsZero() && !inTimeRange(t.at) {
-			return invalidEvent("%s %s is out of range: %s", t.name, t.at.Format(time.RFC3339Nano), timeRange())
-		}
-	}
-	if e.Timestamp.IsZero() && !e.ReceivedAt.IsZero() && !e.SentAt.IsZero() && !e.OriginalTimestamp.IsZero() {
-		if at := e.ReceivedAt.Add(-e.SentAt.Sub(e.OriginalTimestamp)); !inTimeRange(at) {
-			return invalidEvent("the event time receivedAt − (sentAt − originalTimestamp) = %s is out of range: %s", at.Format(time.RFC3339Nano), timeRange())
-		}
-	}
-	return nil
-}
-
-func inTimeRange(t time.Time) bool { return !t.Before(minEventTime) && !t.After(maxEventTime) }
-
-func timeRange() string {
-	return fmt.Sprintf("event times must fall between %s and %s, so that a document's expiry (up to %d days later) can be encoded",
-		minEventTime.Format(time.DateOnly), maxEventTime.Format(time.DateOnly), MaxTTL/(24*time.Hour))
 }
 
 // checkJSON scans one syntactically valid JSON value that starts at nesting

@@ -12,19 +12,18 @@ import (
 )
 
 // FuzzApply drives the whole decode → store path: every input that Decode
-// accepts is admitted as the pipeline admits it (mappingtest.Policy, a
-// fixed record time: record times a producer sets are the pipeline's second
+// accepts is admitted as the pipeline admits it (mappingtest.Policy, at a
+// fixed record time: a record time a producer sets is the pipeline's second
 // line's, see TestHostileInputNeverStallsAPartition) and applied through the
-// real store into Postgres, with a conversation start of its visitor (linked
-// to its user with the same proof, so that its group counts too) at the
-// event's time and carrying its properties, under the longest TTL and
-// settings that render all three products. Each
-// input runs in a transaction that is rolled back (TryBatch), so inputs do
-// not depend on each other. Any error fails: an event that Decode accepts
-// and storage or rendering refuses would stall its partition without the
-// pipeline's second line. Seeds: the hostile payloads below (those Decode
-// rejects stay as seeds for the mutations near them) and
-// testdata/fuzz/FuzzApply.
+// real store into Postgres, with a conversation start of its visitor
+// (linked to its user with the same proof, so that its group counts too) at
+// the event's time and carrying its properties, under settings that render
+// all three products. Each input runs in a transaction that is rolled back
+// (TryBatch), so inputs do not depend on each other. Any error fails: an
+// event that Decode accepts and storage or rendering refuses would cost a
+// split of its batch (or, before the second line, stall its partition).
+// Seeds: the hostile payloads below; those Decode rejects stay as seeds for
+// the mutations near them.
 func FuzzApply(f *testing.F) {
 	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 	for _, s := range []string{
@@ -46,7 +45,7 @@ func FuzzApply(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	store, _ := persistencetest.NewStore(f, nil)
-	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: mapping.MaxTTL}
+	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
 	policy := mappingtest.Policy()
 	recordTime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -23,9 +23,7 @@ type Config struct {
 	// Dialer connects to the brokers (TLS, SASL). Default: kafka-go's default dialer.
 	Dialer *kafka.Dialer
 
-	// Materializer builds the documents. Required; its TTL is at most
-	// mapping.MaxTTL, the longest whose expiry times Decode's bounds on event
-	// times keep encodable.
+	// Materializer builds the documents. Required.
 	Materializer *mapping.Materializer
 	// Policy admits decoded events: it bounds their times to a window
 	// around the Kafka record time and checks their identity proofs.
@@ -118,8 +116,6 @@ func (c *Config) Validate() error {
 		return errors.New("pipeline: GroupID is required")
 	case c.Materializer == nil || c.Materializer.Settings == nil:
 		return errors.New("pipeline: Materializer with Settings is required")
-	case c.Materializer.TTL > mapping.MaxTTL:
-		return fmt.Errorf("pipeline: Materializer.TTL %s is longer than mapping.MaxTTL", c.Materializer.TTL)
 	case c.Lanes < 0:
 		return fmt.Errorf("pipeline: Lanes %d is negative", c.Lanes)
 	case c.BatchSize < 0:

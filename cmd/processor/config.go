@@ -13,8 +13,6 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"go.uber.org/zap/zapcore"
-
-	"github.com/prechat/prechat/mapping"
 )
 
 // Config is the processor's configuration: 12-factor environment variables,
@@ -48,8 +46,7 @@ type Config struct {
 
 	// SettingsFile is the destination settings JSON (Segment's export). Required by serve.
 	SettingsFile string `env:"SETTINGS_FILE"`
-	// PrechatTTL is how long a document lives after its conversation start,
-	// at most mapping.MaxTTL (8760h).
+	// PrechatTTL is how long a document lives after its conversation start.
 	PrechatTTL time.Duration `env:"PRECHAT_TTL" envDefault:"30m"`
 	// Roles are the roles serve runs, comma separated: consumer, api.
 	Roles []string `env:"ROLES" envDefault:"consumer,api"`
@@ -245,9 +242,6 @@ func (c *Config) Validate(needs ...string) error {
 		}
 		if c.PrechatTTL <= 0 {
 			return fmt.Errorf("PRECHAT_TTL: %s must be positive", c.PrechatTTL)
-		}
-		if c.PrechatTTL > mapping.MaxTTL {
-			return fmt.Errorf("PRECHAT_TTL: %s is longer than the maximum, %s", c.PrechatTTL, mapping.MaxTTL)
 		}
 	}
 	if len(c.Roles) == 0 {

@@ -84,7 +84,6 @@ func TestConfigurationErrorsNameTheVariable(t *testing.T) {
 		{"broker without port", append(base, "KAFKA_BROKERS=kafka"), nil, `KAFKA_BROKERS: "kafka" is not host:port`},
 		{"bad ttl", append(base, "PRECHAT_TTL=soon"), nil, "PRECHAT_TTL:"},
 		{"negative ttl", append(base, "PRECHAT_TTL=-1m"), nil, "PRECHAT_TTL: -1m0s must be positive"},
-		{"ttl past a year", append(base, "PRECHAT_TTL=8761h"), nil, "PRECHAT_TTL: 8761h0m0s is longer than the maximum, 8760h0m0s"},
 		{"bad batch size", append(base, "BATCH_SIZE=0"), nil, "BATCH_SIZE: 0 is not between"},
 		{"too many apply lanes", append(base, "APPLY_LANES=17"), nil, "APPLY_LANES: 17 is not between 1 and 16"},
 		{"no apply lane", append(base, "APPLY_LANES=0"), nil, "APPLY_LANES: 0 is not between 1 and 16"},
