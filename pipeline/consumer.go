@@ -158,21 +158,28 @@ func (c *Consumer) startOffsets(ctx context.Context, assigned []kafka.PartitionA
 	return out, true
 }
 
-// pending is a decoded batch on its way to the store, with the messages it
-// was reduced from, so that it can be rebuilt without the messages the
-// store refuses (see isolate).
+// pending is a decoded batch on its way to the store. It keeps the raw
+// messages it was reduced from (not their decoded events, which take more
+// memory), so that it can be rebuilt without the messages the store
+// refuses (see isolate).
 type pending struct {
-	msgs       []decoded
+	raw        []kafka.Message
 	suppressed map[string]bool
-	batch      *mapping.Batch
-	tally      tally
-	messages   int
-	start      time.Time
+	// refused holds the store's errors for messages it refused, by index in
+	// raw.
+	refused map[int]error
+	batch   *mapping.Batch
+	tally   tally
+	start   time.Time
 }
 
-// reduce (re)builds p's batch from its messages.
-func (c *Consumer) reduce(p *pending) {
-	p.batch, p.tally = batchOf(c.cfg.GroupID, c.cfg.Policy, p.msgs, p.suppressed)
+// reduce (re)builds p's batch from its decoded messages, the refused ones
+// as dead letters.
+func (c *Consumer) reduce(p *pending, msgs []decoded) {
+	for i, err := range p.refused {
+		msgs[i].refused = err
+	}
+	p.batch, p.tally = batchOf(c.cfg.GroupID, c.cfg.Policy, msgs, p.suppressed)
 	if c.noPositions {
 		p.batch.Positions = nil
 	}
@@ -198,7 +205,7 @@ func (c *Consumer) batches(ctx, fctx context.Context, commit func([]mapping.Posi
 		applyStart := time.Now()
 		res, err := c.apply(ctx, fctx, &p, log)
 		if err != nil {
-			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", p.messages), zap.Error(err))
+			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", len(p.raw)), zap.Error(err))
 			for range ready { // let collect see fctx end and stop
 			}
 			return
@@ -211,7 +218,7 @@ func (c *Consumer) batches(ctx, fctx context.Context, commit func([]mapping.Posi
 				log.Debug("kafka offset commit failed (postgres holds the offsets)", zap.Error(err))
 			}
 		}
-		info := BatchInfo{Messages: p.messages, DeadLetters: len(p.batch.DeadLetters), Result: res, Positions: p.batch.Positions, Took: time.Since(p.start)}
+		info := BatchInfo{Messages: len(p.raw), DeadLetters: len(p.batch.DeadLetters), Result: res, Positions: p.batch.Positions, Took: time.Since(p.start)}
 		for _, d := range p.batch.DeadLetters {
 			log.Warn("dead letter", zap.Int("partition", d.Partition), zap.Int64("offset", d.Offset), zap.String("reason", d.Reason))
 		}
@@ -275,8 +282,8 @@ func (c *Consumer) collect(ctx context.Context, msgs <-chan kafka.Message, ready
 				return
 			}
 		}
-		p := pending{msgs: msgs, suppressed: suppressed, messages: len(buf), start: start}
-		c.reduce(&p)
+		p := pending{raw: buf, suppressed: suppressed, start: start}
+		c.reduce(&p, msgs)
 		select {
 		case ready <- p:
 		case <-ctx.Done():
@@ -298,7 +305,7 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 		m.proofs.WithLabelValues(string(r)).Add(float64(n))
 	}
 	m.clamped.Add(float64(p.tally.clamped))
-	m.batchSize.Observe(float64(p.messages))
+	m.batchSize.Observe(float64(len(p.raw)))
 	m.apply.Observe(took.Seconds())
 	m.documents.Add(float64(res.Documents))
 	for _, pos := range p.batch.Positions {

@@ -19,9 +19,10 @@ import (
 // partition is never stuck behind one. A transient error while trying ends
 // it, and the caller retries.
 func (c *Consumer) isolate(ctx context.Context, p *pending, cause error, log *zap.Logger) error {
+	msgs, _ := decodeAll(p.raw)
 	var candidates []int
-	for i, d := range p.msgs {
-		if d.err == nil && d.refused == nil {
+	for i, d := range msgs {
+		if d.err == nil && p.refused[i] == nil {
 			candidates = append(candidates, i)
 		}
 	}
@@ -33,7 +34,7 @@ func (c *Consumer) isolate(ctx context.Context, p *pending, cause error, log *za
 	c.metrics.splits.Inc()
 	log.Warn("batch refused by storage; splitting it to find the messages responsible",
 		zap.Int("messages", len(candidates)), zap.Error(cause))
-	s := splitter{c: c, ctx: ctx, p: p}
+	s := splitter{c: c, ctx: ctx, msgs: msgs, suppressed: p.suppressed}
 	found, err := s.culprits(candidates, cause)
 	if err != nil {
 		return err
@@ -43,10 +44,13 @@ func (c *Consumer) isolate(ctx context.Context, p *pending, cause error, log *za
 			return err
 		}
 	}
-	for _, f := range found {
-		p.msgs[f.index].refused = fmt.Errorf("storage refused it: %w", f.err)
+	if p.refused == nil {
+		p.refused = map[int]error{}
 	}
-	c.reduce(p)
+	for _, f := range found {
+		p.refused[f.index] = fmt.Errorf("storage refused it: %w", f.err)
+	}
+	c.reduce(p, msgs)
 	return nil
 }
 
@@ -56,20 +60,21 @@ type culprit struct {
 	err   error
 }
 
-// splitter tries parts of a pending batch.
+// splitter tries parts of a batch's decoded messages.
 type splitter struct {
-	c   *Consumer
-	ctx context.Context
-	p   *pending
+	c          *Consumer
+	ctx        context.Context
+	msgs       []decoded
+	suppressed map[string]bool
 }
 
 // try runs a trial of the batch made of these messages alone.
 func (s splitter) try(indexes []int) error {
 	msgs := make([]decoded, len(indexes))
 	for i, x := range indexes {
-		msgs[i] = s.p.msgs[x]
+		msgs[i] = s.msgs[x]
 	}
-	b, _ := batchOf(s.c.cfg.GroupID, s.c.cfg.Policy, msgs, s.p.suppressed)
+	b, _ := batchOf(s.c.cfg.GroupID, s.c.cfg.Policy, msgs, s.suppressed)
 	return s.c.store.TryBatch(s.ctx, b, s.c.cfg.Materializer)
 }
 
