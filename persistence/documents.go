@@ -169,11 +169,24 @@ func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, 
 }
 
 // writeDocuments rebuilds the visitors' documents and writes those that
-// changed.
+// changed, RefreshChunk visitors at a time: a change to a user or group with
+// very many live documents holds one chunk of states and documents in
+// memory, and sends statements of one chunk, however many it refreshes.
 func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer) (mapping.BatchResult, error) {
-	if len(anons) == 0 {
-		return mapping.BatchResult{}, nil
+	var res mapping.BatchResult
+	for chunk := range slices.Chunk(anons, s.refreshChunk) {
+		r, err := s.writeDocumentChunk(ctx, tx, chunk, m)
+		if err != nil {
+			return mapping.BatchResult{}, err
+		}
+		res.Documents += r.Documents
+		res.Visitors = append(res.Visitors, r.Visitors...)
 	}
+	return res, nil
+}
+
+// writeDocumentChunk rebuilds and writes the documents of some visitors.
+func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer) (mapping.BatchResult, error) {
 	st, err := loadState(ctx, tx, anons)
 	if err != nil {
 		return mapping.BatchResult{}, err

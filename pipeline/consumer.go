@@ -19,7 +19,12 @@ import (
 type Store interface {
 	// ApplyBatch commits the batch's effects, dead letters and positions in
 	// one transaction and rebuilds the documents it changed.
+	// An error wrapping mapping.ErrRejected says the batch's content was
+	// refused, which retrying cannot change; any other error is retried.
 	ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (mapping.BatchResult, error)
+	// TryBatch runs ApplyBatch's transaction and rolls it back, returning
+	// the error ApplyBatch would: how a refused batch's culprits are found.
+	TryBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) error
 	// OffsetsGet returns the stored next offset per partition of a group's
 	// topic.
 	OffsetsGet(ctx context.Context, group, topic string) (map[int]int64, error)
@@ -153,12 +158,31 @@ func (c *Consumer) startOffsets(ctx context.Context, assigned []kafka.PartitionA
 	return out, true
 }
 
-// pending is a decoded batch on its way to the store.
+// pending is a decoded batch on its way to the store. It keeps the raw
+// messages it was reduced from (not their decoded events, which take more
+// memory), so that it can be rebuilt without the messages the store
+// refuses (see isolate).
 type pending struct {
-	batch    *mapping.Batch
-	tally    tally
-	messages int
-	start    time.Time
+	raw        []kafka.Message
+	suppressed map[string]bool
+	// refused holds the store's errors for messages it refused, by index in
+	// raw.
+	refused map[int]error
+	batch   *mapping.Batch
+	tally   tally
+	start   time.Time
+}
+
+// reduce (re)builds p's batch from its decoded messages, the refused ones
+// as dead letters.
+func (c *Consumer) reduce(p *pending, msgs []decoded) {
+	for i, err := range p.refused {
+		msgs[i].refused = err
+	}
+	p.batch, p.tally = batchOf(c.cfg.GroupID, c.cfg.Policy, msgs, p.suppressed)
+	if c.noPositions {
+		p.batch.Positions = nil
+	}
 }
 
 // batches runs the two stages of a generation: collect decodes the next
@@ -179,9 +203,9 @@ func (c *Consumer) batches(ctx, fctx context.Context, commit func([]mapping.Posi
 	defer wg.Wait()
 	for p := range ready {
 		applyStart := time.Now()
-		res, err := c.apply(ctx, fctx, p.batch, log)
+		res, err := c.apply(ctx, fctx, &p, log)
 		if err != nil {
-			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", p.messages), zap.Error(err))
+			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", len(p.raw)), zap.Error(err))
 			for range ready { // let collect see fctx end and stop
 			}
 			return
@@ -194,7 +218,7 @@ func (c *Consumer) batches(ctx, fctx context.Context, commit func([]mapping.Posi
 				log.Debug("kafka offset commit failed (postgres holds the offsets)", zap.Error(err))
 			}
 		}
-		info := BatchInfo{Messages: p.messages, DeadLetters: len(p.batch.DeadLetters), Result: res, Positions: p.batch.Positions, Took: time.Since(p.start)}
+		info := BatchInfo{Messages: len(p.raw), DeadLetters: len(p.batch.DeadLetters), Result: res, Positions: p.batch.Positions, Took: time.Since(p.start)}
 		for _, d := range p.batch.DeadLetters {
 			log.Warn("dead letter", zap.Int("partition", d.Partition), zap.Int64("offset", d.Offset), zap.String("reason", d.Reason))
 		}
@@ -258,12 +282,10 @@ func (c *Consumer) collect(ctx context.Context, msgs <-chan kafka.Message, ready
 				return
 			}
 		}
-		b, t := batchOf(c.cfg.GroupID, c.cfg.Policy, msgs, suppressed)
-		if c.noPositions {
-			b.Positions = nil
-		}
+		p := pending{raw: buf, suppressed: suppressed, start: start}
+		c.reduce(&p, msgs)
 		select {
-		case ready <- pending{batch: b, tally: t, messages: len(buf), start: start}:
+		case ready <- p:
 		case <-ctx.Done():
 			return
 		}
@@ -283,7 +305,7 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 		m.proofs.WithLabelValues(string(r)).Add(float64(n))
 	}
 	m.clamped.Add(float64(p.tally.clamped))
-	m.batchSize.Observe(float64(p.messages))
+	m.batchSize.Observe(float64(len(p.raw)))
 	m.apply.Observe(took.Seconds())
 	m.documents.Add(float64(res.Documents))
 	for _, pos := range p.batch.Positions {
@@ -295,15 +317,24 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 
 // apply commits a batch, retrying with backoff while the generation lasts.
 // Each attempt may outlive ctx by ShutdownGrace, so a batch in flight at
-// shutdown can still commit.
-func (c *Consumer) apply(ctx, fctx context.Context, b *mapping.Batch, log *zap.Logger) (mapping.BatchResult, error) {
+// shutdown can still commit. When the store refuses the batch's content
+// (mapping.ErrRejected), the messages responsible become dead letters
+// (isolate) and the rest of the batch is committed with them.
+func (c *Consumer) apply(ctx, fctx context.Context, p *pending, log *zap.Logger) (mapping.BatchResult, error) {
 	var res mapping.BatchResult
 	err := c.retry(fctx, "apply batch", log, func() error {
 		actx, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
 		defer cancel()
-		var err error
-		res, err = c.store.ApplyBatch(actx, b, c.cfg.Materializer)
-		return err
+		for {
+			var err error
+			res, err = c.store.ApplyBatch(actx, p.batch, c.cfg.Materializer)
+			if !errors.Is(err, mapping.ErrRejected) {
+				return err
+			}
+			if err := c.isolate(actx, p, err, log); err != nil {
+				return err
+			}
+		}
 	})
 	return res, err
 }

@@ -17,6 +17,7 @@ type metrics struct {
 	skipped   prometheus.Counter
 	proofs    *prometheus.CounterVec
 	clamped   prometheus.Counter
+	splits    prometheus.Counter
 }
 
 // newMetrics registers the consumer's metrics with reg; a nil reg keeps them
@@ -64,8 +65,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "prechat_event_time_clamped_total",
 			Help: "Events whose claimed time lay outside EVENT_TIME_PAST/EVENT_TIME_FUTURE around their Kafka record time, applied at the record time instead.",
 		}),
+		splits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prechat_batch_splits_total",
+			Help: "Batches the store refused (content it cannot hold, not a transient failure) and that were split to find the messages responsible, which became dead letters.",
+		}),
 	}
-	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped, m.proofs, m.clamped)
+	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped, m.proofs, m.clamped, m.splits)
 	return m
 }
 
