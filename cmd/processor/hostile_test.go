@@ -85,7 +85,11 @@ func TestHostileInputNeverStallsAPartition(t *testing.T) {
 	store, dbURL := persistencetest.NewStore(t, nil)
 	proc := startProcessor(t, []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
 		"KAFKA_GROUP=" + pipelinetest.Name(t, "group"), "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON),
-		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk"}, "serve")
+		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk",
+		// This suite is about poison, not access: the hostile payloads are
+		// sent as they are, without a conversation secret (token_test.go
+		// and api's access tests cover DOCUMENT_ACCESS=token).
+		"DOCUMENT_ACCESS=anonymousId"}, "serve")
 	base := "http://" + proc.logAddr(t, "http listening", 30*time.Second)
 	admin := "http://" + proc.logAddr(t, "admin listening", 30*time.Second)
 	ctx := context.Background()
