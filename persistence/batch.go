@@ -67,13 +67,14 @@ func (s *Store) applyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Mat
 		if err := effects.send(ctx, tx); err != nil {
 			return fmt.Errorf("write effects: %w", err)
 		}
-		visitors, err := s.affectedVisitors(ctx, tx, b.State, m.TTL)
+		visitors, queued, err := s.affectedVisitors(ctx, tx, b.State, m.TTL)
 		if err != nil {
 			return err
 		}
 		if res, err = s.writeDocuments(ctx, tx, visitors, m); err != nil {
 			return err
 		}
+		res.Queued = queued
 		if err := notifyVisitors(ctx, tx, b, res.Visitors); err != nil {
 			return err
 		}

@@ -34,6 +34,13 @@ type Config struct {
 	// many live documents refreshes them in chunks of this size, within
 	// bounded memory. Default: 1000.
 	RefreshChunk int
+	// FanOutLimit is the most documents a batch refreshes in its own
+	// transaction. When a change to a shared user or group affects more,
+	// the batch refreshes only the visitors it touched itself and queues
+	// the rest (document_refreshes), which RefreshQueued works off a chunk
+	// per transaction: no batch needs one giant transaction or memory for
+	// every member of a large group. Default: 10000.
+	FanOutLimit int
 }
 
 // Store is Prechat's Postgres storage. It is safe for concurrent use.
@@ -42,6 +49,7 @@ type Store struct {
 	now          func() time.Time
 	beforeCommit func()
 	refreshChunk int
+	fanOutLimit  int
 }
 
 // Open creates a Store over a connection pool for databaseURL. It does not
@@ -70,7 +78,11 @@ func Open(ctx context.Context, databaseURL string, cfg *Config) (*Store, error) 
 	if chunk <= 0 {
 		chunk = 1000
 	}
-	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit, refreshChunk: chunk}, nil
+	fanOut := cfg.FanOutLimit
+	if fanOut <= 0 {
+		fanOut = 10000
+	}
+	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit, refreshChunk: chunk, fanOutLimit: fanOut}, nil
 }
 
 // Close closes every connection.

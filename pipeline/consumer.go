@@ -31,12 +31,19 @@ type Store interface {
 	// Suppressed returns which of ids are suppressed (processor forget):
 	// events naming them are dropped.
 	Suppressed(ctx context.Context, ids []string) (map[string]bool, error)
+	// RefreshQueued refreshes at most limit documents that batches queued
+	// for a later refresh (a change to a user or group with more live
+	// documents than one batch refreshes), in one transaction; the result's
+	// Queued says how many it took.
+	RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int) (mapping.BatchResult, error)
 }
 
 // Consumer applies a topic's events to a Store as a member of a consumer
 // group. See the package documentation for its delivery contract.
 type Consumer struct {
-	cfg     Config
+	cfg Config
+	// refreshNow wakes refreshLoop when a batch queued refreshes.
+	refreshNow chan struct{}
 	store   Store
 	log     *zap.Logger
 	metrics *metrics
@@ -58,7 +65,7 @@ func New(cfg Config, store Store) (*Consumer, error) {
 	}
 	cfg = cfg.withDefaults()
 	t := transport(cfg.Dialer)
-	return &Consumer{cfg: cfg, store: store, metrics: newMetrics(cfg.Registerer),
+	return &Consumer{cfg: cfg, store: store, metrics: newMetrics(cfg.Registerer), refreshNow: make(chan struct{}, 1),
 		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: t}, transport: t,
 		log: cfg.Logger.With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID))}, nil
 }
@@ -86,6 +93,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	defer group.Close()
 	defer c.transport.CloseIdleConnections()
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() { defer close(refreshed); c.refreshLoop(refreshCtx) }()
+	defer func() { stopRefresh(); <-refreshed }()
 	c.log.Info("consumer started", zap.Strings("brokers", c.cfg.Brokers))
 	for {
 		gen, err := group.Next(ctx)
@@ -98,6 +109,36 @@ func (c *Consumer) Run(ctx context.Context) error {
 			continue
 		}
 		c.runGeneration(ctx, gen)
+	}
+}
+
+// refreshLoop works off the refresh queue (see Store.RefreshQueued),
+// RefreshBatch documents per transaction, whenever a batch queued some and
+// every RefreshInterval (a queue another member or a replay filled).
+func (c *Consumer) refreshLoop(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.RefreshInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-c.refreshNow:
+		}
+		for ctx.Err() == nil {
+			res, err := c.store.RefreshQueued(ctx, c.cfg.Materializer, c.cfg.RefreshBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					c.metrics.retries.Inc()
+					c.log.Warn("refreshing queued documents failed; retrying", zap.Error(err))
+				}
+				break
+			}
+			c.metrics.documents.Add(float64(res.Documents))
+			if res.Queued < c.cfg.RefreshBatch {
+				break
+			}
+		}
 	}
 }
 
@@ -308,6 +349,13 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 	m.batchSize.Observe(float64(len(p.raw)))
 	m.apply.Observe(took.Seconds())
 	m.documents.Add(float64(res.Documents))
+	if res.Queued > 0 {
+		m.queued.Add(float64(res.Queued))
+		select {
+		case c.refreshNow <- struct{}{}:
+		default:
+		}
+	}
 	for _, pos := range p.batch.Positions {
 		if hw, ok := p.tally.highWaters[pos.Partition]; ok && hw > 0 {
 			m.setLag(pos.Topic, pos.Partition, hw-pos.NextOffset)
