@@ -44,9 +44,9 @@ type Consumer struct {
 	cfg Config
 	// refreshNow wakes refreshLoop when a batch queued refreshes.
 	refreshNow chan struct{}
-	store   Store
-	log     *zap.Logger
-	metrics *metrics
+	store      Store
+	log        *zap.Logger
+	metrics    *metrics
 	// client fetches the partitions (see fetch) over transport.
 	client    *kafka.Client
 	transport *kafka.Transport
