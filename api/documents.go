@@ -34,7 +34,7 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error(), 0)
 		return
 	}
-	if ok, retry := s.limiter.allow(clientIP(r, s.cfg.ClientIPHeader)); !ok {
+	if ok, retry := s.limiter.allow(s.clientKey(r)); !ok {
 		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests", retry)
 		return
 	}
