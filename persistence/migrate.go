@@ -2,9 +2,13 @@ package persistence
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/prechat/prechat/migrations"
@@ -69,12 +73,60 @@ func (s *Store) MigrationStatus(ctx context.Context) (MigrationStatus, error) {
 	return st, err
 }
 
+// withMigrator runs fn with a tern migrator on a pooled connection whose
+// statement and lock timeouts are lifted meanwhile: a migration may build
+// an index for minutes, and waits on tern's advisory lock for another
+// migrate run to finish.
+// SchemaVersion reports the database's schema version against the
+// binary's with one query, without tern's migrator (which creates its
+// table and takes an advisory lock): for start-up and readiness checks.
+// Migrations is left empty.
+func (s *Store) SchemaVersion(ctx context.Context) (MigrationStatus, error) {
+	st := MigrationStatus{Latest: latestMigration}
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM prechat_schema_version`).Scan(&st.Current) // VersionTable
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table: never migrated
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("read schema version: %w", err)
+	}
+	return st, nil
+}
+
+// latestMigration is the version of the newest embedded migration: the
+// number its file name starts with, as tern reads it.
+var latestMigration = func() int32 {
+	names, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		panic(err)
+	}
+	var latest int32
+	for _, n := range names {
+		digits, _, _ := strings.Cut(n, "_")
+		v, err := strconv.ParseInt(digits, 10, 32)
+		if err != nil {
+			panic(fmt.Sprintf("migration %s: its name does not start with a version number", n))
+		}
+		latest = max(latest, int32(v))
+	}
+	return latest
+}()
+
 func (s *Store) withMigrator(ctx context.Context, fn func(*migrate.Migrator) error) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to postgres: %w", err)
 	}
 	defer conn.Release()
+	if err := (sessionTimeouts{"0", "0", s.session.idleInTransaction}).set(ctx, conn.Conn()); err != nil {
+		return err
+	}
+	defer func() {
+		if s.session.set(context.WithoutCancel(ctx), conn.Conn()) != nil {
+			_ = conn.Conn().Close(context.WithoutCancel(ctx)) // the pool drops a closed connection
+		}
+	}()
 	m, err := migrate.NewMigrator(ctx, conn.Conn(), VersionTable)
 	if err != nil {
 		return fmt.Errorf("prepare migrator: %w", err)
