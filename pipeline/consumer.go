@@ -86,6 +86,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		gen, err := group.Next(ctx)
 		if ctx.Err() != nil {
 			c.log.Info("consumer stopping")
+			c.metrics.keepLag(c.cfg.Topic, nil)
 			return nil
 		}
 		if err != nil {
@@ -106,6 +107,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		ids[i] = a.ID
 	}
 	log.Info("partitions assigned", zap.Ints("partitions", ids))
+	c.metrics.keepLag(c.cfg.Topic, ids)
 	done := make(chan struct{})
 	gen.Start(func(genCtx context.Context) {
 		defer close(done)
@@ -121,7 +123,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		if !ok {
 			return
 		}
-		c.runLanes(ctx, fctx, offsets, nil, commitTo(gen), log)
+		c.runLanes(fctx, offsets, nil, commitTo(gen), log)
 	})
 	<-done
 	log.Info("generation ended")
@@ -169,20 +171,20 @@ func commitTo(gen *kafka.Generation) func([]mapping.Position) error {
 	return func(ps []mapping.Position) error { return gen.CommitOffsets(commitMap(ps)) }
 }
 
-func (c *Consumer) batches(ctx, fctx context.Context, commit func([]mapping.Position) error, msgs <-chan kafka.Message, log *zap.Logger) {
+func (c *Consumer) batches(ctx context.Context, commit func([]mapping.Position) error, msgs <-chan kafka.Message, log *zap.Logger) {
 	ready := make(chan pending)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(ready)
-		c.collect(fctx, msgs, ready)
+		c.collect(ctx, msgs, ready)
 	})
 	defer wg.Wait()
 	for p := range ready {
 		applyStart := time.Now()
-		res, err := c.apply(ctx, fctx, p.batch, log)
+		res, err := c.apply(ctx, p.batch, log)
 		if err != nil {
 			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", p.messages), zap.Error(err))
-			for range ready { // let collect see fctx end and stop
+			for range ready { // let collect see ctx end and stop
 			}
 			return
 		}
@@ -289,12 +291,14 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 	}
 }
 
-// apply commits a batch, retrying with backoff while the generation lasts.
-// Each attempt may outlive ctx by ShutdownGrace, so a batch in flight at
-// shutdown can still commit.
-func (c *Consumer) apply(ctx, fctx context.Context, b *mapping.Batch, log *zap.Logger) (mapping.BatchResult, error) {
+// apply commits a batch, retrying with backoff while ctx (the generation,
+// within the consumer's run) lasts. Each attempt may outlive ctx by
+// ShutdownGrace, so a batch in flight at a shutdown or a rebalance can
+// still commit; then it is cancelled, so that a Postgres that does not
+// answer cannot keep the member from leaving its generation.
+func (c *Consumer) apply(ctx context.Context, b *mapping.Batch, log *zap.Logger) (mapping.BatchResult, error) {
 	var res mapping.BatchResult
-	err := c.retry(fctx, "apply batch", log, func() error {
+	err := c.retry(ctx, "apply batch", log, func() error {
 		actx, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
 		defer cancel()
 		var err error
