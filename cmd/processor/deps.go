@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -40,11 +41,24 @@ func openDeps(ctx context.Context, cfg *Config, needs ...string) (*deps, error) 
 	if slices.Contains(needs, "db") {
 		if d.store, err = persistence.Open(ctx, cfg.DatabaseURL, &persistence.Config{
 			// A connection per apply lane beside the API's, the listener and the expiry loop.
-			MaxConns: int32(8 + cfg.ApplyLanes), BeforeCommit: failpoint("kill-in-transaction")}); err != nil {
+			MaxConns:                 int32(8 + cfg.ApplyLanes),
+			StatementTimeout:         noneIfZero(cfg.DatabaseStatementTimeout),
+			LockTimeout:              noneIfZero(cfg.DatabaseLockTimeout),
+			IdleInTransactionTimeout: noneIfZero(cfg.DatabaseIdleInTransactionTimeout),
+			BeforeCommit:             failpoint("kill-in-transaction")}); err != nil {
 			return nil, usageError{fmt.Errorf("DATABASE_URL: %w", err)}
 		}
 	}
 	return d, nil
+}
+
+// noneIfZero maps a timeout variable's 0 (none) to persistence's negative
+// (none; its 0 is the default).
+func noneIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func (d *deps) close() {

@@ -65,8 +65,11 @@ func migrateCmd(ctx context.Context, args, environ []string, stdout, stderr io.W
 // errSchemaBehind is returned by serve when migrations are pending.
 var errSchemaBehind = errors.New("the database schema is behind this binary: run processor migrate")
 
+// checkSchema fails when the database's schema is behind the binary. It
+// reads the version with one query (persistence.SchemaVersion): no
+// migrator, no migration lock.
 func checkSchema(ctx context.Context, store *persistence.Store) error {
-	st, err := store.MigrationStatus(ctx)
+	st, err := store.SchemaVersion(ctx)
 	if err != nil {
 		return err
 	}

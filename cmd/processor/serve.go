@@ -98,7 +98,7 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 			return run(ctx)
 		}
 	}
-	return append(roles, adminRole(cfg, &readiness{store: store, dialer: dialer, cfg: cfg}, reg, log.Named("admin"))), nil
+	return append(roles, adminRole(cfg, newReadiness(cfg, store, dialer), reg, log.Named("admin"))), nil
 }
 
 // runAll runs the roles until ctx is cancelled or one fails; a failure
@@ -153,9 +153,16 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 	if scriptURL == "" {
 		scriptURL = settings.ScriptURL()
 	}
-	rate := cfg.RateLimit
+	rate, ingestRate := cfg.RateLimit, cfg.IngestRateLimit
 	if rate == 0 {
 		rate = -1 // 0 disables the limit
+	}
+	if ingestRate == 0 {
+		ingestRate = -1
+	}
+	trusted, err := api.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 	server, err := api.New(api.Config{
 		AllowedOrigins:      cfg.AllowedOrigins,
@@ -164,7 +171,13 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 		MaxWaiters:          cfg.MaxWaiters,
 		RateLimit:           rate,
 		RateBurst:           int(4*rate) + 1,
+		IngestRateLimit:     ingestRate,
+		IngestRateBurst:     int(4*ingestRate) + 1,
+		MaxClients:          cfg.RateLimitClients,
 		ClientIPHeader:      cfg.ClientIPHeader,
+		TrustedProxies:      trusted,
+		MaxIngestRequests:   cfg.MaxIngestRequests,
+		MaxIngestBytes:      cfg.MaxIngestBytes,
 		Registerer:          reg,
 		Logger:              log,
 	}, store, hub, producer)
@@ -175,7 +188,7 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 	if extra != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/v1/", server)
-		mux.Handle("/", extra)
+		mux.Handle("/", api.SecureHeaders(extra))
 		handler = mux
 	}
 	httpServer := &http.Server{
