@@ -91,6 +91,25 @@ func TestIngestSlowBodyTimesOutAndFreesItsSlot(t *testing.T) {
 	}
 }
 
+// TestIngestCapsRequestsPerClient: one client's slow bodies hold at most
+// MaxIngestRequestsPerClient slots; its next request gets 429, another
+// client's goes through.
+func TestIngestCapsRequestsPerClient(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{MaxIngestRequestsPerClient: 2, IngestReadTimeout: time.Minute, ClientIPHeader: "X-Forwarded-For"}})
+	slow := map[string]string{"Authorization": basicAuth(testWriteKey), "X-Forwarded-For": "192.0.2.1"}
+	s.slowPost("/v1/t", slow, 1000, `{"event":`)
+	s.slowPost("/v1/t", slow, 1000, `{"event":`)
+	time.Sleep(100 * time.Millisecond)
+	if r := s.do("POST", "/v1/t", `{"event":"e","anonymousId":"a"}`, slow); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("a third request of the client holding two: %d %v %s", r.status, r.header, r.body)
+	}
+	other := map[string]string{"Authorization": basicAuth(testWriteKey), "X-Forwarded-For": "192.0.2.2"}
+	if r := s.do("POST", "/v1/t", `{"event":"e","anonymousId":"a"}`, other); r.status != http.StatusOK {
+		t.Fatalf("another client: %d %s", r.status, r.body)
+	}
+}
+
 // TestIngestCapsBytesInFlight: requests reserve their Content-Length (or
 // their size limit when it is unknown) from MaxIngestBytes; one that does
 // not fit gets 503, a smaller one that fits goes through.

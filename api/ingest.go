@@ -49,10 +49,12 @@ func badRequest(format string, args ...any) error {
 
 var errUnauthorized = &ingestError{status: http.StatusUnauthorized, code: "unauthorized", msg: "unknown or missing write key"}
 
-// ingestLimits bound the ingest's work: per client, and per process the
-// concurrent requests and the body bytes they hold.
+// ingestLimits bound the ingest's work: per client its rate and its
+// concurrent requests, per process the concurrent requests and the body
+// bytes they hold.
 type ingestLimits struct {
 	perClient *rateLimiter
+	clients   *clientSlots
 	requests  semaphore
 	bytes     *byteBudget
 }
@@ -102,7 +104,8 @@ func (s *Server) ingestRequest(w http.ResponseWriter, r *http.Request, typ strin
 		_ = r.Body.Close()
 		return 0, err
 	}
-	if ok, retry := s.ingests.perClient.allow(s.clientKey(r)); !ok {
+	client := s.clientKey(r)
+	if ok, retry := s.ingests.perClient.allow(client); !ok {
 		return refuse(&ingestError{http.StatusTooManyRequests, "rate_limited", "too many requests", retry})
 	}
 	key, basic := basicAuthKey(r)
@@ -116,6 +119,10 @@ func (s *Server) ingestRequest(w http.ResponseWriter, r *http.Request, typ strin
 	if r.ContentLength > int64(limit) {
 		return refuse(tooLarge(limit))
 	}
+	if !s.ingests.clients.tryAcquire(client) {
+		return refuse(&ingestError{http.StatusTooManyRequests, "rate_limited", "too many ingest requests at once from this client", 1})
+	}
+	defer s.ingests.clients.release(client)
 	if !s.ingests.requests.tryAcquire() {
 		return refuse(&ingestError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "too many ingest requests at once; retry"})
 	}

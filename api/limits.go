@@ -94,6 +94,38 @@ func (s semaphore) tryAcquire() bool {
 
 func (s semaphore) release() { <-s }
 
+// clientSlots bounds each client's concurrent requests of a kind. It holds
+// only the clients with a request in flight.
+type clientSlots struct {
+	max int
+
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newClientSlots(max int) *clientSlots { return &clientSlots{max: max, n: map[string]int{}} }
+
+// tryAcquire takes one of client's slots, or reports false when it holds
+// them all.
+func (c *clientSlots) tryAcquire(client string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[client] >= c.max {
+		return false
+	}
+	c.n[client]++
+	return true
+}
+
+// release gives back a slot that tryAcquire took.
+func (c *clientSlots) release(client string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[client]--; c.n[client] <= 0 {
+		delete(c.n, client)
+	}
+}
+
 // byteBudget bounds the bytes held at once by requests of a kind.
 type byteBudget struct {
 	max  int64

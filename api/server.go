@@ -100,6 +100,10 @@ type Config struct {
 	// MaxIngestRequests bounds concurrent ingest requests; beyond it they
 	// get 503 with Retry-After. Default: 128.
 	MaxIngestRequests int
+	// MaxIngestRequestsPerClient bounds one client's concurrent ingest
+	// requests, so that one sender of slow bodies cannot hold the
+	// process's; beyond it they get 429 with Retry-After. Default: 8.
+	MaxIngestRequestsPerClient int
 	// MaxIngestBytes bounds the body bytes ingest requests hold at once (a
 	// request reserves its Content-Length, or its size limit when the
 	// length is unknown or the body is gzipped); beyond it they get 503
@@ -153,6 +157,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxIngestRequests <= 0 {
 		c.MaxIngestRequests = 128
+	}
+	if c.MaxIngestRequestsPerClient <= 0 {
+		c.MaxIngestRequestsPerClient = 8
 	}
 	def(&c.IngestReadTimeout, 10*time.Second)
 	if c.MaxEventBytes <= 0 {
@@ -214,6 +221,7 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 		ingests: ingestLimits{
 			perClient: newRateLimiter(cfg.IngestRateLimit, cfg.IngestRateBurst, cfg.MaxClients, cfg.Now),
 			requests:  make(semaphore, cfg.MaxIngestRequests),
+			clients:   newClientSlots(cfg.MaxIngestRequestsPerClient),
 			bytes:     &byteBudget{max: cfg.MaxIngestBytes},
 		},
 		cache:    newDocCache(cfg.CacheSize),

@@ -145,6 +145,7 @@ func TestHostileLimitsConfiguration(t *testing.T) {
 		"TRUSTED_PROXIES=0":                      "TRUSTED_PROXIES: 0 is not a proxy count from 1 to 16",
 		"MAX_INGEST_BYTES=1000":                  "MAX_INGEST_BYTES: 1000 must be at least 512000",
 		"MAX_INGEST_REQUESTS=0":                  "MAX_INGEST_REQUESTS: 0 must be at least 1",
+		"MAX_INGEST_REQUESTS_PER_CLIENT=200":     "MAX_INGEST_REQUESTS_PER_CLIENT: 200 is not between 1 and MAX_INGEST_REQUESTS (128)",
 		"INGEST_RATE_LIMIT=-1":                   "INGEST_RATE_LIMIT: -1 must not be negative",
 		"RATE_LIMIT_CLIENTS=10":                  "RATE_LIMIT_CLIENTS: 10 must be at least 1000",
 		"DATABASE_STATEMENT_TIMEOUT=10ms":        "DATABASE_STATEMENT_TIMEOUT: 10ms must be 0 (none) or at least 1s",

@@ -94,6 +94,8 @@ type Config struct {
 	IngestRateLimit float64 `env:"INGEST_RATE_LIMIT" envDefault:"50"`
 	// MaxIngestRequests bounds concurrent ingest requests.
 	MaxIngestRequests int `env:"MAX_INGEST_REQUESTS" envDefault:"128"`
+	// MaxIngestRequestsPerClient bounds one client's concurrent ingest requests.
+	MaxIngestRequestsPerClient int `env:"MAX_INGEST_REQUESTS_PER_CLIENT" envDefault:"8"`
 	// MaxIngestBytes bounds the body bytes ingest requests hold at once.
 	MaxIngestBytes int64 `env:"MAX_INGEST_BYTES" envDefault:"33554432"`
 
@@ -309,6 +311,8 @@ func (c *Config) validateIngestLimits() error {
 		return fmt.Errorf("INGEST_RATE_LIMIT: %v must not be negative", c.IngestRateLimit)
 	case c.MaxIngestRequests < 1:
 		return fmt.Errorf("MAX_INGEST_REQUESTS: %d must be at least 1", c.MaxIngestRequests)
+	case c.MaxIngestRequestsPerClient < 1 || c.MaxIngestRequestsPerClient > c.MaxIngestRequests:
+		return fmt.Errorf("MAX_INGEST_REQUESTS_PER_CLIENT: %d is not between 1 and MAX_INGEST_REQUESTS (%d)", c.MaxIngestRequestsPerClient, c.MaxIngestRequests)
 	case c.MaxIngestBytes < minIngestBytes:
 		return fmt.Errorf("MAX_INGEST_BYTES: %d must be at least %d, the largest batch body", c.MaxIngestBytes, minIngestBytes)
 	}

@@ -165,21 +165,22 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 	server, err := api.New(api.Config{
-		AllowedOrigins:      cfg.AllowedOrigins,
-		WriteKeys:           cfg.WriteKeys,
-		DeploymentScriptURL: scriptURL,
-		MaxWaiters:          cfg.MaxWaiters,
-		RateLimit:           rate,
-		RateBurst:           int(4*rate) + 1,
-		IngestRateLimit:     ingestRate,
-		IngestRateBurst:     int(4*ingestRate) + 1,
-		MaxClients:          cfg.RateLimitClients,
-		ClientIPHeader:      cfg.ClientIPHeader,
-		TrustedProxies:      trusted,
-		MaxIngestRequests:   cfg.MaxIngestRequests,
-		MaxIngestBytes:      cfg.MaxIngestBytes,
-		Registerer:          reg,
-		Logger:              log,
+		AllowedOrigins:             cfg.AllowedOrigins,
+		WriteKeys:                  cfg.WriteKeys,
+		DeploymentScriptURL:        scriptURL,
+		MaxWaiters:                 cfg.MaxWaiters,
+		RateLimit:                  rate,
+		RateBurst:                  int(4*rate) + 1,
+		IngestRateLimit:            ingestRate,
+		IngestRateBurst:            int(4*ingestRate) + 1,
+		MaxClients:                 cfg.RateLimitClients,
+		ClientIPHeader:             cfg.ClientIPHeader,
+		TrustedProxies:             trusted,
+		MaxIngestRequests:          cfg.MaxIngestRequests,
+		MaxIngestRequestsPerClient: cfg.MaxIngestRequestsPerClient,
+		MaxIngestBytes:             cfg.MaxIngestBytes,
+		Registerer:                 reg,
+		Logger:                     log,
 	}, store, hub, producer)
 	if err != nil {
 		return nil, err
