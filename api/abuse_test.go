@@ -15,7 +15,8 @@ func TestNotFoundAnswersDoNotTellUnknownFromExpired(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	old := time.Now().Add(-31 * time.Minute).UTC().Format(time.RFC3339Nano)
-	s.produce(`{"type":"track","messageId":"old-c","anonymousId":"expired-visitor","event":"Live Chat Conversation Started","timestamp":"` + old + `"}`)
+	s.produce(`{"type":"track","messageId":"old-c","anonymousId":"expired-visitor","event":"Live Chat Conversation Started","timestamp":"` + old +
+		`","context":{"prechat":{"tokenHash":"` + tokenHash(secretOf("expired-visitor")) + `"}}}`)
 	// Applied, and left no document (it expired before it was applied).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -31,8 +32,8 @@ func TestNotFoundAnswersDoNotTellUnknownFromExpired(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	unknown := s.do("GET", "/v1/prechat/never-seen", "", nil)
-	expired := s.do("GET", "/v1/prechat/expired-visitor", "", nil)
+	unknown := s.get("never-seen", "")
+	expired := s.get("expired-visitor", "")
 	if unknown.status != http.StatusNotFound || expired.status != http.StatusNotFound {
 		t.Fatalf("statuses %d and %d, want 404", unknown.status, expired.status)
 	}

@@ -46,8 +46,11 @@ func TestAnalyticsGoClientDrivesTheWholePath(t *testing.T) {
 			Traits: analytics.NewTraits().SetEmail("grace@example.com").SetFirstName("Grace").SetLastName("Hopper").Set("shoeSize", 9)},
 		analytics.Group{MessageId: "go-group", AnonymousId: "go-visitor", UserId: "go-user", GroupId: "navy", Timestamp: now,
 			Traits: analytics.NewTraits().Set("website", "navy.test").Set("revenue", 42)},
+		// The site's server made the conversation secret and sends its hash;
+		// the page presents the secret (prechat.start({token})).
 		analytics.Track{MessageId: "go-start", AnonymousId: "go-visitor", UserId: "go-user", Event: "Live Chat Conversation Started", Timestamp: now,
-			Properties: analytics.NewProperties().Set("caseStatus", "Escalated").Set("subject", "COBOL")},
+			Properties: analytics.NewProperties().Set("caseStatus", "Escalated").Set("subject", "COBOL"),
+			Context:    &analytics.Context{Extra: map[string]any{"prechat": map[string]any{"tokenHash": tokenHash(secretOf("go-visitor"))}}}},
 	}
 	for _, m := range msgs {
 		if err := client.Enqueue(m); err != nil {
@@ -61,7 +64,7 @@ func TestAnalyticsGoClientDrivesTheWholePath(t *testing.T) {
 		t.Fatalf("analytics-go delivered %d, failures %v", cb.ok, cb.failures)
 	}
 
-	r := s.do("GET", "/v1/prechat/go-visitor?wait=20&after=go-identify,go-group,go-start", "", nil)
+	r := s.get("go-visitor", "?wait=20&after=go-identify,go-group,go-start")
 	if r.status != http.StatusOK {
 		t.Fatalf("document: %d %s", r.status, r.body)
 	}

@@ -62,8 +62,17 @@ func percentile(lat []time.Duration, p int) time.Duration {
 }
 
 // getOK fetches url with client and fails unless it answers 200.
-func getOK(client *http.Client, url string) error {
-	res, err := client.Get(url)
+// getOK fetches url, presenting token as the conversation secret when it
+// is not empty, and wants 200.
+func getOK(client *http.Client, url, token string) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set(api.TokenHeader, token)
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -84,7 +93,7 @@ func BenchmarkFetch(b *testing.B) {
 	s := newStack(b, stackOptions{api: api.Config{RateLimit: -1}})
 	identify, group, start := visitorEvents("bench-visitor", time.Now())
 	s.produce(identify, group, start)
-	r := s.do("GET", "/v1/prechat/bench-visitor?wait=20&after=bench-visitor-c,bench-visitor-i,bench-visitor-g", "", nil)
+	r := s.get("bench-visitor", "?wait=20&after=bench-visitor-c,bench-visitor-i,bench-visitor-g")
 	if r.status != http.StatusOK {
 		b.Fatalf("document: %d", r.status)
 	}
@@ -105,15 +114,15 @@ func BenchmarkFetch(b *testing.B) {
 	const conc = 32
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
 	for range b.N {
-		baseRate, baseP50, baseP99, err := load(conc, 3*time.Second, func(int) error { return getOK(client, static.URL) })
+		baseRate, baseP50, baseP99, err := load(conc, 3*time.Second, func(int) error { return getOK(client, static.URL, "") })
 		if err != nil {
 			b.Fatal(err)
 		}
-		rate, p50, p99, err := load(conc, 3*time.Second, func(int) error { return getOK(client, s.url+"/v1/prechat/bench-visitor") })
+		rate, p50, p99, err := load(conc, 3*time.Second, func(int) error { return getOK(client, s.url+"/v1/prechat/bench-visitor", secretOf("bench-visitor")) })
 		if err != nil {
 			b.Fatal(err)
 		}
-		missRate, missP50, missP99, err := load(conc, 3*time.Second, func(int) error { return getOK(client, miss.URL+"/v1/prechat/bench-visitor") })
+		missRate, missP50, missP99, err := load(conc, 3*time.Second, func(int) error { return getOK(client, miss.URL+"/v1/prechat/bench-visitor", secretOf("bench-visitor")) })
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -220,7 +229,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			anon := fmt.Sprintf("e2e-%d-%d", v, time.Now().UnixNano())
 			got := make(chan time.Time, 1)
 			go func() {
-				if err := getOK(client, s.url+"/v1/prechat/"+anon+"?wait=10&after="+anon+"-c"); err != nil {
+				if err := getOK(client, s.url+"/v1/prechat/"+anon+"?wait=10&after="+anon+"-c", secretOf(anon)); err != nil {
 					b.Error(err)
 				}
 				got <- time.Now()
@@ -228,8 +237,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 			for s.hub.Waiters() == 0 {
 				time.Sleep(100 * time.Microsecond)
 			}
-			body := fmt.Sprintf(`{"event":%q,"anonymousId":%q,"messageId":"%s-c","properties":{"subject":"Help"},"writeKey":%q}`,
-				mapping.ConversationStarted, anon, anon, testWriteKey)
+			body := fmt.Sprintf(`{"event":%q,"anonymousId":%q,"messageId":"%s-c","properties":{"subject":"Help"},"context":{"prechat":{"tokenHash":%q}},"writeKey":%q}`,
+				mapping.ConversationStarted, anon, anon, tokenHash(secretOf(anon)), testWriteKey)
 			if err := post("/v1/t", body); err != nil {
 				b.Fatal(err)
 			}

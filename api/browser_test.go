@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/prechat/prechat/api"
 	"github.com/prechat/prechat/browsertest"
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
@@ -56,6 +58,7 @@ func TestBrowserConversationStart(t *testing.T) {
 			}
 
 			assertSecondStartChangesNothing(t, b, s, "liveagent calls", `window.__liveagentCalls`, originalCalls)
+			assertSecretOnlyInFetch(t, s)
 
 			// Events went to the local ingest, and nothing left the local server.
 			rs := b.Requests()
@@ -91,7 +94,17 @@ func TestBrowserStart(t *testing.T) {
 	if got != anon {
 		t.Errorf("prechat.anonymousId() = %q, want %q", got, anon)
 	}
-	doc := browsertest.Eval[map[string]any](b, `prechat.start({after: ['`+anon+`-i', '`+anon+`-g', '`+anon+`-c']})`, chromedp.EvalAwaitPromise)
+	// The conversation start was sent server-side with the hash of a secret
+	// the page holds: without the secret there is no document, with it
+	// there is.
+	after := `after: ['` + anon + `-i', '` + anon + `-g', '` + anon + `-c']`
+	if doc := b.Eval(`prechat.start({wait: 1, `+after+`})`, chromedp.EvalAwaitPromise); string(doc) != "null" {
+		t.Errorf("start() without the secret resolved to %s", doc)
+	}
+	if errs := browsertest.Eval[[]string](b, `window.__prechatErrors.splice(0)`); len(errs) != 1 || !strings.Contains(errs[0], "no pre-chat document") {
+		t.Errorf("onError got %q, want one error about the missing document", errs)
+	}
+	doc := browsertest.Eval[map[string]any](b, `prechat.start({token: '`+secretOf(anon)+`', `+after+`})`, chromedp.EvalAwaitPromise)
 	if doc["anonymousId"] != anon || doc["complete"] != true {
 		t.Errorf("start() resolved to %v", doc)
 	}
@@ -158,7 +171,7 @@ func TestBrowserDeploymentMissing(t *testing.T) {
 		t.Errorf("typeof liveagent = %q", typ)
 	}
 
-	doc := b.Eval(`prechat.start({anonymousId: '`+anon+`', after: ['`+anon+`-c'], wait: 10})`, chromedp.EvalAwaitPromise)
+	doc := b.Eval(`prechat.start({anonymousId: '`+anon+`', token: '`+secretOf(anon)+`', after: ['`+anon+`-c'], wait: 10})`, chromedp.EvalAwaitPromise)
 	browsertest.AssertJSON(t, "start() without liveagent", doc, `null`)
 	errs = browsertest.Eval[[]string](b, `window.__prechatErrors`)
 	if len(errs) != 2 || !strings.Contains(errs[1], "no liveagent") {
@@ -257,6 +270,7 @@ func TestBrowserEmbeddedChat(t *testing.T) {
 			}
 
 			assertSecondStartChangesNothing(t, b, s, "embedded_svc calls", `window.__eswLog`, want)
+			assertSecretOnlyInFetch(t, s)
 			rs := b.Requests()
 			if !slices.ContainsFunc(rs, func(r browsertest.Request) bool { return r.URL == s.url+"/v1/prechat.js?product=embeddedChat" }) {
 				t.Errorf("the embeddedChat variant was not loaded; requests: %v", rs)
@@ -301,6 +315,7 @@ func TestBrowserMessaging(t *testing.T) {
 			browsertest.AssertJSON(t, "prechatAPI calls before ready or after the start", b.Eval(`window.__messagingViolations`), `[]`)
 
 			assertSecondStartChangesNothing(t, b, s, "Messaging for Web calls", `window.__messagingLog`, c.want)
+			assertSecretOnlyInFetch(t, s)
 			if slices.ContainsFunc(b.Requests(), func(r browsertest.Request) bool { return strings.HasSuffix(r.URL, "deployment.js") }) {
 				t.Errorf("deployment.js was loaded on a Messaging for Web page; requests: %v", b.Requests())
 			}
@@ -572,7 +587,58 @@ func requireBrowserDeps(t *testing.T) {
 func browserPage(t *testing.T) (*stack, *browsertest.Browser) {
 	t.Helper()
 	requireBrowserDeps(t)
-	return newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()}), newBrowser(t)
+	return newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes(), record: true}), newBrowser(t)
+}
+
+// assertSecretOnlyInFetch checks, on what the API received from the page
+// (stackOptions.record) and what the ingest produced, that each
+// conversation start that analytics-next sent carried the hash of a new
+// secret (context.prechat.tokenHash), that the document fetch presented the
+// first start's secret in X-Prechat-Token, and that no secret is in any
+// event body, URL or Kafka message.
+func assertSecretOnlyInFetch(t *testing.T, s *stack) {
+	t.Helper()
+	var hashes, secrets []string
+	var bodies [][]byte
+	for _, r := range s.recorded() {
+		bodies = append(bodies, []byte(r.path+"?"+r.query), r.body)
+		if r.method == http.MethodGet && strings.HasPrefix(r.path, "/v1/prechat/") && r.token != "" {
+			secrets = append(secrets, r.token)
+		}
+		if r.method != http.MethodPost || len(r.body) == 0 {
+			continue
+		}
+		var e struct {
+			Event   string `json:"event"`
+			Context struct {
+				Prechat struct {
+					TokenHash string `json:"tokenHash"`
+				} `json:"prechat"`
+			} `json:"context"`
+		}
+		if err := json.Unmarshal(r.body, &e); err == nil && e.Event == mapping.ConversationStarted {
+			hashes = append(hashes, e.Context.Prechat.TokenHash)
+		}
+	}
+	for _, m := range s.topicMessages() {
+		bodies = append(bodies, m.Value)
+	}
+	if len(hashes) != 2 || hashes[0] == hashes[1] || len(hashes[0]) != 64 {
+		t.Fatalf("the two conversation starts carried token hashes %q, want two different SHA-256s", hashes)
+	}
+	if len(secrets) == 0 {
+		t.Fatalf("no document fetch presented %s", api.TokenHeader)
+	}
+	for _, secret := range secrets {
+		if tokenHash(secret) != hashes[0] || len(secret) != 64 {
+			t.Errorf("the fetch presented %q, whose hash %s is not the first start's %s (or it is not 256 bits of hex)", secret, tokenHash(secret), hashes[0])
+		}
+		for _, b := range bodies {
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("the secret %s reached an event body, URL or Kafka message: %s", secret, b)
+			}
+		}
+	}
 }
 
 // newBrowser starts Chromium for the test; a wait that times out shows
@@ -620,6 +686,7 @@ func browserRoutes() map[string]http.Handler {
 		"GET /test/late.html":         file("late.html"),
 		"GET /test/embedded.html":     file("embedded.html"),
 		"GET /test/messaging.html":    file("messaging.html"),
+		"GET /test/verified.html":     file("verified.html"),
 		"GET /test/esw.js":            standIn("esw.js"),
 		"GET /test/bootstrap.js":      standIn("bootstrap.js"),
 		"GET /test/analytics.js":      file("build/analytics.js"),

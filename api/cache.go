@@ -6,26 +6,40 @@ import (
 	"time"
 )
 
-// docCache keeps recently served documents in memory. Entries are dropped
-// when a notification names their visitor (Notifier.Watch), and never
-// served past their expiresAt. A document read from storage is only cached
-// if no invalidation happened since the read began (epoch), so a read that
-// raced with a change cannot pin the old document.
+// absentTTL bounds how long the answer "no document" is cached. A
+// notification naming the visitor (or the listener's reconnection) drops it
+// long before in practice; the bound only limits the harm of a notification
+// that never came.
+const absentTTL = time.Minute
+
+// docCache keeps recent storage answers in memory: documents with their
+// token hashes, and the absence of a document, so that the long-polls of
+// unknown visitors do not query Postgres at every recheck. Entries are
+// dropped when a notification names their visitor (Notifier.Watch); a
+// document is never served past its expiresAt, an absence for at most
+// absentTTL. An answer read from storage is only cached if no invalidation
+// happened since the read began (epoch), so a read that raced with a change
+// cannot pin the old answer. Documents and absences are bounded separately,
+// each by max, so floods of unknown ids never push documents out.
 type docCache struct {
 	max int
 
 	mu      sync.Mutex
 	gen     uint64
 	entries map[string]cachedDoc
+	absent  map[string]time.Time
 }
 
+// cachedDoc is what storage holds for a visitor: the document (nil when
+// there is none) and the token hash of its conversation.
 type cachedDoc struct {
-	body    []byte
-	expires time.Time
+	body      []byte
+	tokenHash string
+	expires   time.Time
 }
 
 func newDocCache(max int) *docCache {
-	return &docCache{max: max, entries: map[string]cachedDoc{}}
+	return &docCache{max: max, entries: map[string]cachedDoc{}, absent: map[string]time.Time{}}
 }
 
 // epoch is the invalidation count, taken before a storage read.
@@ -35,43 +49,63 @@ func (c *docCache) epoch() uint64 {
 	return c.gen
 }
 
-func (c *docCache) get(id string, now time.Time) ([]byte, bool) {
+// get returns the cached answer for id, if there is one still valid at now.
+func (c *docCache) get(id string, now time.Time) (cachedDoc, bool) {
 	if c.max <= 0 {
-		return nil, false
+		return cachedDoc{}, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[id]
-	if !ok || !now.Before(e.expires) {
-		return nil, false
+	if e, ok := c.entries[id]; ok && now.Before(e.expires) {
+		return e, true
 	}
-	return e.body, true
+	if until, ok := c.absent[id]; ok && now.Before(until) {
+		return cachedDoc{}, true
+	}
+	return cachedDoc{}, false
 }
 
-// put caches body, read from storage since epoch, unless something was
-// invalidated meanwhile.
-func (c *docCache) put(id string, body []byte, epoch uint64) {
+// put caches what storage answered for id (body nil: no document), read
+// since epoch, unless something was invalidated meanwhile, and returns it.
+func (c *docCache) put(id string, body []byte, tokenHash string, epoch uint64, now time.Time) cachedDoc {
+	d := cachedDoc{body: body, tokenHash: tokenHash}
 	if c.max <= 0 {
-		return
+		return d
 	}
-	var meta struct {
-		ExpiresAt time.Time `json:"expiresAt"`
-	}
-	if json.Unmarshal(body, &meta) != nil {
-		return
+	if body != nil {
+		var meta struct {
+			ExpiresAt time.Time `json:"expiresAt"`
+		}
+		if json.Unmarshal(body, &meta) != nil {
+			return d
+		}
+		d.expires = meta.ExpiresAt
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != epoch {
-		return
+		return d
 	}
-	if len(c.entries) >= c.max {
-		for k := range c.entries { // drop an arbitrary entry
-			delete(c.entries, k)
+	if body == nil {
+		delete(c.entries, id)
+		room(c.absent, c.max)
+		c.absent[id] = now.Add(absentTTL)
+		return d
+	}
+	delete(c.absent, id)
+	room(c.entries, c.max)
+	c.entries[id] = d
+	return d
+}
+
+// room drops an arbitrary entry of m when it holds max.
+func room[V any](m map[string]V, max int) {
+	if len(m) >= max {
+		for k := range m {
+			delete(m, k)
 			break
 		}
 	}
-	c.entries[id] = cachedDoc{body: body, expires: meta.ExpiresAt}
 }
 
 // invalidate drops the visitors' entries, or every entry for nil.
@@ -81,9 +115,11 @@ func (c *docCache) invalidate(ids []string) {
 	c.gen++
 	if ids == nil {
 		clear(c.entries)
+		clear(c.absent)
 		return
 	}
 	for _, id := range ids {
 		delete(c.entries, id)
+		delete(c.absent, id)
 	}
 }

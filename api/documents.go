@@ -34,11 +34,13 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error(), 0)
 		return
 	}
-	if ok, retry := s.limiter.allow(s.clientKey(r)); !ok {
+	client := s.clientKey(r)
+	if ok, retry := s.limiter.allow(client); !ok {
 		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests", retry)
 		return
 	}
-	doc, ready, err := s.check(r.Context(), anon, after)
+	token := r.Header.Get(TokenHeader)
+	doc, ready, err := s.check(r.Context(), anon, token, after)
 	switch {
 	case err != nil:
 		s.internal(w, "read document", err)
@@ -47,7 +49,7 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {
 	case wait == 0:
 		s.timedOut(w, doc)
 	default:
-		s.longPoll(w, r, anon, after, wait)
+		s.longPoll(w, r, client, anon, token, after, wait)
 	}
 }
 
@@ -80,7 +82,11 @@ func (s *Server) pollParams(r *http.Request) (time.Duration, []string, error) {
 }
 
 // check reads the document and whether it reflects every after messageId.
-// doc is nil when there is none.
+// doc is nil when there is none, or when token does not open it (see
+// readable): a request without the conversation's secret gets exactly the
+// answers, and takes exactly the path, of a request for an unknown visitor.
+// The reads share one deadline, ReadTimeout, which bounds the wait for a
+// pooled connection too: a saturated pool answers 503, not a hung request.
 //
 // The after messageIds are checked first: once they are all applied, every
 // transaction that applied them has committed, and so has the document
@@ -88,7 +94,9 @@ func (s *Server) pollParams(r *http.Request) (time.Duration, []string, error) {
 // under the documents lock), so the document is then read from storage. The
 // cache may not have seen those commits' notifications yet, and a document
 // read before the check could predate them.
-func (s *Server) check(ctx context.Context, anon string, after []string) (doc []byte, ready bool, err error) {
+func (s *Server) check(ctx context.Context, anon, token string, after []string) (doc []byte, ready bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+	defer cancel()
 	applied := true
 	if len(after) > 0 {
 		missing, err := s.docs.AppliedMissing(ctx, after)
@@ -97,35 +105,45 @@ func (s *Server) check(ctx context.Context, anon string, after []string) (doc []
 		}
 		applied = len(missing) == 0
 	}
-	doc, err = s.document(ctx, anon, len(after) == 0 || !applied)
-	return doc, err == nil && doc != nil && applied, err
+	stored, err := s.document(ctx, anon, len(after) == 0 || !applied)
+	if err != nil {
+		return nil, false, err
+	}
+	doc = s.readable(stored, token)
+	return doc, doc != nil && applied, nil
 }
 
-// document returns the visitor's document, nil when there is none; from the
-// cache when useCache allows, else from storage (caching what it read).
-func (s *Server) document(ctx context.Context, anon string, useCache bool) ([]byte, error) {
+// document returns what storage holds for the visitor (a nil body when
+// there is no document); from the cache when useCache allows, else from
+// storage, caching what it read, the absence of a document included.
+func (s *Server) document(ctx context.Context, anon string, useCache bool) (cachedDoc, error) {
 	if useCache {
-		if doc, ok := s.cache.get(anon, s.cfg.Now()); ok {
+		if d, ok := s.cache.get(anon, s.cfg.Now()); ok {
 			s.metrics.cache.WithLabelValues("hit").Inc()
-			return doc, nil
+			return d, nil
 		}
 	}
 	s.metrics.cache.WithLabelValues("miss").Inc()
 	epoch := s.cache.epoch()
-	doc, err := s.docs.DocumentGet(ctx, anon)
+	body, tokenHash, err := s.docs.DocumentGet(ctx, anon)
 	if errors.Is(err, mapping.ErrNotFound) {
-		return nil, nil
+		body, tokenHash, err = nil, "", nil
 	}
 	if err != nil {
-		return nil, err
+		return cachedDoc{}, err
 	}
-	s.cache.put(anon, doc, epoch)
-	return doc, nil
+	return s.cache.put(anon, body, tokenHash, epoch, s.cfg.Now()), nil
 }
 
 // longPoll waits until the document is ready, woken by notifications, or
-// until wait has passed.
-func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, anon string, after []string, wait time.Duration) {
+// until wait has passed. A client may hold MaxWaitersPerClient of them
+// (beyond: 429), the process MaxWaiters (beyond: 503).
+func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, client, anon, token string, after []string, wait time.Duration) {
+	if !s.clientWaiters.tryAcquire(client) {
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many waiting requests from this client", 1)
+		return
+	}
+	defer s.clientWaiters.release(client)
 	if !s.waiters.tryAcquire() {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "too many waiting requests", 1)
 		return
@@ -140,7 +158,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, anon string, a
 	for {
 		// Subscribed before this check, so a commit between the check and the
 		// wait below still wakes it.
-		doc, ready, err := s.check(r.Context(), anon, after)
+		doc, ready, err := s.check(r.Context(), anon, token, after)
 		switch {
 		case err != nil && r.Context().Err() != nil:
 			return
@@ -155,7 +173,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, anon string, a
 		case <-woken:
 		case <-recheck.C:
 		case <-deadline.C:
-			doc, ready, err := s.check(r.Context(), anon, after)
+			doc, ready, err := s.check(r.Context(), anon, token, after)
 			if err != nil {
 				s.internal(w, "read document", err)
 				return

@@ -34,12 +34,12 @@ func (s *stack) produce(events ...string) {
 func TestDocumentIsServedOnceApplied(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	if r := s.do("GET", "/v1/prechat/visitor-1", "", nil); r.status != http.StatusNotFound || r.json(t)["error"] != "not_found" {
+	if r := s.get("visitor-1", ""); r.status != http.StatusNotFound || r.json(t)["error"] != "not_found" {
 		t.Fatalf("before any event: %d %s", r.status, r.body)
 	}
 	identify, group, start := visitorEvents("visitor-1", time.Now())
 	s.produce(identify, group, start)
-	r := s.do("GET", "/v1/prechat/visitor-1?wait=20&after=visitor-1-i,visitor-1-g,visitor-1-c", "", nil)
+	r := s.get("visitor-1", "?wait=20&after=visitor-1-i,visitor-1-g,visitor-1-c")
 	if r.status != http.StatusOK {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
@@ -57,7 +57,7 @@ func TestDocumentIsServedOnceApplied(t *testing.T) {
 		t.Fatalf("headers: %v", r.header)
 	}
 	// Without wait or after, a ready document answers at once too.
-	if r := s.do("GET", "/v1/prechat/visitor-1", "", nil); r.status != http.StatusOK {
+	if r := s.get("visitor-1", ""); r.status != http.StatusOK {
 		t.Fatalf("plain GET: %d", r.status)
 	}
 }
@@ -74,7 +74,7 @@ func TestLongPollReturnsWhenTheDocumentCommits(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		r := s.do("GET", "/v1/prechat/visitor-2?wait=20", "", nil)
+		r := s.get("visitor-2", "?wait=20")
 		done <- result{r, time.Now()}
 	}()
 	time.Sleep(300 * time.Millisecond) // the request is parked
@@ -87,7 +87,7 @@ func TestLongPollReturnsWhenTheDocumentCommits(t *testing.T) {
 	committed := make(chan time.Time, 1)
 	go func() {
 		for {
-			if _, err := s.store.DocumentGet(context.Background(), "visitor-2"); err == nil {
+			if _, _, err := s.store.DocumentGet(context.Background(), "visitor-2"); err == nil {
 				committed <- time.Now()
 				return
 			}
@@ -114,7 +114,7 @@ func TestAfterWaitsForTheRequestedEvents(t *testing.T) {
 	// The identify and group are not applied yet: after= waits for them.
 	done := make(chan response, 1)
 	go func() {
-		done <- s.do("GET", "/v1/prechat/visitor-3?wait=20&after=visitor-3-c,visitor-3-i,visitor-3-g", "", nil)
+		done <- s.get("visitor-3", "?wait=20&after=visitor-3-c,visitor-3-i,visitor-3-g")
 	}()
 	time.Sleep(300 * time.Millisecond)
 	select {
@@ -135,7 +135,7 @@ func TestLongPollTimesOutAsSpecified(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	s.startConversation("visitor-4")
 	// A document that does not reflect an event never sent: 200, complete false.
-	r := s.do("GET", "/v1/prechat/visitor-4?wait=0.5&after=never-sent", "", nil)
+	r := s.get("visitor-4", "?wait=0.5&after=never-sent")
 	if r.status != http.StatusOK || r.json(t)["complete"] != false {
 		t.Fatalf("after timeout with a document: %d %s", r.status, r.body)
 	}
@@ -148,7 +148,7 @@ func TestLongPollTimesOutAsSpecified(t *testing.T) {
 		t.Fatalf("no document: %d after %v", r.status, r.took)
 	}
 	// Without wait, after= waits the default instead of answering at once.
-	r = s.do("GET", "/v1/prechat/visitor-4?after=visitor-4-c", "", nil)
+	r = s.get("visitor-4", "?after=visitor-4-c")
 	if r.status != http.StatusOK || r.json(t)["complete"] != true {
 		t.Fatalf("after an applied event: %d %s", r.status, r.body)
 	}
@@ -256,18 +256,18 @@ func TestCachedDocumentIsReplacedWhenTheVisitorChanges(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	identify, group, start := visitorEvents("visitor-5", time.Now())
 	s.produce(identify, group, start)
-	r := s.do("GET", "/v1/prechat/visitor-5?wait=20&after=visitor-5-i,visitor-5-g,visitor-5-c", "", nil)
+	r := s.get("visitor-5", "?wait=20&after=visitor-5-i,visitor-5-g,visitor-5-c")
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), "ada@example.com") {
 		t.Fatalf("first fetch: %d %s", r.status, r.body)
 	}
-	s.do("GET", "/v1/prechat/visitor-5", "", nil) // served from the cache now
+	s.get("visitor-5", "") // served from the cache now
 	at := time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)
 	s.produce(`{"type":"identify","messageId":"visitor-5-i2","anonymousId":"visitor-5","traits":{"email":"new@example.com"},"timestamp":"` + at + `"}`)
-	r = s.do("GET", "/v1/prechat/visitor-5?wait=20&after=visitor-5-i2", "", nil)
+	r = s.get("visitor-5", "?wait=20&after=visitor-5-i2")
 	if !strings.Contains(string(r.body), "new@example.com") {
 		t.Fatalf("after the change: %s", r.body)
 	}
-	if r := s.do("GET", "/v1/prechat/visitor-5", "", nil); !strings.Contains(string(r.body), "new@example.com") {
+	if r := s.get("visitor-5", ""); !strings.Contains(string(r.body), "new@example.com") {
 		t.Fatalf("a plain fetch still serves the old document: %s", r.body)
 	}
 }
@@ -280,7 +280,7 @@ func TestAfterIsNotAnsweredFromAStaleCache(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	s.startConversation("visitor-1")
-	first := s.do("GET", "/v1/prechat/visitor-1", "", nil) // cached from here on
+	first := s.get("visitor-1", "") // cached from here on
 	var doc map[string]any
 	if err := json.Unmarshal(first.body, &doc); err != nil {
 		t.Fatal(err)
@@ -307,10 +307,10 @@ func TestAfterIsNotAnsweredFromAStaleCache(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if r := s.do("GET", "/v1/prechat/visitor-1", "", nil); !bytes.Equal(r.body, first.body) {
+	if r := s.get("visitor-1", ""); !bytes.Equal(r.body, first.body) {
 		t.Fatalf("without after= the cached document should still be served (the cache is what this test bypasses): %s", r.body)
 	}
-	r := s.do("GET", "/v1/prechat/visitor-1?wait=5&after=late-i", "", nil)
+	r := s.get("visitor-1", "?wait=5&after=late-i")
 	if got := r.json(t); r.status != http.StatusOK || got["visitorName"] != "Changed Later" || got["complete"] != true {
 		t.Fatalf("after=late-i served a document that predates it: %d %s", r.status, r.body)
 	}

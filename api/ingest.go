@@ -109,7 +109,8 @@ func (s *Server) ingestRequest(w http.ResponseWriter, r *http.Request, typ strin
 		return refuse(&ingestError{http.StatusTooManyRequests, "rate_limited", "too many requests", retry})
 	}
 	key, basic := basicAuthKey(r)
-	if basic && !s.knownKey(key) {
+	ok, server := s.knownKey(key)
+	if basic && !ok {
 		return refuse(errUnauthorized)
 	}
 	limit := s.cfg.MaxBatchBytes
@@ -144,10 +145,12 @@ func (s *Server) ingestRequest(w http.ResponseWriter, r *http.Request, typ strin
 	if err != nil {
 		return 0, err
 	}
-	if !basic && !s.knownKey(p.writeKey()) {
-		return len(p.events), errUnauthorized
+	if !basic {
+		if ok, server = s.knownKey(p.writeKey()); !ok {
+			return len(p.events), errUnauthorized
+		}
 	}
-	records, err := s.records(p, typ)
+	records, err := s.records(p, typ, server)
 	if err != nil {
 		return len(p.events), err
 	}
@@ -160,8 +163,9 @@ func (s *Server) ingestRequest(w http.ResponseWriter, r *http.Request, typ strin
 	return len(records), nil
 }
 
-// records completes and validates the payload's events.
-func (s *Server) records(p *payload, typ string) ([]mapping.Record, error) {
+// records completes and validates the payload's events; server says they
+// came with a server write key (see vouch).
+func (s *Server) records(p *payload, typ string, server bool) ([]mapping.Record, error) {
 	now := s.cfg.Now().UTC()
 	records := make([]mapping.Record, 0, len(p.events))
 	for i, e := range p.events {
@@ -173,6 +177,11 @@ func (s *Server) records(p *payload, typ string) ([]mapping.Record, error) {
 		}
 		if _, ok := e["sentAt"]; !ok && p.top["sentAt"] != nil && typ == "" {
 			e["sentAt"] = p.top["sentAt"]
+		}
+		if server {
+			if err := s.vouch(e); err != nil {
+				return nil, badRequest("event %d: %v", i, err)
+			}
 		}
 		raw, err := complete(e, now)
 		if err != nil {
@@ -321,13 +330,50 @@ func basicAuthKey(r *http.Request) (key string, ok bool) {
 	return key, ok
 }
 
-// knownKey compares key in constant time against every configured key.
-func (s *Server) knownKey(key string) bool {
+// knownKey compares key in constant time against every configured key;
+// server reports a server write key.
+func (s *Server) knownKey(key string) (ok, server bool) {
+	if key == "" {
+		return false, false
+	}
+	server = matchKey(key, s.cfg.ServerWriteKeys)
+	return matchKey(key, s.cfg.WriteKeys) || server, server
+}
+
+// matchKey compares key with every one of keys in constant time.
+func matchKey(key string, keys []string) bool {
 	match := 0
-	for _, k := range s.cfg.WriteKeys {
+	for _, k := range keys {
 		match |= subtle.ConstantTimeCompare([]byte(key), []byte(k))
 	}
-	return key != "" && match == 1
+	return match == 1
+}
+
+// vouch adds the proof that the site's server stands behind the event's
+// userId: context.prechat.userHash, signed with IdentitySecret (replacing
+// any the sender put there). Events without a userId are left as they are.
+func (s *Server) vouch(e map[string]json.RawMessage) error {
+	userID, err := mapping.IdentifierText(e["userId"])
+	if err != nil || userID == "" {
+		return nil // Decode reports a malformed userId
+	}
+	ctx := map[string]json.RawMessage{}
+	if raw, ok := e["context"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &ctx); err != nil || ctx == nil {
+			return errors.New("context is not a JSON object")
+		}
+	}
+	prechat := map[string]json.RawMessage{}
+	if raw, ok := ctx["prechat"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &prechat); err != nil || prechat == nil {
+			return errors.New("context.prechat is not a JSON object")
+		}
+	}
+	prechat["userHash"] = quote(mapping.UserHash(s.cfg.IdentitySecret, userID))
+	var err1, err2 error
+	ctx["prechat"], err1 = json.Marshal(prechat)
+	e["context"], err2 = json.Marshal(ctx)
+	return errors.Join(err1, err2)
 }
 
 // complete sets what Segment's servers set: messageId when absent,

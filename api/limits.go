@@ -94,8 +94,9 @@ func (s semaphore) tryAcquire() bool {
 
 func (s semaphore) release() { <-s }
 
-// clientSlots bounds each client's concurrent requests of a kind. It holds
-// only the clients with a request in flight.
+// clientSlots bounds each client's concurrent requests of a kind
+// (long-polls, ingests). It holds only the clients with a request in
+// flight, so its size is bounded by the kind's process-wide cap.
 type clientSlots struct {
 	max int
 

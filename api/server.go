@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -18,9 +19,11 @@ import (
 // Documents is the document storage the API reads; *persistence.Store
 // satisfies it.
 type Documents interface {
-	// DocumentGet returns the unexpired document of a visitor as JSON, or an
-	// error wrapping mapping.ErrNotFound.
-	DocumentGet(ctx context.Context, anonymousID string) ([]byte, error)
+	// DocumentGet returns the unexpired document of a visitor as JSON, with
+	// the lowercase hex SHA-256 of its conversation secret ("" when the
+	// conversation start carried none), or an error wrapping
+	// mapping.ErrNotFound.
+	DocumentGet(ctx context.Context, anonymousID string) (doc []byte, tokenHash string, err error)
 	// AppliedMissing returns those of messageIDs not yet applied.
 	AppliedMissing(ctx context.Context, messageIDs []string) ([]string, error)
 }
@@ -46,9 +49,17 @@ type Producer interface {
 type Config struct {
 	// AllowedOrigins are the origins CORS allows ("*" for any). Default: none.
 	AllowedOrigins []string
-	// WriteKeys are the Segment write keys ingest accepts. Empty disables
-	// ingest (its paths answer 404).
+	// WriteKeys are the Segment write keys ingest accepts. Empty, with no
+	// ServerWriteKeys either, disables ingest (its paths answer 404).
 	WriteKeys []string
+	// ServerWriteKeys are write keys for the site's servers only: the
+	// ingest vouches for the userId of the events sent with one, by adding
+	// context.prechat.userHash signed with IdentitySecret (see the README's
+	// "Trust model"). Never put one in a page.
+	ServerWriteKeys []string
+	// IdentitySecret signs the userHash of ServerWriteKeys' events.
+	// Required with ServerWriteKeys.
+	IdentitySecret []byte
 	// DeploymentScriptURL is the deployment.js the snippet loads. Required
 	// to serve the snippet.
 	DeploymentScriptURL string
@@ -62,13 +73,24 @@ type Config struct {
 	// notification, a safety net for notifications lost in a reconnect
 	// window. Default: 2s.
 	RecheckInterval time.Duration
-	// CacheSize bounds the documents kept in memory; a document is dropped
-	// as soon as a notification names its visitor. Negative disables the
-	// cache. Default: 10000.
+	// CacheSize bounds the documents kept in memory, and separately the
+	// visitors known to have none; an entry is dropped as soon as a
+	// notification names its visitor. Negative disables the cache.
+	// Default: 10000.
 	CacheSize int
 	// MaxWaiters bounds concurrent long-polls; beyond it requests get 503.
 	// Default: 10000.
 	MaxWaiters int
+	// MaxWaitersPerClient bounds one client's concurrent long-polls; beyond
+	// it requests get 429. Default: 20.
+	MaxWaitersPerClient int
+	// DocumentAccess says who may read a document (AccessToken,
+	// AccessAnonymousID). Default: AccessToken.
+	DocumentAccess DocumentAccess
+	// ReadTimeout bounds the storage reads of one document check, the wait
+	// for a pooled connection included; beyond it the request gets 503.
+	// Default: 2s.
+	ReadTimeout time.Duration
 	// RateLimit is the document requests a second allowed per client, with
 	// bursts of RateBurst. Default: 5 and 20; negative disables.
 	RateLimit float64
@@ -131,8 +153,15 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxWait, 30*time.Second)
 	def(&c.DefaultAfterWait, 10*time.Second)
 	def(&c.RecheckInterval, 2*time.Second)
+	def(&c.ReadTimeout, 2*time.Second)
 	if c.MaxWaiters <= 0 {
 		c.MaxWaiters = 10000
+	}
+	if c.MaxWaitersPerClient <= 0 {
+		c.MaxWaitersPerClient = 20
+	}
+	if c.DocumentAccess == "" {
+		c.DocumentAccess = AccessToken
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 10000
@@ -196,10 +225,15 @@ type Server struct {
 	metrics  *metrics
 	waiters  semaphore
 	ingests  ingestLimits
-	snippet  []byte
-	draining chan struct{}
-	handler  http.Handler
+	// clientWaiters bounds each client's long-polls.
+	clientWaiters *clientSlots
+	snippet       []byte
+	draining      chan struct{}
+	handler       http.Handler
 }
+
+// ingest reports whether any write key enables the ingest.
+func (c *Config) ingest() bool { return len(c.WriteKeys)+len(c.ServerWriteKeys) > 0 }
 
 // New returns the public handler. producer may be nil when WriteKeys is
 // empty.
@@ -208,16 +242,22 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 	switch {
 	case docs == nil || notifier == nil:
 		return nil, errors.New("api: documents and notifier are required")
-	case len(cfg.WriteKeys) > 0 && producer == nil:
+	case cfg.ingest() && producer == nil:
 		return nil, errors.New("api: a producer is required when write keys are set")
+	case len(cfg.ServerWriteKeys) > 0 && len(cfg.IdentitySecret) == 0:
+		return nil, errors.New("api: ServerWriteKeys need an IdentitySecret")
 	case cfg.DeploymentScriptURL == "":
 		return nil, errors.New("api: DeploymentScriptURL is required")
 	}
+	if _, err := ParseDocumentAccess(string(cfg.DocumentAccess)); err != nil {
+		return nil, fmt.Errorf("api: DocumentAccess: %w", err)
+	}
 	s := &Server{
 		cfg: cfg, docs: docs, notifier: notifier, producer: producer,
-		log:     cfg.Logger,
-		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxClients, cfg.Now),
-		waiters: make(semaphore, cfg.MaxWaiters),
+		log:           cfg.Logger,
+		limiter:       newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxClients, cfg.Now),
+		waiters:       make(semaphore, cfg.MaxWaiters),
+		clientWaiters: newClientSlots(cfg.MaxWaitersPerClient),
 		ingests: ingestLimits{
 			perClient: newRateLimiter(cfg.IngestRateLimit, cfg.IngestRateBurst, cfg.MaxClients, cfg.Now),
 			requests:  make(semaphore, cfg.MaxIngestRequests),
@@ -248,7 +288,7 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 	}
 	route("GET", "/v1/prechat/{anonymousId}", s.getDocument)
 	route("GET", "/v1/prechat.js", s.getSnippet)
-	if len(cfg.WriteKeys) > 0 {
+	if cfg.ingest() {
 		for _, path := range ingestPaths {
 			route("POST", "/v1/"+path.name, s.ingest(path.typ))
 		}

@@ -1,11 +1,15 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,8 +28,12 @@ import (
 	"github.com/prechat/prechat/pipeline/pipelinetest"
 )
 
-// testWriteKey is the write key every stack accepts.
+// testWriteKey is the (browser) write key every stack accepts.
 const testWriteKey = "test-write-key"
+
+// testServerKey is the server write key every stack accepts: the ingest
+// vouches for the userIds of its events with mappingtest.IdentitySecret.
+const testServerKey = "test-server-write-key"
 
 // stack is the whole service for one test: a kfake broker with its own
 // topic, a Postgres database, a running consumer, the notification hub and
@@ -41,6 +49,15 @@ type stack struct {
 	server  *api.Server
 	http    *httptest.Server
 	url     string
+
+	mu       sync.Mutex
+	requests []recorded
+}
+
+// recorded is a request the API received (stackOptions.record).
+type recorded struct {
+	method, path, query, token string
+	body                       []byte
 }
 
 // stackOptions adjust a stack; zero values take the defaults below.
@@ -50,13 +67,20 @@ type stackOptions struct {
 	deploymentJS string
 	// extraRoutes are served beside the API (test pages, stand-in scripts).
 	extraRoutes map[string]http.Handler
+	// record keeps every request to the API, with its X-Prechat-Token and
+	// body (stack.recorded).
+	record bool
+	// wrapDocs, if set, wraps the document store the API reads.
+	wrapDocs func(api.Documents) api.Documents
+	// store configures the stack's store (persistencetest.NewStore).
+	store *persistence.Config
 }
 
 func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	s := &stack{t: t, topic: pipelinetest.Name(t, "topic")}
 	s.brokers = pipelinetest.NewCluster(t, 2, s.topic)
-	s.store, s.dbURL = persistencetest.NewStore(t, nil)
+	s.store, s.dbURL = persistencetest.NewStore(t, opts.store)
 	dbURL := s.dbURL
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -75,6 +99,7 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 			Topic:             s.topic,
 			GroupID:           pipelinetest.Name(t, "group"),
 			Materializer:      &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute},
+			Policy:            mappingtest.Policy(),
 			BatchTimeout:      5 * time.Millisecond,
 			MaxWait:           100 * time.Millisecond,
 			HeartbeatInterval: 200 * time.Millisecond,
@@ -91,6 +116,8 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	cfg := opts.api
 	if cfg.WriteKeys == nil {
 		cfg.WriteKeys = []string{testWriteKey}
+		cfg.ServerWriteKeys = []string{testServerKey}
+		cfg.IdentitySecret = []byte(mappingtest.IdentitySecret)
 	}
 	if cfg.DeploymentScriptURL == "" {
 		cfg.DeploymentScriptURL = mappingtest.Settings().ScriptURL()
@@ -105,7 +132,11 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	if len(cfg.WriteKeys) == 0 {
 		producer = nil
 	}
-	server, err := api.New(cfg, s.store, s.hub, producer)
+	var docs api.Documents = s.store
+	if opts.wrapDocs != nil {
+		docs = opts.wrapDocs(docs)
+	}
+	server, err := api.New(cfg, docs, s.hub, producer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,11 +145,38 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	for pattern, h := range opts.extraRoutes {
 		mux.Handle(pattern, h)
 	}
-	mux.Handle("/v1/", server)
+	var v1 http.Handler = server
+	if opts.record {
+		v1 = s.recorder(server)
+	}
+	mux.Handle("/v1/", v1)
 	s.http = httptest.NewServer(mux)
 	t.Cleanup(s.http.Close)
 	s.url = s.http.URL
 	return s
+}
+
+// recorder records each request before next serves it.
+func (s *stack) recorder(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		s.mu.Lock()
+		s.requests = append(s.requests, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get(api.TokenHeader), body})
+		s.mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recorded returns the requests the API received so far (stackOptions.record).
+func (s *stack) recorded() []recorded {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
 }
 
 // response is a finished HTTP exchange.
@@ -201,8 +259,27 @@ func visitorEvents(anon string, now time.Time) (identify, group, start string) {
 	at := now.UTC().Format(time.RFC3339Nano)
 	identify = `{"type":"identify","messageId":"` + anon + `-i","anonymousId":"` + anon + `","userId":"` + anon + `-user","traits":{"email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","secret":"not mapped"},"timestamp":"` + at + `"}`
 	group = `{"type":"group","messageId":"` + anon + `-g","anonymousId":"` + anon + `","groupId":"acme","traits":{"website":"acme.test","revenue":100},"timestamp":"` + at + `"}`
-	start = `{"type":"track","messageId":"` + anon + `-c","anonymousId":"` + anon + `","event":"Live Chat Conversation Started","properties":{"caseStatus":"New","subject":"Shoes"},"timestamp":"` + at + `"}`
+	start = `{"type":"track","messageId":"` + anon + `-c","anonymousId":"` + anon + `","event":"Live Chat Conversation Started","properties":{"caseStatus":"New","subject":"Shoes"},"timestamp":"` + at +
+		`","context":{"prechat":{"tokenHash":"` + tokenHash(secretOf(anon)) + `"}}}`
 	return identify, group, start
+}
+
+// secretOf is the conversation secret of anon's page in these tests: the
+// conversation start of visitorEvents carries its hash.
+func secretOf(anon string) string { return "secret-of-" + anon }
+
+// tokenHash is what a conversation start carries for secret: its
+// lowercase hex SHA-256.
+func tokenHash(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+// get fetches anon's document as its page does, with the conversation
+// secret of visitorEvents; query is "" or starts with "?".
+func (s *stack) get(anon, query string) response {
+	s.t.Helper()
+	return s.do("GET", "/v1/prechat/"+anon+query, "", map[string]string{api.TokenHeader: secretOf(anon)})
 }
 
 // startConversation produces a conversation start for anon, waits until its
@@ -211,7 +288,7 @@ func (s *stack) startConversation(anon string) (identify, group, start string) {
 	s.t.Helper()
 	identify, group, start = visitorEvents(anon, time.Now())
 	s.produce(start)
-	if r := s.do("GET", "/v1/prechat/"+anon+"?wait=20&after="+anon+"-c", "", nil); r.status != http.StatusOK {
+	if r := s.get(anon, "?wait=20&after="+anon+"-c"); r.status != http.StatusOK {
 		s.t.Fatalf("document of %s's conversation start: %d %s", anon, r.status, r.body)
 	}
 	return identify, group, start

@@ -21,9 +21,12 @@ const DocumentVersion = 1
 // Times are event times, not wall-clock times, so that rebuilding a document
 // from the same events (a replay) yields the same bytes.
 type Document struct {
-	Version               int    `json:"version"`
-	AnonymousID           string `json:"anonymousId"`
-	UserID                string `json:"userId,omitempty"`
+	Version     int    `json:"version"`
+	AnonymousID string `json:"anonymousId"`
+	UserID      string `json:"userId,omitempty"`
+	// UserVerified is true when the link to UserID was made by an event
+	// carrying a valid identity proof (see the README's "Trust model").
+	UserVerified          bool   `json:"userVerified,omitempty"`
 	GroupID               string `json:"groupId,omitempty"`
 	ConversationMessageID string `json:"conversationMessageId"`
 	Chat                  Chat   `json:"chat"`
@@ -88,6 +91,9 @@ type Detail struct {
 	// MessagingField is the Messaging for Web hidden pre-chat field that
 	// receives the value.
 	MessagingField string `json:"messagingField,omitempty"`
+	// Verified is true when the value comes from a verified user's or
+	// group's shared profile, false when this visitor's own events sent it.
+	Verified bool `json:"verified,omitempty"`
 }
 
 // EntityRecord is one findOrCreate(entityName) of a document and its options.
@@ -113,14 +119,20 @@ type Visitor struct {
 	AnonymousID string
 	// UserID is the user linked to the visitor (latest link wins), if any.
 	UserID string
+	// UserVerified is true when that link was made by an event with a
+	// valid identity proof: only then are UserTraits and the group's shared
+	// traits more than what this visitor sent itself.
+	UserVerified bool
 	// GroupID is the visitor's latest group, if any.
 	GroupID string
 	// Conversation is the visitor's latest conversation start.
 	Conversation Conversation
-	// UserTraits are the visitor's anonymous traits united with its user's
-	// traits (Union); empty when no identify was seen.
+	// UserTraits are the visitor's own traits united with its verified
+	// user's traits (Union); empty when no identify was seen.
 	UserTraits Traits
-	// GroupTraits are the group's traits; empty when no group was seen.
+	// GroupTraits are the group traits this visitor sent itself, united
+	// with the group's shared traits when its verified user is a member;
+	// empty when no group was seen.
 	GroupTraits Traits
 	// Links are the stamps of the identity link and group membership used,
 	// so that the document lists them in Applied.
@@ -131,6 +143,10 @@ type Visitor struct {
 type Conversation struct {
 	Stamp
 	Properties Object
+	// TokenHash is the start's context.prechat.tokenHash (Event.Prechat.TokenHash):
+	// the document is served only with the secret it hashes. It is stored
+	// beside the document, never in it.
+	TokenHash string
 }
 
 // Build makes the visitor's document under these settings, following the
@@ -141,6 +157,7 @@ func (s *Settings) Build(v Visitor, ttl time.Duration) Document {
 			Version:               DocumentVersion,
 			AnonymousID:           v.AnonymousID,
 			UserID:                v.UserID,
+			UserVerified:          v.UserVerified,
 			GroupID:               v.GroupID,
 			ConversationMessageID: v.Conversation.MessageID,
 			Chat: Chat{
@@ -243,6 +260,7 @@ func (b *builder) detail(e Entity, kind string, m Mapping, data Traits) {
 		DoCreate:         m.DoCreate,
 		TranscriptFields: slices.Clone(m.TranscriptFields),
 		MessagingField:   m.MessagingField,
+		Verified:         t.Verified,
 	})
 }
 
@@ -310,7 +328,7 @@ func Lookup(data Traits, path string) (Trait, bool) {
 			continue
 		}
 		if v, ok := descend(top.Value, strings.Split(path[i+1:], ".")); ok {
-			return Trait{Value: v, Stamp: top.Stamp}, true
+			return Trait{Value: v, Stamp: top.Stamp, Verified: top.Verified}, true
 		}
 	}
 	return Trait{}, false

@@ -3,6 +3,8 @@ package mapping_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,6 +25,9 @@ type documentCase struct {
 	Fallback    string `json:"fallback"`
 	AnonymousID string `json:"anonymousId"`
 	TTL         string `json:"ttl"`
+	// IdentitySecret, when set, is the IDENTITY_SECRET events are admitted
+	// under (their userHash proofs verify with it).
+	IdentitySecret string `json:"identitySecret"`
 	// Want is the expected document, or null when the visitor must have none.
 	Want json.RawMessage `json:"want"`
 }
@@ -56,13 +61,26 @@ func TestBuildDocuments(t *testing.T) {
 				t.Fatalf("fallback %q: %v", fb, err)
 			}
 
+			// The cases date their events freely around the fallback, so
+			// they are admitted under a window that never clamps them.
+			policy := &mapping.Policy{Window: mapping.Window{Past: 1e6 * time.Hour, Future: 1e6 * time.Hour}}
+			if c.IdentitySecret != "" {
+				policy.Verifier = &mapping.Verifier{Secrets: [][]byte{[]byte(c.IdentitySecret)}}
+			}
 			st := mapping.NewState()
 			for i, raw := range c.Events {
 				e, err := mapping.Decode(raw, fmt.Sprintf("fallback-%d", i))
 				if err != nil {
 					t.Fatalf("event %d: Decode: %v\n%s", i, err, raw)
 				}
+				policy.Admit(&e, fallback)
 				st.Apply(&e, fallback)
+			}
+			if dir := os.Getenv("PRECHAT_DUMP_DOCUMENTS"); dir != "" {
+				if v, ok := st.Visitor(c.AnonymousID); ok {
+					raw, _ := json.Marshal(settings.Build(v, ttl))
+					_ = os.WriteFile(filepath.Join(dir, file), raw, 0o644)
+				}
 			}
 
 			v, ok := st.Visitor(c.AnonymousID)

@@ -59,6 +59,18 @@ type Event struct {
 	SentAt            time.Time
 	ReceivedAt        time.Time
 	OriginalTimestamp time.Time
+
+	// Prechat is what the event carries under context.prechat: identity
+	// proofs and the conversation's token hash.
+	Prechat PrechatContext
+
+	// At is the event time that Policy.Admit settled on (the claimed time
+	// bounded to a window around the Kafka record time); zero before
+	// admission.
+	At time.Time
+	// Verified is set by Policy.Admit when the event carries a valid
+	// identity proof for its userId.
+	Verified bool
 }
 
 // IsConversationStart reports whether e is the track event that builds a
@@ -80,11 +92,14 @@ func (e *Event) Tracked() bool {
 	return e.AnonymousID != "" && e.UserID != ""
 }
 
-// Time returns the event time that orders it against other events:
-// timestamp, else receivedAt − (sentAt − originalTimestamp), else receivedAt,
-// else fallback (the pipeline passes the Kafka message time).
+// Time returns the event time that orders it against other events: At
+// once admitted (Policy.Admit), else the time the event claims: timestamp,
+// else receivedAt − (sentAt − originalTimestamp), else receivedAt, else
+// fallback (the pipeline passes the Kafka message time).
 func (e *Event) Time(fallback time.Time) time.Time {
 	switch {
+	case !e.At.IsZero():
+		return e.At
 	case !e.Timestamp.IsZero():
 		return e.Timestamp
 	case !e.ReceivedAt.IsZero() && !e.SentAt.IsZero() && !e.OriginalTimestamp.IsZero():
@@ -133,6 +148,8 @@ func Decode(raw []byte, fallbackID string) (Event, error) {
 		return Event{}, decodeProblem(err)
 	}
 	e := Event{Type: Type(w.Type), Context: w.Context}
+	var prechatProblem error
+	e.Prechat, prechatProblem = prechatContext(w.Context)
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
@@ -177,6 +194,12 @@ func Decode(raw []byte, fallbackID string) (Event, error) {
 	if err := e.validate(); err != nil {
 		return Event{}, err
 	}
+	switch {
+	case !e.IsConversationStart():
+		e.Prechat.TokenHash = "" // only a conversation start carries one
+	case prechatProblem != nil:
+		return Event{}, prechatProblem
+	}
 	return e, nil
 }
 
@@ -201,6 +224,11 @@ func decodeProblem(err error) error {
 	}
 	return invalidEvent("not a JSON event object: %s", jsonProblem(err))
 }
+
+// IdentifierText is the text of a Segment identifier field (userId,
+// anonymousId …) as Decode reads it: a string, or a number's literal text;
+// "" when absent or null.
+func IdentifierText(raw json.RawMessage) (string, error) { return identifier("identifier", raw) }
 
 // identifier reads a Segment identifier: the spec says string, but some
 // libraries send numbers; both decode to the same text.

@@ -44,6 +44,7 @@ type eventView struct {
 	Traits            mapping.Object  `json:"traits,omitempty"`
 	Properties        mapping.Object  `json:"properties,omitempty"`
 	Context           json.RawMessage `json:"context,omitempty"`
+	TokenHash         string          `json:"tokenHash,omitempty"`
 	Timestamp         string          `json:"timestamp,omitempty"`
 	SentAt            string          `json:"sentAt,omitempty"`
 	ReceivedAt        string          `json:"receivedAt,omitempty"`
@@ -72,7 +73,7 @@ func viewEvent(t *testing.T, e mapping.Event, fallback time.Time) eventView {
 	return eventView{
 		Type: e.Type, MessageID: e.MessageID, AnonymousID: e.AnonymousID, UserID: e.UserID,
 		GroupID: e.GroupID, PreviousID: e.PreviousID, Event: e.Event, Name: e.Name,
-		Traits: e.Traits, Properties: e.Properties, Context: e.Context,
+		Traits: e.Traits, Properties: e.Properties, Context: e.Context, TokenHash: e.Prechat.TokenHash,
 		Timestamp: ts("timestamp", e.Timestamp), SentAt: ts("sentAt", e.SentAt),
 		ReceivedAt: ts("receivedAt", e.ReceivedAt), OriginalTimestamp: ts("originalTimestamp", e.OriginalTimestamp),
 		Time: at.UTC().Format(time.RFC3339Nano),

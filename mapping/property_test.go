@@ -24,6 +24,13 @@ type genEvent struct {
 	stamp mapping.Stamp
 }
 
+// genSecret is the IDENTITY_SECRET of the generated streams.
+var genSecret = []byte("property-test-identity-secret-0123456789")
+
+// genPolicy admits the generated events: the default window (their times
+// lie within it) and genSecret.
+var genPolicy = &mapping.Policy{Verifier: &mapping.Verifier{Secrets: [][]byte{genSecret}}}
+
 var (
 	genAnons  = []string{"anon-1", "anon-2", "anon-3"}
 	genUsers  = []string{"user-1", "user-2"}
@@ -76,6 +83,15 @@ func generate(r *rand.Rand) []genEvent {
 		default:
 			e["anonymousId"], e["userId"] = anon, user
 		}
+		// Proofs: valid, forged (another user's hash), or none.
+		proof := func(user string) {
+			switch r.IntN(3) {
+			case 0:
+				e["context"] = map[string]any{"prechat": map[string]any{"userHash": mapping.UserHash(genSecret, user)}}
+			case 1:
+				e["context"] = map[string]any{"prechat": map[string]any{"userHash": mapping.UserHash(genSecret, user+"-other")}}
+			}
+		}
 		switch k := r.IntN(20); {
 		case k < 7:
 			e["type"] = "identify"
@@ -87,6 +103,9 @@ func generate(r *rand.Rand) []genEvent {
 		case k < 13:
 			e["type"] = "alias"
 			e["previousId"], e["userId"] = anon, user
+			if r.IntN(2) == 0 {
+				e["anonymousId"] = pick(genAnons)
+			}
 		case k < 17:
 			e["type"] = "track"
 			e["event"] = mapping.ConversationStarted
@@ -99,6 +118,9 @@ func generate(r *rand.Rand) []genEvent {
 		default:
 			e["type"] = []string{"page", "screen"}[r.IntN(2)]
 			e["name"] = "Home"
+		}
+		if u, ok := e["userId"].(string); ok {
+			proof(u)
 		}
 		raw, err := json.Marshal(e)
 		if err != nil {
@@ -122,6 +144,7 @@ func dedupe(events []genEvent) []genEvent {
 		}
 		if !seen[e.MessageID] {
 			seen[e.MessageID] = true
+			genPolicy.Admit(&e, g.fallback)
 			g.event, g.stamp = e, e.Stamp(g.fallback)
 			out = append(out, g)
 		}
@@ -137,6 +160,7 @@ func applyAll(t *testing.T, events []genEvent) *mapping.State {
 		if err != nil {
 			t.Fatalf("Decode %s: %v", g.raw, err)
 		}
+		genPolicy.Admit(&e, g.fallback)
 		st.Apply(&e, g.fallback)
 	}
 	return st
@@ -158,15 +182,19 @@ func model(t *testing.T, events []genEvent) *mapping.State {
 		}
 	}
 	want := mapping.NewState()
+	verifiedLinks := map[mapping.Link]bool{}
 	for _, g := range events {
 		e := g.event
 		st := mapping.Stamp{At: e.Time(g.fallback), MessageID: e.MessageID}
-		actor := mapping.Subject{Kind: mapping.KindAnonymous, ID: e.AnonymousID}
-		if e.UserID != "" {
-			actor = mapping.Subject{Kind: mapping.KindUser, ID: e.UserID}
+		// Verified: the userHash is the HMAC of this very userId.
+		var ctx struct {
+			Prechat struct{ UserHash string }
 		}
+		_ = json.Unmarshal(e.Context, &ctx)
+		verified := e.UserID != "" && ctx.Prechat.UserHash == mapping.UserHash(genSecret, e.UserID)
 		link := func(l mapping.Link) {
-			put(fmt.Sprintf("link %q", l), st, func() { want.Links[l] = st })
+			put(fmt.Sprintf("link %q", l), st, func() { want.Links[l] = mapping.LinkState{Stamp: st, Verified: verifiedLinks[l]} })
+			verifiedLinks[l] = verifiedLinks[l] || verified
 		}
 		setTraits := func(sub mapping.Subject, o mapping.Object) {
 			for k, v := range o {
@@ -178,18 +206,35 @@ func model(t *testing.T, events []genEvent) *mapping.State {
 				})
 			}
 		}
+		member := func(m mapping.Membership) {
+			put(fmt.Sprintf("member %q", m), st, func() { want.Memberships[m] = st })
+		}
+		anon := mapping.Subject{Kind: mapping.KindAnonymous, ID: e.AnonymousID}
+		user := mapping.Subject{Kind: mapping.KindUser, ID: e.UserID}
 		if e.AnonymousID != "" && e.UserID != "" {
 			link(mapping.Link{AnonymousID: e.AnonymousID, UserID: e.UserID})
 		}
 		switch {
 		case e.Type == mapping.TypeIdentify:
-			setTraits(actor, e.Traits)
+			if e.AnonymousID != "" {
+				setTraits(anon, e.Traits)
+			}
+			if verified {
+				setTraits(user, e.Traits)
+			}
 		case e.Type == mapping.TypeGroup:
-			setTraits(mapping.Subject{Kind: mapping.KindGroup, ID: e.GroupID}, e.Traits)
-			m := mapping.Membership{Member: actor, GroupID: e.GroupID}
-			put(fmt.Sprintf("member %q", m), st, func() { want.Memberships[m] = st })
+			if e.AnonymousID != "" {
+				setTraits(mapping.Subject{Kind: mapping.KindGroup, ID: e.GroupID, Observer: e.AnonymousID}, e.Traits)
+				member(mapping.Membership{Member: anon, GroupID: e.GroupID})
+			}
+			if verified {
+				setTraits(mapping.Subject{Kind: mapping.KindGroup, ID: e.GroupID}, e.Traits)
+				member(mapping.Membership{Member: user, GroupID: e.GroupID})
+			}
 		case e.Type == mapping.TypeAlias:
-			link(mapping.Link{AnonymousID: e.PreviousID, UserID: e.UserID})
+			if verified || e.PreviousID == e.AnonymousID {
+				link(mapping.Link{AnonymousID: e.PreviousID, UserID: e.UserID})
+			}
 		case e.IsConversationStart():
 			c := mapping.Conversation{Stamp: st, Properties: e.Properties}
 			put("conversation "+e.AnonymousID, st, func() { want.Conversations[e.AnonymousID] = c })
@@ -197,6 +242,10 @@ func model(t *testing.T, events []genEvent) *mapping.State {
 	}
 	for _, w := range wins {
 		w.fn()
+	}
+	for l, ls := range want.Links {
+		ls.Verified = verifiedLinks[l]
+		want.Links[l] = ls
 	}
 	return want
 }
@@ -337,11 +386,11 @@ func dumpState(st *mapping.State) string {
 	var b strings.Builder
 	for sub, tr := range st.Traits {
 		for k, v := range tr {
-			fmt.Fprintf(&b, "\n  %s/%s %s=%s @%s %s", sub.Kind, sub.ID, k, v.Value, v.At.Format(time.RFC3339Nano), v.MessageID)
+			fmt.Fprintf(&b, "\n  %s/%s/%s %s=%s @%s %s", sub.Kind, sub.ID, sub.Observer, k, v.Value, v.At.Format(time.RFC3339Nano), v.MessageID)
 		}
 	}
 	for l, s := range st.Links {
-		fmt.Fprintf(&b, "\n  link %s→%s @%s %s", l.AnonymousID, l.UserID, s.At.Format(time.RFC3339Nano), s.MessageID)
+		fmt.Fprintf(&b, "\n  link %s→%s @%s %s verified=%v", l.AnonymousID, l.UserID, s.At.Format(time.RFC3339Nano), s.MessageID, s.Verified)
 	}
 	for m, s := range st.Memberships {
 		fmt.Fprintf(&b, "\n  member %s/%s∈%s @%s %s", m.Member.Kind, m.Member.ID, m.GroupID, s.At.Format(time.RFC3339Nano), s.MessageID)

@@ -28,6 +28,10 @@ func (s Stamp) After(o Stamp) bool {
 type Trait struct {
 	Value []byte
 	Stamp
+	// Verified is set when the trait is read from a shared profile that
+	// only verified events write (a verified user's or group's); it is not
+	// stored.
+	Verified bool
 }
 
 // Traits is a profile's traits by key.

@@ -16,15 +16,39 @@ const (
 
 // Subject is a profile that holds traits: a user (userId), an anonymous
 // visitor (anonymousId) or a group (groupId).
+//
+// Trust (see the README's "Trust model"): a user's traits and a group's
+// shared traits (Observer empty) are written only by verified events, so
+// they may reach every visitor verified as that user or member. What an
+// unverified visitor says about a group is kept apart, under Observer = the
+// visitor's anonymousId, and counts for that visitor's own document only.
+// An anonymous visitor's traits are what events carrying its anonymousId
+// said, verified or not.
 type Subject struct {
 	Kind Kind
 	ID   string
+	// Observer is empty for a shared profile; for a group it may be the
+	// anonymousId of the visitor whose own, unverified view of the group
+	// this is.
+	Observer string
 }
 
 // Link ties an anonymous visitor to a user.
 type Link struct {
 	AnonymousID string
 	UserID      string
+}
+
+// LinkState is a link's latest stamp and whether any event that made it
+// carried a valid identity proof for the user. Both merge commutatively
+// (latest stamp, logical or), so any order of the same events gives the
+// same link.
+type LinkState struct {
+	Stamp
+	// Verified is true once an event with a valid proof for the user made
+	// the link: only then do the user's traits and memberships reach the
+	// visitor's document.
+	Verified bool
 }
 
 // Membership ties a user or anonymous visitor to a group.
@@ -42,7 +66,7 @@ type Membership struct {
 // event stream as the model the stored state must equal.
 type State struct {
 	Traits        map[Subject]Traits
-	Links         map[Link]Stamp
+	Links         map[Link]LinkState
 	Memberships   map[Membership]Stamp
 	Conversations map[string]Conversation
 }
@@ -51,37 +75,56 @@ type State struct {
 func NewState() *State {
 	return &State{
 		Traits:        map[Subject]Traits{},
-		Links:         map[Link]Stamp{},
+		Links:         map[Link]LinkState{},
 		Memberships:   map[Membership]Stamp{},
 		Conversations: map[string]Conversation{},
 	}
 }
 
 // Apply folds one valid event into the state, as the destination's handlers
-// would: identify caches traits, group caches group traits and membership,
-// alias and any event carrying both ids link them, and the conversation
-// start is kept per anonymousId. Other events change nothing but links.
-// fallback is the event time when the event carries none (see Event.Time).
+// would, under the trust model (see Subject): identify caches traits, group
+// caches group traits and membership, alias and any event carrying both ids
+// link them, and the conversation start is kept per anonymousId. Other
+// events change nothing but links. fallback is the event time when the
+// event carries none (see Event.Time).
+//
+// What the event says always counts for its own anonymousId. It reaches the
+// shared profile of its userId, of its group and of the user's memberships
+// only when e.Verified (Policy.Admit sets it from the event's identity
+// proof); an unverified event without an anonymousId changes nothing.
 func (s *State) Apply(e *Event, fallback time.Time) {
 	st := e.Stamp(fallback)
-	actor := Subject{KindAnonymous, e.AnonymousID}
-	if e.UserID != "" {
-		actor = Subject{KindUser, e.UserID}
-	}
+	verified := e.Verified && e.UserID != ""
+	anon := Subject{Kind: KindAnonymous, ID: e.AnonymousID}
 	if e.AnonymousID != "" && e.UserID != "" {
-		s.link(Link{e.AnonymousID, e.UserID}, st)
+		s.link(Link{e.AnonymousID, e.UserID}, st, verified)
 	}
 	switch {
 	case e.Type == TypeIdentify:
-		s.traits(actor, e.Traits, st)
+		if e.AnonymousID != "" {
+			s.traits(anon, e.Traits, st)
+		}
+		if verified {
+			s.traits(Subject{Kind: KindUser, ID: e.UserID}, e.Traits, st)
+		}
 	case e.Type == TypeGroup:
-		s.traits(Subject{KindGroup, e.GroupID}, e.Traits, st)
-		putStamp(s.Memberships, Membership{actor, e.GroupID}, st)
+		if e.AnonymousID != "" {
+			s.traits(Subject{Kind: KindGroup, ID: e.GroupID, Observer: e.AnonymousID}, e.Traits, st)
+			putStamp(s.Memberships, Membership{anon, e.GroupID}, st)
+		}
+		if verified {
+			s.traits(Subject{Kind: KindGroup, ID: e.GroupID}, e.Traits, st)
+			putStamp(s.Memberships, Membership{Subject{Kind: KindUser, ID: e.UserID}, e.GroupID}, st)
+		}
 	case e.Type == TypeAlias:
-		s.link(Link{e.PreviousID, e.UserID}, st)
+		// An unverified alias may only name the sender's own visitor: it
+		// shows the userId in that visitor's document and nothing more.
+		if verified || e.PreviousID == e.AnonymousID {
+			s.link(Link{e.PreviousID, e.UserID}, st, verified)
+		}
 	case e.IsConversationStart():
 		if cur, ok := s.Conversations[e.AnonymousID]; !ok || st.After(cur.Stamp) {
-			s.Conversations[e.AnonymousID] = Conversation{Stamp: st, Properties: e.Properties}
+			s.Conversations[e.AnonymousID] = Conversation{Stamp: st, Properties: e.Properties, TokenHash: e.Prechat.TokenHash}
 		}
 	}
 }
@@ -95,10 +138,16 @@ func (s *State) traits(sub Subject, values Object, st Stamp) {
 	s.Traits[sub] = t
 }
 
-func (s *State) link(l Link, st Stamp) {
-	if l.AnonymousID != "" && l.UserID != "" {
-		putStamp(s.Links, l, st)
+func (s *State) link(l Link, st Stamp, verified bool) {
+	if l.AnonymousID == "" || l.UserID == "" {
+		return
 	}
+	cur, ok := s.Links[l]
+	if !ok || st.After(cur.Stamp) {
+		cur.Stamp = st
+	}
+	cur.Verified = cur.Verified || verified
+	s.Links[l] = cur
 }
 
 // putStamp keeps the latest stamp per key.
@@ -153,18 +202,27 @@ func (ix stateIndex) visitor(anonymousID string) (v Visitor, ok bool) {
 		return Visitor{}, false
 	}
 	v = Visitor{AnonymousID: anonymousID, Conversation: conv}
-	var linkStamp Stamp
+	var link LinkState
 	for _, l := range ix.links[anonymousID] {
-		if st := ix.Links[l]; v.UserID == "" || st.After(linkStamp) {
-			v.UserID, linkStamp = l.UserID, st
+		if st := ix.Links[l]; v.UserID == "" || st.After(link.Stamp) {
+			v.UserID, link = l.UserID, st
 		}
 	}
-	members := []Subject{{KindAnonymous, anonymousID}}
+	own := Subject{Kind: KindAnonymous, ID: anonymousID}
+	members := []Subject{own}
+	var user Traits
 	if v.UserID != "" {
-		v.Links = append(v.Links, linkStamp)
-		members = append(members, Subject{KindUser, v.UserID})
+		v.Links = append(v.Links, link.Stamp)
+		if link.Verified {
+			v.UserVerified = true
+			u := Subject{Kind: KindUser, ID: v.UserID}
+			members = append(members, u)
+			user = verifiedCopy(ix.Traits[u])
+		}
 	}
-	v.UserTraits = Union(ix.Traits[members[0]], ix.Traits[Subject{KindUser, v.UserID}])
+	// The verified copy first: where both hold the same write, it shows as
+	// verified.
+	v.UserTraits = Union(user, ix.Traits[own])
 	var groupStamp Stamp
 	for _, member := range members {
 		for _, m := range ix.members[member] {
@@ -175,7 +233,26 @@ func (ix stateIndex) visitor(anonymousID string) (v Visitor, ok bool) {
 	}
 	if v.GroupID != "" {
 		v.Links = append(v.Links, groupStamp)
-		v.GroupTraits = ix.Traits[Subject{KindGroup, v.GroupID}]
+		var shared Traits
+		if v.UserVerified {
+			if _, ok := ix.Memberships[Membership{members[1], v.GroupID}]; ok {
+				shared = verifiedCopy(ix.Traits[Subject{Kind: KindGroup, ID: v.GroupID}])
+			}
+		}
+		v.GroupTraits = Union(shared, ix.Traits[Subject{Kind: KindGroup, ID: v.GroupID, Observer: anonymousID}])
 	}
 	return v, true
+}
+
+// verifiedCopy marks a shared profile's traits as verified (Trait.Verified).
+func verifiedCopy(t Traits) Traits {
+	if len(t) == 0 {
+		return nil
+	}
+	out := make(Traits, len(t))
+	for k, v := range t {
+		v.Verified = true
+		out[k] = v
+	}
+	return out
 }

@@ -108,8 +108,11 @@ func effectsOf(b *mapping.Batch) (statements, error) {
 	batch.Queue(`SET LOCAL jit = off`)
 
 	subjects := sortedKeys(st.Traits, compareSubject)
-	visitors := slices.DeleteFunc(slices.Clone(subjects), func(s mapping.Subject) bool { return s.Kind != mapping.KindAnonymous })
-	others := slices.DeleteFunc(subjects, func(s mapping.Subject) bool { return s.Kind == mapping.KindAnonymous })
+	// A visitor's own rows (its traits, its view of a group) belong to the
+	// visitor phase; shared profiles to the shared phase.
+	own := func(s mapping.Subject) bool { return s.Kind == mapping.KindAnonymous || s.Observer != "" }
+	visitors := slices.DeleteFunc(slices.Clone(subjects), func(s mapping.Subject) bool { return !own(s) })
+	others := slices.DeleteFunc(subjects, own)
 	if err := queueTraits(&batch, st, visitors); err != nil {
 		return nil, err
 	}
@@ -120,19 +123,26 @@ func effectsOf(b *mapping.Batch) (statements, error) {
 	var ln struct {
 		anon, user, msg []string
 		at              []time.Time
+		verified        []bool
 	}
 	for _, l := range sortedKeys(st.Links, compareLink) {
 		s := st.Links[l]
 		ln.anon, ln.user, ln.at, ln.msg = append(ln.anon, l.AnonymousID), append(ln.user, l.UserID), append(ln.at, s.At), append(ln.msg, s.MessageID)
+		ln.verified = append(ln.verified, s.Verified)
 	}
 	if len(ln.anon) > 0 {
+		// The latest stamp wins; verified is the or of every write
+		// (mapping.LinkState).
 		batch.Queue(`
-INSERT INTO identity_links AS l (anonymous_id, user_id, event_time, message_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
+INSERT INTO identity_links AS l (anonymous_id, user_id, event_time, message_id, verified)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[])
 ON CONFLICT (anonymous_id, user_id) DO UPDATE
-SET event_time = excluded.event_time, message_id = excluded.message_id
-WHERE (l.event_time, l.message_id) < (excluded.event_time, excluded.message_id)`,
-			ln.anon, ln.user, ln.at, ln.msg)
+SET event_time = CASE WHEN (l.event_time, l.message_id) < (excluded.event_time, excluded.message_id) THEN excluded.event_time ELSE l.event_time END,
+    message_id = CASE WHEN (l.event_time, l.message_id) < (excluded.event_time, excluded.message_id) THEN excluded.message_id ELSE l.message_id END,
+    verified = l.verified OR excluded.verified
+WHERE (l.event_time, l.message_id) < (excluded.event_time, excluded.message_id)
+   OR (excluded.verified AND NOT l.verified)`,
+			ln.anon, ln.user, ln.at, ln.msg, ln.verified)
 	}
 
 	var ms struct {
@@ -156,9 +166,9 @@ WHERE (m.event_time, m.message_id) < (excluded.event_time, excluded.message_id)`
 	}
 
 	var cv struct {
-		anon, msg []string
-		at        []time.Time
-		props     []any
+		anon, msg, token []string
+		at               []time.Time
+		props            []any
 	}
 	for _, a := range sortedKeys(st.Conversations, cmp.Compare[string]) {
 		c := st.Conversations[a]
@@ -167,15 +177,16 @@ WHERE (m.event_time, m.message_id) < (excluded.event_time, excluded.message_id)`
 			props = mapping.Object{}
 		}
 		cv.anon, cv.msg, cv.at, cv.props = append(cv.anon, a), append(cv.msg, c.MessageID), append(cv.at, c.At), append(cv.props, props)
+		cv.token = append(cv.token, c.TokenHash)
 	}
 	if len(cv.anon) > 0 {
 		batch.Queue(`
-INSERT INTO conversations AS c (anonymous_id, message_id, event_time, properties)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[])
+INSERT INTO conversations AS c (anonymous_id, message_id, event_time, properties, token_hash)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[], $5::text[])
 ON CONFLICT (anonymous_id) DO UPDATE
-SET message_id = excluded.message_id, event_time = excluded.event_time, properties = excluded.properties
+SET message_id = excluded.message_id, event_time = excluded.event_time, properties = excluded.properties, token_hash = excluded.token_hash
 WHERE (c.event_time, c.message_id) < (excluded.event_time, excluded.message_id)`,
-			cv.anon, cv.msg, cv.at, cv.props)
+			cv.anon, cv.msg, cv.at, cv.props, cv.token)
 	}
 
 	if len(b.Applied) > 0 {
@@ -221,20 +232,21 @@ func queueTraits(batch *statements, st *mapping.State, subjects []mapping.Subjec
 	if len(subjects) == 0 {
 		return nil
 	}
-	kinds, ids, traits := make([]string, len(subjects)), make([]string, len(subjects)), make([][]byte, len(subjects))
+	n := len(subjects)
+	kinds, ids, observers, traits := make([]string, n), make([]string, n), make([]string, n), make([][]byte, n)
 	for i, sub := range subjects {
 		raw, err := encodeTraits(st.Traits[sub])
 		if err != nil {
 			return fmt.Errorf("encode traits of %s %s: %w", sub.Kind, mapping.LogID(sub.ID), err)
 		}
-		kinds[i], ids[i], traits[i] = string(sub.Kind), sub.ID, raw
+		kinds[i], ids[i], observers[i], traits[i] = string(sub.Kind), sub.ID, sub.Observer, raw
 	}
 	batch.Queue(`
-INSERT INTO traits AS t (subject_kind, subject_id, traits)
-SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
-ON CONFLICT (subject_kind, subject_id) DO UPDATE
+INSERT INTO traits AS t (subject_kind, subject_id, observer, traits)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
+ON CONFLICT (subject_kind, subject_id, observer) DO UPDATE
 SET traits = prechat_merge_traits(t.traits, excluded.traits)
-WHERE prechat_traits_change(t.traits, excluded.traits)`, kinds, ids, traits)
+WHERE prechat_traits_change(t.traits, excluded.traits)`, kinds, ids, observers, traits)
 	return nil
 }
 
@@ -299,7 +311,7 @@ func sortedKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {
 }
 
 func compareSubject(a, b mapping.Subject) int {
-	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID))
+	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Observer, b.Observer))
 }
 
 func compareLink(a, b mapping.Link) int {

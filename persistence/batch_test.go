@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,15 +42,19 @@ func withSettings(tb *testBundle) *testBundle {
 	return tb
 }
 
-// decodeAll decodes generated events; fallback ids are never needed.
-func decodeAll(t *testing.T, raws [][]byte) []mapping.Event {
+// decodeAll decodes generated events and admits them as the pipeline
+// would (mappingtest.Policy, record time now); fallback ids are never
+// needed.
+func (tb *testBundle) decodeAll(t *testing.T, raws [][]byte) []mapping.Event {
 	t.Helper()
 	out := make([]mapping.Event, len(raws))
+	policy := mappingtest.Policy()
 	for i, r := range raws {
 		e, err := mapping.Decode(r, "")
 		if err != nil {
 			t.Fatalf("decode %s: %v", r, err)
 		}
+		policy.Admit(&e, tb.now)
 		out[i] = e
 	}
 	return out
@@ -86,7 +91,7 @@ func (tb *testBundle) modelDocuments(events []mapping.Event) map[string]mapping.
 
 func (tb *testBundle) storedDocument(t *testing.T, anon string) mapping.Document {
 	t.Helper()
-	raw, err := tb.store.DocumentGet(context.Background(), anon)
+	raw, _, err := tb.store.DocumentGet(context.Background(), anon)
 	if err != nil {
 		t.Fatalf("get document %s: %v", anon, err)
 	}
@@ -125,7 +130,7 @@ func TestApplyBatchBuildsTheDocumentOfTheModel(t *testing.T) {
 		[]byte(`{"type":"group","messageId":"m3","anonymousId":"a1","userId":"u1","groupId":"g1","traits":{"website":"example.com","revenue":100},"timestamp":"` + at(-time.Minute) + `"}`),
 		[]byte(`{"type":"track","messageId":"m4","anonymousId":"a1","event":"Live Chat Conversation Started","properties":{"caseStatus":"New","subject":"Help"},"timestamp":"` + at(0) + `"}`),
 	}
-	events := decodeAll(t, raws)
+	events := tb.decodeAll(t, raws)
 	res := tb.apply(t, events)
 	if res.Documents != 1 {
 		t.Fatalf("documents written = %d, want 1", res.Documents)
@@ -143,17 +148,18 @@ func TestApplyBatchBuildsTheDocumentOfTheModel(t *testing.T) {
 func TestApplyBatchRefreshesDocumentsWhenLaterEventsChangeTheVisitor(t *testing.T) {
 	tb := setup(t)
 	at := func(d time.Duration) string { return tb.now.Add(d).Format(time.RFC3339Nano) }
-	first := decodeAll(t, [][]byte{
-		[]byte(`{"type":"track","messageId":"c1","anonymousId":"a1","userId":"u1","event":"Live Chat Conversation Started","properties":{"subject":"Help"},"timestamp":"` + at(-time.Minute) + `"}`),
+	first := tb.decodeAll(t, [][]byte{
+		[]byte(`{"type":"track","messageId":"c1","anonymousId":"a1","userId":"u1","event":"Live Chat Conversation Started","properties":{"subject":"Help"},"context":` + mappingtest.Proof("u1") + `,"timestamp":"` + at(-time.Minute) + `"}`),
 	})
 	tb.apply(t, first)
 	if d := tb.storedDocument(t, "a1"); len(d.Details) != 1 {
 		t.Fatalf("before identify: %d details, want 1 (the case subject)", len(d.Details))
 	}
-	// A later batch identifies the user (by userId only) and updates the group.
-	second := decodeAll(t, [][]byte{
-		[]byte(`{"type":"identify","messageId":"i1","userId":"u1","traits":{"email":"ada@example.com"},"timestamp":"` + at(0) + `"}`),
-		[]byte(`{"type":"group","messageId":"g1","userId":"u1","groupId":"acme","traits":{"website":"acme.test"},"timestamp":"` + at(0) + `"}`),
+	// A later batch identifies the user (by userId only, from the site's
+	// server) and updates the group.
+	second := tb.decodeAll(t, [][]byte{
+		[]byte(`{"type":"identify","messageId":"i1","userId":"u1","traits":{"email":"ada@example.com"},"context":` + mappingtest.Proof("u1") + `,"timestamp":"` + at(0) + `"}`),
+		[]byte(`{"type":"group","messageId":"g1","userId":"u1","groupId":"acme","traits":{"website":"acme.test"},"context":` + mappingtest.Proof("u1") + `,"timestamp":"` + at(0) + `"}`),
 	})
 	res := tb.apply(t, second)
 	if res.Documents != 1 {
@@ -167,15 +173,32 @@ func TestApplyBatchRefreshesDocumentsWhenLaterEventsChangeTheVisitor(t *testing.
 	if len(got.Details) != 3 {
 		t.Fatalf("refreshed document has %d details, want 3", len(got.Details))
 	}
-	// A group trait change alone reaches the member's document too.
-	third := decodeAll(t, [][]byte{
-		[]byte(`{"type":"group","messageId":"g2","anonymousId":"someone-else","groupId":"acme","traits":{"revenue":5},"timestamp":"` + at(time.Second) + `"}`),
+	// A verified group trait change by another member reaches the
+	// member's document too.
+	third := tb.decodeAll(t, [][]byte{
+		[]byte(`{"type":"group","messageId":"g2","anonymousId":"someone-else","userId":"u2","groupId":"acme","traits":{"revenue":5},"context":` + mappingtest.Proof("u2") + `,"timestamp":"` + at(time.Second) + `"}`),
 	})
 	if res := tb.apply(t, third); res.Documents != 1 {
 		t.Fatalf("group change refreshed %d documents, want 1", res.Documents)
 	}
 	if got := tb.storedDocument(t, "a1"); len(got.Details) != 4 {
 		t.Fatalf("after group change: %d details, want 4", len(got.Details))
+	}
+	// An unverified one (anyone can send it) is its sender's view only.
+	fourth := tb.decodeAll(t, [][]byte{
+		[]byte(`{"type":"group","messageId":"g3","anonymousId":"attacker","userId":"u1","groupId":"acme","traits":{"website":"evil.test","revenue":6},"timestamp":"` + at(2*time.Second) + `"}`),
+	})
+	if res := tb.apply(t, fourth); res.Documents != 0 {
+		t.Fatalf("unverified group change refreshed %d documents, want 0", res.Documents)
+	}
+	got = tb.storedDocument(t, "a1")
+	if want := tb.modelDocuments(append(append(append(first, second...), third...), fourth...))["a1"]; !equalJSON(t, got, want) {
+		t.Fatalf("document differs from the model:\n got %+v\nwant %+v", got, want)
+	}
+	for _, d := range got.Details {
+		if strings.Contains(string(d.Value), "evil") || string(d.Value) == "6" {
+			t.Fatalf("an unverified group call reached a member's document: %+v", d)
+		}
 	}
 }
 
@@ -185,7 +208,7 @@ func TestApplyBatchConvergesWhateverTheOrderAndRepetition(t *testing.T) {
 	other.now = tb.now
 	gen := mappingtest.NewGenerator(42, 20, 8, 4)
 	gen.Base = tb.now
-	events := decodeAll(t, gen.Events(600))
+	events := tb.decodeAll(t, gen.Events(600))
 
 	// Reference: one batch in generated order.
 	tb.apply(t, events)
@@ -259,16 +282,16 @@ func TestApplyBatchKeepsEachDeadLetterOnce(t *testing.T) {
 func TestDocumentGetHidesExpiredDocuments(t *testing.T) {
 	tb := setup(t)
 	old := tb.now.Add(-29 * time.Minute).Format(time.RFC3339Nano)
-	tb.apply(t, decodeAll(t, [][]byte{
+	tb.apply(t, tb.decodeAll(t, [][]byte{
 		[]byte(`{"type":"track","messageId":"c1","anonymousId":"a1","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"` + old + `"}`),
 	}))
 	tb.storedDocument(t, "a1")
 	tb.now = tb.now.Add(2 * time.Minute)
-	if _, err := tb.store.DocumentGet(context.Background(), "a1"); !errors.Is(err, persistence.ErrNotFound) {
+	if _, _, err := tb.store.DocumentGet(context.Background(), "a1"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("expired document: err = %v, want ErrNotFound", err)
 	}
 	// An event for an expired conversation does not bring the document back.
-	res := tb.apply(t, decodeAll(t, [][]byte{
+	res := tb.apply(t, tb.decodeAll(t, [][]byte{
 		[]byte(`{"type":"identify","messageId":"i1","anonymousId":"a1","traits":{"email":"x@example.com"},"timestamp":"` + tb.now.Format(time.RFC3339Nano) + `"}`),
 	}))
 	if res.Documents != 0 {
@@ -292,7 +315,7 @@ func TestApplyBatchConvergesOverManySeeds(t *testing.T) {
 			other.now = tb.now
 			gen := mappingtest.NewGenerator(uint64(1000+seed), 15, 6, 3)
 			gen.Base, gen.Skew = tb.now, true
-			events := decodeAll(t, gen.Events(250))
+			events := tb.decodeAll(t, gen.Events(250))
 			tb.apply(t, events)
 			r := rand.New(rand.NewPCG(uint64(seed), 99))
 			shuffled := append([]mapping.Event(nil), events...)

@@ -13,8 +13,10 @@ import (
 )
 
 // affectedVisitorsQuery finds the visitors with an unexpired conversation
-// start among those in $1, those linked to the users in $2, and the members
-// (visitors, and visitors of member users) of the groups in $3.
+// start among those in $1, those with a verified link to the users in $2,
+// and those whose verified user is a member of the groups in $3: under the
+// trust model only they see a user's or a group's shared traits (a visitor's
+// own view of a group touches that visitor, in $1).
 //
 // Its inputs are bounded by the batch size, so every step is an index probe
 // per id. Each LATERAL subquery is fenced with OFFSET 0, which keeps Postgres
@@ -27,14 +29,11 @@ WITH touched AS (
     SELECT unnest($1::text[]) AS anonymous_id
     UNION
     SELECT l.anonymous_id FROM unnest($2::text[]) AS u(id),
-        LATERAL (SELECT anonymous_id FROM identity_links WHERE user_id = u.id OFFSET 0) l
-    UNION
-    SELECT m.member_id FROM unnest($3::text[]) AS g(id),
-        LATERAL (SELECT member_id FROM group_memberships WHERE group_id = g.id AND member_kind = 'anonymous' OFFSET 0) m
+        LATERAL (SELECT anonymous_id FROM identity_links WHERE user_id = u.id AND verified OFFSET 0) l
     UNION
     SELECT l.anonymous_id FROM unnest($3::text[]) AS g(id),
         LATERAL (SELECT member_id FROM group_memberships WHERE group_id = g.id AND member_kind = 'user' OFFSET 0) m,
-        LATERAL (SELECT anonymous_id FROM identity_links WHERE user_id = m.member_id OFFSET 0) l
+        LATERAL (SELECT anonymous_id FROM identity_links WHERE user_id = m.member_id AND verified OFFSET 0) l
 )
 SELECT c.anonymous_id FROM touched,
     LATERAL (SELECT anonymous_id FROM conversations WHERE anonymous_id = touched.anonymous_id AND event_time > $4 OFFSET 0) c
@@ -46,12 +45,14 @@ ORDER BY c.anonymous_id`
 func (s *Store) affectedVisitors(ctx context.Context, tx pgx.Tx, st *mapping.State, ttl time.Duration) ([]string, error) {
 	anons, users, groups := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	touch := func(sub mapping.Subject) {
-		switch sub.Kind {
-		case mapping.KindAnonymous:
+		switch {
+		case sub.Observer != "":
+			anons[sub.Observer] = true
+		case sub.Kind == mapping.KindAnonymous:
 			anons[sub.ID] = true
-		case mapping.KindUser:
+		case sub.Kind == mapping.KindUser:
 			users[sub.ID] = true
-		case mapping.KindGroup:
+		case sub.Kind == mapping.KindGroup:
 			groups[sub.ID] = true
 		}
 	}
@@ -83,15 +84,20 @@ func (s *Store) affectedVisitors(ctx context.Context, tx pgx.Tx, st *mapping.Sta
 
 // visitorRowsQuery reads, in one round trip and through the primary keys,
 // everything the documents of the visitors in $1 are built from: their
-// conversation starts, links, memberships (theirs and their users') and the
-// traits of the visitors, their users and their groups.
+// conversation starts, links, memberships (theirs and their verified
+// users') and the traits of the visitors, their verified users, the shared
+// profiles of their users' groups and their own views of their groups.
+// Columns: row kind, then three keys whose meaning depends on it (link:
+// anonymousId, userId, "verified" or ""; membership: member kind, member id,
+// groupId; traits: subject kind, subject id, observer), a JSON value, and
+// the stamp.
 const visitorRowsQuery = `
 WITH a AS (SELECT DISTINCT unnest($1::text[]) AS id),
 l AS (
-    SELECT il.anonymous_id, il.user_id, il.event_time, il.message_id
+    SELECT il.anonymous_id, il.user_id, il.event_time, il.message_id, il.verified
     FROM a JOIN identity_links il ON il.anonymous_id = a.id
 ),
-u AS (SELECT DISTINCT user_id AS id FROM l),
+u AS (SELECT DISTINCT user_id AS id FROM l WHERE verified),
 m AS (
     SELECT gm.member_kind, gm.member_id, gm.group_id, gm.event_time, gm.message_id
     FROM a JOIN group_memberships gm ON gm.member_kind = 'anonymous' AND gm.member_id = a.id
@@ -100,19 +106,20 @@ m AS (
     FROM u JOIN group_memberships gm ON gm.member_kind = 'user' AND gm.member_id = u.id
 ),
 s AS (
-    SELECT 'anonymous' AS kind, id FROM a
-    UNION ALL SELECT 'user', id FROM u
-    UNION ALL SELECT DISTINCT 'group', group_id FROM m
+    SELECT 'anonymous' AS kind, id, '' AS observer FROM a
+    UNION ALL SELECT 'user', id, '' FROM u
+    UNION ALL SELECT DISTINCT 'group', group_id, '' FROM m WHERE member_kind = 'user'
+    UNION ALL SELECT 'group', group_id, member_id FROM m WHERE member_kind = 'anonymous'
 )
-SELECT 'conversation', c.anonymous_id, '', '', c.properties, c.event_time, c.message_id
+SELECT 'conversation', c.anonymous_id, c.token_hash, '', c.properties, c.event_time, c.message_id
 FROM a JOIN conversations c ON c.anonymous_id = a.id
 UNION ALL
-SELECT 'link', anonymous_id, user_id, '', NULL, event_time, message_id FROM l
+SELECT 'link', anonymous_id, user_id, CASE WHEN verified THEN 'verified' ELSE '' END, NULL, event_time, message_id FROM l
 UNION ALL
 SELECT 'membership', member_kind, member_id, group_id, NULL, event_time, message_id FROM m
 UNION ALL
-SELECT 'traits', t.subject_kind, t.subject_id, '', t.traits, NULL, NULL
-FROM s JOIN traits t ON t.subject_kind = s.kind AND t.subject_id = s.id`
+SELECT 'traits', t.subject_kind, t.subject_id, t.observer, t.traits, NULL, NULL
+FROM s JOIN traits t ON t.subject_kind = s.kind AND t.subject_id = s.id AND t.observer = s.observer`
 
 // loadState reads everything the documents of these visitors are built
 // from into a mapping.State, so that the stored state resolves visitors
@@ -140,9 +147,9 @@ func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, 
 			if err := json.Unmarshal(value, &props); err != nil {
 				return fmt.Errorf("conversation of %s: %w", mapping.LogID(a), err)
 			}
-			st.Conversations[a] = mapping.Conversation{Stamp: s, Properties: props}
+			st.Conversations[a] = mapping.Conversation{Stamp: s, Properties: props, TokenHash: b}
 		case "link":
-			st.Links[mapping.Link{AnonymousID: a, UserID: b}] = s
+			st.Links[mapping.Link{AnonymousID: a, UserID: b}] = mapping.LinkState{Stamp: s, Verified: c == "verified"}
 		case "membership":
 			st.Memberships[mapping.Membership{Member: mapping.Subject{Kind: mapping.Kind(a), ID: b}, GroupID: c}] = s
 		case "traits":
@@ -150,7 +157,7 @@ func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, 
 			if err != nil {
 				return fmt.Errorf("traits of %s %s: %w", a, mapping.LogID(b), err)
 			}
-			st.Traits[mapping.Subject{Kind: mapping.Kind(a), ID: b}] = traits
+			st.Traits[mapping.Subject{Kind: mapping.Kind(a), ID: b, Observer: c}] = traits
 		}
 		value = nil
 		return nil
@@ -172,6 +179,7 @@ func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m
 		return mapping.BatchResult{}, err
 	}
 	ids, docs, expires := make([]string, 0, len(anons)), make([][]byte, 0, len(anons)), make([]time.Time, 0, len(anons))
+	tokens := make([]string, 0, len(anons))
 	for _, v := range st.Visitors(anons) {
 		doc := m.Document(v)
 		raw, err := json.Marshal(doc)
@@ -179,14 +187,15 @@ func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m
 			return mapping.BatchResult{}, fmt.Errorf("encode document of %s: %w", mapping.LogID(v.AnonymousID), err)
 		}
 		ids, docs, expires = append(ids, v.AnonymousID), append(docs, raw), append(expires, doc.ExpiresAt)
+		tokens = append(tokens, v.Conversation.TokenHash)
 	}
 	rows, err := tx.Query(ctx, `
-INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at)
-SELECT * FROM unnest($1::text[], $2::json[], $3::timestamptz[])
+INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at, token_hash)
+SELECT * FROM unnest($1::text[], $2::json[], $3::timestamptz[], $4::text[])
 ON CONFLICT (anonymous_id) DO UPDATE
-SET document = excluded.document, expires_at = excluded.expires_at, written_at = now()
-WHERE d.document::text IS DISTINCT FROM excluded.document::text
-RETURNING anonymous_id`, ids, docs, expires)
+SET document = excluded.document, expires_at = excluded.expires_at, token_hash = excluded.token_hash, written_at = now()
+WHERE d.document::text IS DISTINCT FROM excluded.document::text OR d.token_hash IS DISTINCT FROM excluded.token_hash
+RETURNING anonymous_id`, ids, docs, expires, tokens)
 	if err != nil {
 		return mapping.BatchResult{}, fmt.Errorf("write documents: %w", err)
 	}
@@ -198,15 +207,15 @@ RETURNING anonymous_id`, ids, docs, expires)
 }
 
 // DocumentGet returns the stored, unexpired document of a visitor as the
-// JSON the API serves, or ErrNotFound.
-func (s *Store) DocumentGet(ctx context.Context, anonymousID string) ([]byte, error) {
-	var doc []byte
-	err := s.pool.QueryRow(ctx, `SELECT document::text FROM prechat_documents WHERE anonymous_id = $1 AND expires_at > $2`,
-		anonymousID, s.now()).Scan(&doc)
+// JSON the API serves, with the hash of its conversation secret (lowercase
+// hex SHA-256; "" when the conversation start carried none), or ErrNotFound.
+func (s *Store) DocumentGet(ctx context.Context, anonymousID string) (doc []byte, tokenHash string, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT document::text, token_hash FROM prechat_documents WHERE anonymous_id = $1 AND expires_at > $2`,
+		anonymousID, s.now()).Scan(&doc, &tokenHash)
 	if err != nil {
-		return nil, fmt.Errorf("get document of %s: %w", mapping.LogID(anonymousID), interpret(err))
+		return nil, "", fmt.Errorf("get document of %s: %w", mapping.LogID(anonymousID), interpret(err))
 	}
-	return doc, nil
+	return doc, tokenHash, nil
 }
 
 func setKeys(m map[string]bool) []string {

@@ -9,11 +9,11 @@ import (
 // order and without wall-clock columns, so equal event logs give equal
 // fingerprints whatever the order, repetition or timing of their delivery.
 var fingerprintQueries = []struct{ name, sql string }{
-	{"traits", `SELECT subject_kind, subject_id, traits::text FROM traits ORDER BY 1, 2`},
-	{"identity_links", `SELECT anonymous_id, user_id, event_time, message_id FROM identity_links ORDER BY 1, 2`},
+	{"traits", `SELECT subject_kind, subject_id, observer, traits::text FROM traits ORDER BY 1, 2, 3`},
+	{"identity_links", `SELECT anonymous_id, user_id, event_time, message_id, verified FROM identity_links ORDER BY 1, 2`},
 	{"group_memberships", `SELECT member_kind, member_id, group_id, event_time, message_id FROM group_memberships ORDER BY 1, 2, 3`},
-	{"conversations", `SELECT anonymous_id, message_id, event_time, properties::text FROM conversations ORDER BY 1`},
-	{"prechat_documents", `SELECT anonymous_id, document::text, expires_at FROM prechat_documents ORDER BY 1`},
+	{"conversations", `SELECT anonymous_id, message_id, event_time, properties::text, token_hash FROM conversations ORDER BY 1`},
+	{"prechat_documents", `SELECT anonymous_id, document::text, expires_at, token_hash FROM prechat_documents ORDER BY 1`},
 	{"applied_messages", `SELECT message_id, event_type, anonymous_id, user_id FROM applied_messages ORDER BY 1`},
 	{"dead_letters", `SELECT topic, "partition", "offset", message_key, raw, reason FROM dead_letters ORDER BY 1, 2, 3`},
 }

@@ -22,9 +22,16 @@ type ForgetReport struct {
 
 // Forget deletes everything held about a person — traits, identity links,
 // memberships, conversation starts, documents and applied-message records of
-// the id and of every id linked to it — and suppresses all those ids, so that
-// later events naming them are dropped until Lift. Group traits are kept:
-// they describe the group, not the person.
+// the id and of every id verifiably linked to it — redacts the raw bytes of
+// the dead letters that name any of those ids, and suppresses all those ids,
+// so that later events naming them are dropped until Lift.
+//
+// Only verified links are followed (see the README's "Trust model"): anyone
+// can claim a userId from their own browser, and forgetting that user must
+// not delete, or suppress, the claimant's unrelated visitor. The link rows
+// naming the id are deleted whether verified or not. Groups' shared traits
+// are kept: they describe the group, not the person; a forgotten visitor's
+// own view of its groups is deleted.
 func (s *Store) Forget(ctx context.Context, kind mapping.Kind, id string) (ForgetReport, error) {
 	if kind != mapping.KindUser && kind != mapping.KindAnonymous {
 		return ForgetReport{}, fmt.Errorf("forget: kind must be user or anonymous, not %q", kind)
@@ -43,16 +50,30 @@ func (s *Store) Forget(ctx context.Context, kind mapping.Kind, id string) (Forge
 			return err
 		}
 		rep = ForgetReport{AnonymousIDs: anons, UserIDs: users, Deleted: map[string]int64{}}
-		deletes := []struct{ table, sql string }{
-			{"traits", `DELETE FROM traits WHERE (subject_kind = 'anonymous' AND subject_id = ANY($1)) OR (subject_kind = 'user' AND subject_id = ANY($2))`},
-			{"identity_links", `DELETE FROM identity_links WHERE anonymous_id = ANY($1) OR user_id = ANY($2)`},
-			{"group_memberships", `DELETE FROM group_memberships WHERE (member_kind = 'anonymous' AND member_id = ANY($1)) OR (member_kind = 'user' AND member_id = ANY($2))`},
-			{"conversations", `DELETE FROM conversations WHERE anonymous_id = ANY($1) AND $2::text[] IS NOT NULL`},
-			{"prechat_documents", `DELETE FROM prechat_documents WHERE anonymous_id = ANY($1) AND $2::text[] IS NOT NULL`},
-			{"applied_messages", `DELETE FROM applied_messages WHERE anonymous_id = ANY($1) OR user_id = ANY($2)`},
+		both := []any{anons, users}
+		deletes := []struct {
+			table, sql string
+			args       []any
+		}{
+			{"traits", `DELETE FROM traits WHERE (subject_kind = 'anonymous' AND subject_id = ANY($1)) OR (subject_kind = 'user' AND subject_id = ANY($2)) OR observer = ANY($1)`, both},
+			{"identity_links", `DELETE FROM identity_links WHERE anonymous_id = ANY($1) OR user_id = ANY($2)`, both},
+			{"group_memberships", `DELETE FROM group_memberships WHERE (member_kind = 'anonymous' AND member_id = ANY($1)) OR (member_kind = 'user' AND member_id = ANY($2))`, both},
+			{"conversations", `DELETE FROM conversations WHERE anonymous_id = ANY($1)`, both[:1]},
+			{"prechat_documents", `DELETE FROM prechat_documents WHERE anonymous_id = ANY($1)`, both[:1]},
+			{"applied_messages", `DELETE FROM applied_messages WHERE anonymous_id = ANY($1) OR user_id = ANY($2)`, both},
+			// A dead letter is not a valid event, so it is matched on its
+			// bytes: its key, or the id as a JSON string anywhere in it.
+			// Matching more than the person's own messages only redacts
+			// more.
+			{"dead_letters", `
+UPDATE dead_letters d SET raw = ''::bytea, message_key = NULL,
+    reason = d.reason || ' [raw message redacted by processor forget]'
+FROM (SELECT unnest($1::text[] || $2::text[]) AS id) f
+WHERE d.raw <> ''::bytea AND (d.message_key = convert_to(f.id, 'UTF8')
+    OR position(convert_to(to_json(f.id)::text, 'UTF8') IN d.raw) > 0)`, both},
 		}
 		for _, d := range deletes {
-			tag, err := tx.Exec(ctx, d.sql, anons, users)
+			tag, err := tx.Exec(ctx, d.sql, d.args...)
 			if err != nil {
 				return fmt.Errorf("delete from %s: %w", d.table, err)
 			}
@@ -76,17 +97,19 @@ ON CONFLICT (id) DO NOTHING`, anons, users, id)
 	return rep, nil
 }
 
-// linkedIDs closes {id} over identity links: a visitor's users, their other
-// visitors, and so on.
+// linkedIDs closes {id} over verified identity links: a visitor's verified
+// users, their other verified visitors, and so on. The slices are never nil
+// (pgx would send a nil slice as NULL, and ANY(NULL) matches nothing).
 func linkedIDs(ctx context.Context, tx pgx.Tx, kind mapping.Kind, id string) (anons, users []string, err error) {
+	anons, users = []string{}, []string{}
 	if kind == mapping.KindAnonymous {
-		anons = []string{id}
+		anons = append(anons, id)
 	} else {
-		users = []string{id}
+		users = append(users, id)
 	}
 	for {
 		rows, err := tx.Query(ctx, `
-SELECT anonymous_id, user_id FROM identity_links WHERE anonymous_id = ANY($1) OR user_id = ANY($2)`, anons, users)
+SELECT anonymous_id, user_id FROM identity_links WHERE verified AND (anonymous_id = ANY($1) OR user_id = ANY($2))`, anons, users)
 		if err != nil {
 			return nil, nil, fmt.Errorf("resolve linked ids: %w", err)
 		}

@@ -16,7 +16,7 @@ func TestErrorsDoNotCarryIDsInClear(t *testing.T) {
 	store, _ := persistencetest.NewStore(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := store.DocumentGet(ctx, "visitor-7f3a9")
+	_, _, err := store.DocumentGet(ctx, "visitor-7f3a9")
 	if err == nil || strings.Contains(err.Error(), "visitor-7f3a9") || !strings.Contains(err.Error(), mapping.LogID("visitor-7f3a9")) {
 		t.Fatalf("error %v: want the visitor as %s, not in clear", err, mapping.LogID("visitor-7f3a9"))
 	}

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/tern/v2/migrate"
 
@@ -51,68 +50,60 @@ func (s *Store) Migrate(ctx context.Context) error {
 	})
 }
 
-// MigrationStatus reports which migrations are applied.
+// MigrationStatus reports which migrations are applied. It only reads: no
+// lock, nothing created (a database no migration has touched is at version
+// 0), so it answers at once while a migration runs elsewhere, and a role
+// with SELECT on the version table can run it (serve's schema check, on
+// every /readyz).
 func (s *Store) MigrationStatus(ctx context.Context) (MigrationStatus, error) {
 	var st MigrationStatus
-	err := s.withMigrator(ctx, func(m *migrate.Migrator) error {
-		cur, err := m.GetCurrentVersion(ctx)
-		if err != nil {
-			return fmt.Errorf("read schema version: %w", err)
+	// A migrator without a connection only loads the files.
+	m, err := migrate.NewMigrator(ctx, nil, VersionTable)
+	if err != nil {
+		return st, fmt.Errorf("prepare migrator: %w", err)
+	}
+	if err := m.LoadMigrations(migrations.FS); err != nil {
+		return st, fmt.Errorf("load migrations: %w", err)
+	}
+	for _, mig := range m.Migrations {
+		name := strings.TrimSuffix(mig.Name, ".sql")
+		if _, rest, ok := strings.Cut(name, "_"); ok {
+			name = rest
 		}
-		st.Current = cur
-		for _, mig := range m.Migrations {
-			name := strings.TrimSuffix(mig.Name, ".sql")
-			if _, rest, ok := strings.Cut(name, "_"); ok {
-				name = rest
-			}
-			st.Migrations = append(st.Migrations, Migration{Version: mig.Sequence, Name: name, Applied: mig.Sequence <= cur})
-			st.Latest = mig.Sequence
-		}
-		return nil
-	})
-	return st, err
+		st.Migrations = append(st.Migrations, Migration{Version: mig.Sequence, Name: name})
+		st.Latest = mig.Sequence
+	}
+	cur, err := s.schemaVersion(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Current = cur
+	for i := range st.Migrations {
+		st.Migrations[i].Applied = st.Migrations[i].Version <= cur
+	}
+	return st, nil
+}
+
+// schemaVersion reads the version tern recorded; 0 when no migration ever
+// ran (no version table, or an empty one). tern updates it in each
+// migration's own transaction, so it is never half-way.
+func (s *Store) schemaVersion(ctx context.Context) (int32, error) {
+	var v int32
+	err := s.pool.QueryRow(ctx, `SELECT version FROM prechat_schema_version`).Scan(&v)
+	var pe *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pe) && pe.Code == "42P01": // undefined_table
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
 }
 
 // withMigrator runs fn with a tern migrator on a pooled connection whose
 // statement and lock timeouts are lifted meanwhile: a migration may build
 // an index for minutes, and waits on tern's advisory lock for another
 // migrate run to finish.
-// SchemaVersion reports the database's schema version against the
-// binary's with one query, without tern's migrator (which creates its
-// table and takes an advisory lock): for start-up and readiness checks.
-// Migrations is left empty.
-func (s *Store) SchemaVersion(ctx context.Context) (MigrationStatus, error) {
-	st := MigrationStatus{Latest: latestMigration}
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM prechat_schema_version`).Scan(&st.Current) // VersionTable
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table: never migrated
-		return st, nil
-	}
-	if err != nil {
-		return st, fmt.Errorf("read schema version: %w", err)
-	}
-	return st, nil
-}
-
-// latestMigration is the version of the newest embedded migration: the
-// number its file name starts with, as tern reads it.
-var latestMigration = func() int32 {
-	names, err := fs.Glob(migrations.FS, "*.sql")
-	if err != nil {
-		panic(err)
-	}
-	var latest int32
-	for _, n := range names {
-		digits, _, _ := strings.Cut(n, "_")
-		v, err := strconv.ParseInt(digits, 10, 32)
-		if err != nil {
-			panic(fmt.Sprintf("migration %s: its name does not start with a version number", n))
-		}
-		latest = max(latest, int32(v))
-	}
-	return latest
-}()
-
 func (s *Store) withMigrator(ctx context.Context, fn func(*migrate.Migrator) error) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {

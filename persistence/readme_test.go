@@ -43,7 +43,7 @@ func TestReadmeQueriesRun(t *testing.T) {
 	tb.store, url = persistencetest.NewStore(t, &persistence.Config{Now: func() time.Time { return tb.now }})
 	tb = withSettings(tb)
 	at := tb.now.Format(time.RFC3339Nano)
-	tb.apply(t, decodeAll(t, [][]byte{
+	tb.apply(t, tb.decodeAll(t, [][]byte{
 		[]byte(`{"type":"identify","messageId":"i1","anonymousId":"visitor-1","userId":"u1","traits":{"email":"ada@example.com"},"timestamp":"` + at + `"}`),
 		[]byte(`{"type":"group","messageId":"g1","userId":"u1","groupId":"acme","traits":{"website":"acme.test"},"timestamp":"` + at + `"}`),
 		[]byte(`{"type":"track","messageId":"c1","anonymousId":"visitor-1","event":"Live Chat Conversation Started","properties":{"subject":"Help"},"timestamp":"` + at + `"}`),

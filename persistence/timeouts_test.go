@@ -91,7 +91,7 @@ func TestMigrateLiftsTheTimeouts(t *testing.T) {
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatalf("migrate while another run holds the lock for 1s: %v", err)
 	}
-	st, err := store.SchemaVersion(ctx)
+	st, err := store.MigrationStatus(ctx)
 	if err != nil || !st.UpToDate() {
 		t.Fatalf("schema after migrate: %+v %v", st, err)
 	}
@@ -105,35 +105,5 @@ func TestMigrateLiftsTheTimeouts(t *testing.T) {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "55P03" {
 		t.Fatalf("after migrate, a batch behind a held lock: %v, want lock_timeout (55P03)", err)
-	}
-}
-
-// TestSchemaVersion reads the version without tern: 0 on an empty
-// database, the latest migration once migrated.
-func TestSchemaVersion(t *testing.T) {
-	t.Parallel()
-	url := persistencetest.NewEmptyDatabase(t)
-	store, err := persistence.Open(context.Background(), url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ctx := context.Background()
-	st, err := store.SchemaVersion(ctx)
-	if err != nil || st.Current != 0 || st.UpToDate() {
-		t.Fatalf("empty database: %+v %v", st, err)
-	}
-	full, err := store.MigrationStatus(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Latest != full.Latest || st.Latest < 4 {
-		t.Fatalf("latest %d, tern says %d", st.Latest, full.Latest)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if st, err = store.SchemaVersion(ctx); err != nil || st.Current != full.Latest || !st.UpToDate() {
-		t.Fatalf("migrated database: %+v %v", st, err)
 	}
 }

@@ -25,6 +25,12 @@ type Config struct {
 
 	// Materializer builds the documents. Required.
 	Materializer *mapping.Materializer
+	// Policy admits decoded events: it bounds their times to a window
+	// around the Kafka record time and checks their identity proofs.
+	// Default: nil, the default window (mapping.DefaultTimePast and
+	// DefaultTimeFuture) and no verifier, so every event counts for its own
+	// visitor only.
+	Policy *mapping.Policy
 
 	// BatchSize is the most messages applied in one transaction. Larger
 	// batches amortise document refreshes (a group change refreshes every

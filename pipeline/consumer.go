@@ -260,7 +260,7 @@ func (c *Consumer) collect(ctx context.Context, msgs <-chan kafka.Message, ready
 				return
 			}
 		}
-		b, t := batchOf(c.cfg.GroupID, msgs, suppressed)
+		b, t := batchOf(c.cfg.GroupID, c.cfg.Policy, msgs, suppressed)
 		if c.noPositions {
 			b.Positions = nil
 		}
@@ -281,6 +281,10 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 	for k, n := range p.tally.outcomes {
 		m.events.WithLabelValues(k[0], k[1]).Add(float64(n))
 	}
+	for r, n := range p.tally.proofs {
+		m.proofs.WithLabelValues(string(r)).Add(float64(n))
+	}
+	m.clamped.Add(float64(p.tally.clamped))
 	m.batchSize.Observe(float64(p.messages))
 	m.apply.Observe(took.Seconds())
 	m.documents.Add(float64(res.Documents))

@@ -90,6 +90,7 @@ func (tb *testBundle) start(t *testing.T, batchSize int) (stop func()) {
 		Topic:             tb.topic,
 		GroupID:           tb.group,
 		Materializer:      tb.mat,
+		Policy:            mappingtest.Policy(),
 		BatchSize:         batchSize,
 		Lanes:             tb.lanes,
 		BatchTimeout:      20 * time.Millisecond,
@@ -157,8 +158,10 @@ func (tb *testBundle) reference(t *testing.T, raws [][]byte) map[string]string {
 	t.Helper()
 	ref, _ := persistencetest.NewStore(t, nil)
 	b := mapping.NewBatch()
+	policy := mappingtest.Policy()
 	for _, r := range raws {
 		if e, err := mapping.Decode(r, ""); err == nil {
+			policy.Admit(&e, tb.now)
 			b.Add(&e, tb.now)
 		}
 	}
@@ -220,7 +223,7 @@ func TestConsumerMaterializesTheConversationDocument(t *testing.T) {
 	tb.start(t, 100)
 	tb.waitConsumed(t, int64(len(raws)))
 
-	raw, err := tb.store.DocumentGet(context.Background(), "a1")
+	raw, _, err := tb.store.DocumentGet(context.Background(), "a1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,11 @@ import (
 type tally struct {
 	outcomes   map[[2]string]int
 	highWaters map[int]int64
+	// proofs counts identity proofs by outcome (events without one are
+	// not counted); clamped counts events whose claimed time was replaced
+	// by the record time (mapping.Window).
+	proofs  map[mapping.ProofResult]int
+	clamped int
 }
 
 // decoded is one message with its event, or the reason it is a dead letter.
@@ -46,13 +51,14 @@ func decodeAll(msgs []kafka.Message) ([]decoded, []string) {
 	return out, ids
 }
 
-// batchOf reduces decoded messages into one unit of work: valid events fold
-// into the batch's state, invalid ones become dead letters with the reason,
-// events naming a suppressed id are dropped, and each partition's position
-// moves past its last message.
-func batchOf(group string, msgs []decoded, suppressed map[string]bool) (*mapping.Batch, tally) {
+// batchOf reduces decoded messages into one unit of work: valid events are
+// admitted under the policy (time window, identity proof, as of the record
+// time) and fold into the batch's state, invalid ones become dead letters
+// with the reason, events naming a suppressed id are dropped, and each
+// partition's position moves past its last message.
+func batchOf(group string, policy *mapping.Policy, msgs []decoded, suppressed map[string]bool) (*mapping.Batch, tally) {
 	b := mapping.NewBatch()
-	t := tally{outcomes: map[[2]string]int{}, highWaters: map[int]int64{}}
+	t := tally{outcomes: map[[2]string]int{}, highWaters: map[int]int64{}, proofs: map[mapping.ProofResult]int{}}
 	next := map[string]map[int]int64{}
 	for _, d := range msgs {
 		m, e := d.msg, &d.event
@@ -75,6 +81,13 @@ func batchOf(group string, msgs []decoded, suppressed map[string]bool) (*mapping
 				}
 			}
 		default:
+			a := policy.Admit(e, m.Time)
+			if a.Clamped {
+				t.clamped++
+			}
+			if a.Proof != mapping.ProofNone {
+				t.proofs[a.Proof]++
+			}
 			b.Add(e, m.Time)
 			outcome := "applied"
 			if !e.Tracked() {

@@ -182,7 +182,8 @@ func TestApplyIsCancelledWhenTheGenerationEnds(t *testing.T) {
 	// a's batch now waits for the lock.
 	eventuallyTrue(t, 10*time.Second, "a's batch waits for the documents lock", func() bool {
 		var n int
-		err := holder.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&n)
+		err := holder.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()`).Scan(&n)
 		return err == nil && n > 0
 	})
 

@@ -19,6 +19,8 @@ type metrics struct {
 	documents prometheus.Counter
 	retries   prometheus.Counter
 	skipped   prometheus.Counter
+	proofs    *prometheus.CounterVec
+	clamped   prometheus.Counter
 }
 
 type lagKey struct {
@@ -63,8 +65,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "prechat_retention_skipped_messages_total",
 			Help: "Messages that Kafka's retention deleted before they were consumed (never applied); anything above zero means the consumers fell further behind than the topic's retention.",
 		}),
+		proofs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prechat_identity_proofs_total",
+			Help: "Identity proofs carried by consumed events (context.prechat.userHash or identityToken), by result: valid, invalid, expired, wrong_user, unconfigured. Only valid ones let a user's or group's shared traits reach a visitor.",
+		}, []string{"result"}),
+		clamped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prechat_event_time_clamped_total",
+			Help: "Events whose claimed time lay outside EVENT_TIME_PAST/EVENT_TIME_FUTURE around their Kafka record time, applied at the record time instead.",
+		}),
 	}
-	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped)
+	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped, m.proofs, m.clamped)
 	return m
 }
 

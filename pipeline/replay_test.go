@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"github.com/prechat/prechat/mapping/mappingtest"
 	"reflect"
 	"strconv"
 	"testing"
@@ -22,6 +23,7 @@ func (tb *testBundle) replay(t *testing.T, store pipeline.Store, opts pipeline.R
 		Topic:        tb.topic,
 		GroupID:      tb.group,
 		Materializer: tb.mat,
+		Policy:       mappingtest.Policy(),
 		BatchSize:    300,
 		MaxWait:      100 * time.Millisecond,
 	}, store, opts)

@@ -33,6 +33,16 @@
 // dependencies; every variant must stay under 6 KB (browser_test.go checks
 // them).
 //
+// The conversation secret: on each conversation start sent through
+// analytics.js the snippet makes a random secret (256 bits), adds only its
+// SHA-256 to the event (context.prechat.tokenHash, lowercase hex), and
+// presents the secret when it fetches the document (X-Prechat-Token): the
+// API serves a document only to the page that started its conversation,
+// and Segment, its destinations and logs never see the secret. It needs
+// crypto.subtle, which browsers give only to https pages (and localhost).
+// A conversation started server-side passes its secret to
+// prechat.start({token}).
+//
 // Options, set before the snippet loads: window.prechatConfig = {apiBase,
 // wait, scriptUrl, product, onError, onApplied}.
 //
@@ -68,7 +78,7 @@
   // the product: 0 loading, 1 ready, 2 failed; queue runs when it settles
   var la = 0;
   var queue = [];
-  var busy, inited, hooked, started;
+  var busy, inited, hooked, started, secret;
   var applied = null;
 
   // The API is where this script came from (document.currentScript, else
@@ -129,6 +139,11 @@
     v = v ? String(v) : "";
     try { v = decodeURIComponent(v); } catch (e) {}
     return v.replace(/^"+|"+$/g, "");
+  }
+
+  // hex is the lowercase hex of an ArrayBuffer's or array's bytes.
+  function hex(b) {
+    return [].map.call(new Uint8Array(b), function (x) { return (x + 256).toString(16).slice(1); }).join("");
   }
 
   function anonymousId() {
@@ -234,7 +249,7 @@
         if (resolve) resolve(applied);
         return p;
       }
-      var id = clean(o.anonymousId) || anonymousId();
+      var id = clean(o.anonymousId) || anonymousId(), tok = o.token || secret;
       var after = [].concat(o.after || []).slice(-20);
       var wait = Math.max(0, Math.min(30, +(o.wait != null ? o.wait : cfg.wait != null ? cfg.wait : 10) || 0));
       if (!id) return end("no anonymousId"), p;
@@ -244,6 +259,7 @@
       var get = function () {
         var x = new XMLHttpRequest();
         x.open("GET", url);
+        if (tok) x.setRequestHeader("X-Prechat-Token", tok);
         x.timeout = (wait + 10) * 1000;
         x.onload = function () {
           var s = x.status, doc = null;
@@ -274,18 +290,45 @@
 
   // middleware is an analytics.js source middleware: it records the page's
   // identify, group and conversation start messageIds and, on a conversation
-  // start, fetches the document once those events are applied.
+  // start, makes a new conversation secret, adds its hash to the event
+  // (context.prechat.tokenHash) and, once the events are applied, fetches
+  // the document with the secret. analytics-next waits for the Promise it
+  // then returns, analytics.js 1.x for next. Without crypto.subtle (a page
+  // not served over https) it fetches without a secret.
   function middleware(o) {
+    // go lets the event go with hash h of secret k (none without h), and
+    // fetches the document after a conversation start.
+    var e, t, c, go = function (k, h) {
+      try {
+        if (h) {
+          secret = k;
+          c = e.context = e.context || {};
+          (c.prechat = c.prechat || {}).tokenHash = h;
+        }
+        if (t == 1) setTimeout(function () { start({ anonymousId: e.anonymousId, after: ids }); }, 0);
+      } catch (x) {}
+      o.next(o.payload);
+    };
     try {
-      var e = o.payload.obj, t = e.type;
+      e = o.payload.obj;
+      t = e.type;
       if (e.messageId && (t == "identify" || t == "group" || (t == "track" && e.event == "Live Chat Conversation Started"))) {
         ids.push(String(e.messageId));
         if (t == "track") {
-          setTimeout(function () { start({ anonymousId: e.anonymousId, after: ids }); }, 0);
+          t = 1;
+          // The secret: 256 random bits as hex; its hash: the hex SHA-256
+          // of that text.
+          c = w.crypto;
+          var s = hex(c.getRandomValues(new Uint8Array(32)));
+          return c.subtle.digest("SHA-256", new TextEncoder().encode(s)).then(function (h) {
+            go(s, hex(h));
+          }, go);
         }
       }
-    } catch (x) {}
-    o.next(o.payload);
+    } catch (x) {
+      if (t == 1) warn("no conversation secret: " + x);
+    }
+    go();
   }
 
   // hook registers the middleware once window.analytics takes it: the

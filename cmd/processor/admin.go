@@ -9,6 +9,7 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,27 +31,34 @@ func newRegistry() *prometheus.Registry {
 }
 
 // readiness checks what the processor needs to serve, at most once a
-// second: Postgres answers a ping; the schema is current (checked with one
-// query until it is, then never again: no migrator, no migration lock);
-// and, only when a role uses Kafka (the consumer, or the api role with the
-// ingest enabled), the topic's metadata can be read.
+// second: every role has started, after its one start-up check of the
+// schema (no probe reads the schema again, or takes a lock); Postgres
+// answers a ping; and, only when a role uses Kafka (the consumer, or the
+// api role with the ingest enabled), the topic's metadata can be read.
 type readiness struct {
 	store     *persistence.Store
 	dialer    *kafka.Dialer
 	cfg       *Config
 	withKafka bool
+	// starting counts the roles that have not passed their start-up checks.
+	starting atomic.Int32
 
-	mu       sync.Mutex
-	checked  time.Time
-	status   map[string]string
-	ok       bool
-	schemaOK bool
+	mu      sync.Mutex
+	checked time.Time
+	status  map[string]string
+	ok      bool
 }
 
-func newReadiness(cfg *Config, store *persistence.Store, dialer *kafka.Dialer) *readiness {
-	withKafka := cfg.hasRole("consumer") || cfg.hasRole("api") && len(cfg.WriteKeys) > 0
-	return &readiness{store: store, dialer: dialer, cfg: cfg, withKafka: withKafka}
+func newReadiness(cfg *Config, store *persistence.Store, dialer *kafka.Dialer, roles int) *readiness {
+	withKafka := cfg.hasRole("consumer") || cfg.hasRole("api") && len(cfg.WriteKeys)+len(cfg.ServerWriteKeys) > 0
+	r := &readiness{store: store, dialer: dialer, cfg: cfg, withKafka: withKafka}
+	r.starting.Store(int32(roles))
+	return r
 }
+
+// started records that a role passed its start-up checks (the schema is
+// current) and starts serving.
+func (r *readiness) started() { r.starting.Add(-1) }
 
 // check returns each dependency's state ("ok" or the error) and whether all
 // are ok.
@@ -63,17 +71,11 @@ func (r *readiness) check(ctx context.Context) (map[string]string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	status := map[string]string{"postgres": "ok", "schema": "ok"}
+	if r.starting.Load() > 0 {
+		status["schema"] = "not checked yet: the roles are starting (waiting for Postgres, or checking the schema)"
+	}
 	if err := r.store.Ping(ctx); err != nil {
 		status["postgres"] = err.Error()
-		if !r.schemaOK {
-			status["schema"] = "unknown"
-		}
-	} else if !r.schemaOK {
-		if err := checkSchema(ctx, r.store); err != nil {
-			status["schema"] = err.Error()
-		} else {
-			r.schemaOK = true
-		}
 	}
 	if r.withKafka {
 		status["kafka"] = "ok"

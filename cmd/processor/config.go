@@ -109,6 +109,36 @@ type Config struct {
 	// Pprof serves /debug/pprof/ on the admin port.
 	Pprof bool `env:"PPROF" envDefault:"false"`
 
+	// DocumentAccess is who may read a document: token (only with the
+	// conversation secret, X-Prechat-Token) or anonymousId (anyone naming
+	// the visitor; weaker).
+	DocumentAccess string `env:"DOCUMENT_ACCESS" envDefault:"token"`
+	// MaxWaitersPerClient bounds one client's concurrent long-polls (beyond: 429).
+	MaxWaitersPerClient int `env:"MAX_WAITERS_PER_CLIENT" envDefault:"20"`
+	// DocumentReadTimeout bounds a document request's storage reads, the
+	// wait for a pooled connection included (beyond: 503).
+	DocumentReadTimeout time.Duration `env:"DOCUMENT_READ_TIMEOUT" envDefault:"2s"`
+
+	// IdentitySecrets are the HMAC-SHA256 secrets of context.prechat.userHash,
+	// comma separated: any verifies (rotation), the first signs the events
+	// of SERVER_WRITE_KEYS. Each at least 32 characters.
+	IdentitySecrets []string `env:"IDENTITY_SECRET"`
+	// IdentityJWTKeys is a file of public keys (JWKS or PEM) that verify
+	// context.prechat.identityToken (RS256 or ES256).
+	IdentityJWTKeys string `env:"IDENTITY_JWT_KEYS"`
+	// IdentityJWTIssuer, when set, must equal an identity token's iss.
+	IdentityJWTIssuer string `env:"IDENTITY_JWT_ISSUER"`
+	// IdentityJWTAudience, when set, must be in an identity token's aud.
+	IdentityJWTAudience string `env:"IDENTITY_JWT_AUDIENCE"`
+	// ServerWriteKeys are write keys for the site's servers only, comma
+	// separated: the ingest vouches for the userId of the events sent with
+	// one (it adds the userHash itself). Needs IDENTITY_SECRET.
+	ServerWriteKeys []string `env:"SERVER_WRITE_KEYS"`
+	// EventTimePast and EventTimeFuture bound an event's claimed time around
+	// its Kafka record time; outside, the record time is used.
+	EventTimePast   time.Duration `env:"EVENT_TIME_PAST" envDefault:"24h"`
+	EventTimeFuture time.Duration `env:"EVENT_TIME_FUTURE" envDefault:"5m"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 	// LogFormat is json or console.
@@ -116,7 +146,7 @@ type Config struct {
 }
 
 // Secret variables are masked wherever the configuration is shown.
-var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS"}
+var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS", "IDENTITY_SECRET", "SERVER_WRITE_KEYS"}
 
 // maxApplyLanes bounds APPLY_LANES: each lane holds a Postgres connection
 // and two batches.
@@ -237,6 +267,9 @@ func (c *Config) Validate(needs ...string) error {
 		if err := c.validateSASL(); err != nil {
 			return err
 		}
+		if err := c.validateIdentity(); err != nil {
+			return err
+		}
 	}
 	if need("kafka") {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
@@ -278,10 +311,22 @@ func (c *Config) Validate(needs ...string) error {
 		if err := c.validateIngestLimits(); err != nil {
 			return err
 		}
+		if _, err := api.ParseDocumentAccess(c.DocumentAccess); err != nil {
+			return fmt.Errorf("DOCUMENT_ACCESS: %w", err)
+		}
+		if c.MaxWaitersPerClient < 1 {
+			return fmt.Errorf("MAX_WAITERS_PER_CLIENT: %d must be at least 1", c.MaxWaitersPerClient)
+		}
+		if c.DocumentReadTimeout <= 0 {
+			return fmt.Errorf("DOCUMENT_READ_TIMEOUT: %s must be positive", c.DocumentReadTimeout)
+		}
 		for _, k := range c.WriteKeys {
 			if strings.TrimSpace(k) == "" {
 				return errors.New("WRITE_KEYS: holds an empty key")
 			}
+		}
+		if err := c.validateServerKeys(); err != nil {
+			return err
 		}
 		for _, o := range c.AllowedOrigins {
 			if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {

@@ -75,7 +75,10 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 	env := func(dbURL, group string, extra ...string) []string {
 		return append([]string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
 			"KAFKA_GROUP=" + group, "SETTINGS_FILE=" + settings, "ROLES=consumer", "ADMIN_ADDR=127.0.0.1:0",
-			"BATCH_SIZE=100", "BATCH_TIMEOUT=5ms", "KAFKA_SESSION_TIMEOUT=1s", "KAFKA_HEARTBEAT_INTERVAL=250ms", "LOG_LEVEL=warn"}, extra...)
+			"BATCH_SIZE=100", "BATCH_TIMEOUT=5ms", "KAFKA_SESSION_TIMEOUT=1s", "KAFKA_HEARTBEAT_INTERVAL=250ms", "LOG_LEVEL=warn",
+			// The generator proves most userIds: verified links, user and
+			// shared group traits are part of what must survive the kills.
+			"IDENTITY_SECRET=" + mappingtest.IdentitySecret}, extra...)
 	}
 	consumed := func(store *persistence.Store, group string) int64 {
 		offs, err := store.OffsetsGet(context.Background(), group, topic)

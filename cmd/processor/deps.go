@@ -17,6 +17,8 @@ type deps struct {
 	settings *mapping.Settings
 	dialer   *kafka.Dialer
 	store    *persistence.Store
+	// policy admits events (consumer, replay); set with "kafka".
+	policy *mapping.Policy
 }
 
 // openDeps validates the configuration for what the command needs ("db",
@@ -35,6 +37,9 @@ func openDeps(ctx context.Context, cfg *Config, needs ...string) (*deps, error) 
 	}
 	if slices.Contains(needs, "kafka") {
 		if d.dialer, err = cfg.kafkaDialer(); err != nil {
+			return nil, usageError{err}
+		}
+		if d.policy, err = cfg.policy(); err != nil {
 			return nil, usageError{err}
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prechat/prechat/examples"
+	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/standins"
 )
 
@@ -33,12 +35,18 @@ var devAssets embed.FS
 // devWriteKey is the write key processor dev enables.
 const devWriteKey = "dev-write-key"
 
+// devIdentitySecret is processor dev's IDENTITY_SECRET: public, so that
+// the demo page can show verified identities with no set-up. Never use it
+// anywhere else: whoever knows it can pass as any user.
+const devIdentitySecret = "dev-only-identity-secret-never-use-in-production"
+
 // devDefaults are processor dev's defaults; the environment overrides them.
 var devDefaults = []string{
 	"HTTP_ADDR=127.0.0.1:8080",
 	"ADMIN_ADDR=127.0.0.1:9090",
 	"LOG_FORMAT=console",
 	"WRITE_KEYS=" + devWriteKey,
+	"IDENTITY_SECRET=" + devIdentitySecret,
 	"DEPLOYMENT_SCRIPT_URL=/dev/deployment.js",
 	"BATCH_TIMEOUT=10ms",
 }
@@ -144,7 +152,7 @@ func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	roles, err := buildRoles(cfg, d, devPages(pages), log)
+	roles, err := buildRoles(cfg, d, devPages(pages, cfg.signingSecret()), log)
 	if err != nil {
 		return usageError{err}
 	}
@@ -156,12 +164,13 @@ Prechat dev is running. Ctrl-C stops everything it started.
   Demo page   %s/
   API         %s/v1/prechat/{anonymousId}   snippet %s/v1/prechat.js
   Ingest      %s/v1/{t,i,g,b,...}   write key %q
+  Identity    %s/dev/user-hash?userId=…   plays the site's server: the userHash under %s
   Admin       http://%s/metrics  /healthz  /readyz
   %s
   %s
   Settings    %s
 
-`, base, base, base, base, devWriteKey, cfg.AdminAddr, started[0], started[1], cfg.SettingsFile)
+`, base, base, base, base, devWriteKey, base, devSecretNote(cfg), cfg.AdminAddr, started[0], started[1], cfg.SettingsFile)
 	err = runAll(ctx, cfg.ShutdownGrace, roles)
 	log.Info("dev stopped", zap.Error(err))
 	if errors.Is(err, context.Canceled) {
@@ -204,11 +213,43 @@ func lockDir(dir string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
+// devSecretNote names the IDENTITY_SECRET that /dev/user-hash signs with.
+func devSecretNote(cfg *Config) string {
+	switch {
+	case len(cfg.IdentitySecrets) == 0:
+		return "no IDENTITY_SECRET (unset: nothing verifies)"
+	case strings.TrimSpace(cfg.IdentitySecrets[0]) == devIdentitySecret:
+		return "the dev-only IDENTITY_SECRET"
+	default:
+		return "your IDENTITY_SECRET"
+	}
+}
+
 // devPages serves the demo page at / and its assets under /dev/, with the
-// stand-ins of the three chat products that the browser tests use.
-func devPages(pages fs.FS) http.Handler {
+// stand-ins of the three chat products that the browser tests use, and
+// GET /dev/user-hash?userId=…, which plays the site's server: it answers
+// {"userId": …, "userHash": …}, the userId's HMAC under secret (the first
+// IDENTITY_SECRET), that the demo page passes with its identify and group.
+// A real site's server signs only the userId of the user it has logged in;
+// this one signs any, so it exists in processor dev alone. Without a
+// secret it answers 503.
+func devPages(pages fs.FS, secret []byte) http.Handler {
 	files := http.FileServer(http.FS(pages))
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /dev/user-hash", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		userID := r.URL.Query().Get("userId")
+		switch {
+		case len(secret) == 0:
+			http.Error(w, "no IDENTITY_SECRET is set: processor dev cannot sign userIds", http.StatusServiceUnavailable)
+			return
+		case userID == "":
+			http.Error(w, "userId is required", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"userId": userID, "userHash": mapping.UserHash(secret, userID)})
+	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.ServeFileFS(w, r, pages, "index.html")

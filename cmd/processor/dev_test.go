@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image/png"
 	"io"
+	"io/fs"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +25,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/prechat/prechat/browsertest"
+	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
 	"github.com/prechat/prechat/persistence/persistencetest"
 )
@@ -54,6 +59,7 @@ func TestDevWithPrivatePostgres(t *testing.T) {
 		"Prechat dev is running",
 		"Demo page   http://127.0.0.1:",
 		`write key "dev-write-key"`,
+		"/dev/user-hash?userId=…   plays the site's server: the userHash under the dev-only IDENTITY_SECRET",
 		"private cluster in " + filepath.Join(dir, "postgres"),
 		"in-process kfake broker, log in " + filepath.Join(dir, "kafka"),
 		"Settings    " + filepath.Join(dir, "settings.json"),
@@ -67,16 +73,20 @@ func TestDevWithPrivatePostgres(t *testing.T) {
 	}
 
 	// The dev write key ingests; the document is served once applied.
-	res := dev.request(http.MethodPost, "/v1/t", `{"writeKey":"dev-write-key","type":"track","event":"Live Chat Conversation Started","anonymousId":"dev-visitor","messageId":"dev-start-1","properties":{"subject":"Shoes","caseStatus":"New"}}`)
+	res := dev.request(http.MethodPost, "/v1/t", `{"writeKey":"dev-write-key","type":"track","event":"Live Chat Conversation Started","anonymousId":"dev-visitor","messageId":"dev-start-1","properties":{"subject":"Shoes","caseStatus":"New"},`+tokenContext+`}`)
 	if res.status != http.StatusOK || !strings.Contains(res.body, `"success":true`) {
 		t.Fatalf("ingest with the dev write key: %d %s", res.status, res.body)
 	}
 	if res := dev.request(http.MethodPost, "/v1/t", `{"writeKey":"not-the-key","event":"x","anonymousId":"a"}`); res.status != http.StatusUnauthorized {
 		t.Errorf("ingest with another write key: %d, want 401", res.status)
 	}
-	res = dev.request(http.MethodGet, "/v1/prechat/dev-visitor?wait=10&after=dev-start-1", "")
+	res = dev.document("/v1/prechat/dev-visitor?wait=10&after=dev-start-1")
 	if served, _ := servedDocument([]byte(res.body)); res.status != http.StatusOK || !hasDetail([]byte(res.body), "Subject", "Shoes") || !served.Complete {
 		t.Fatalf("GET the document: %d %s", res.status, res.body)
+	}
+	// DOCUMENT_ACCESS is token by default: without the secret, 404.
+	if res := dev.request(http.MethodGet, "/v1/prechat/dev-visitor", ""); res.status != http.StatusNotFound {
+		t.Errorf("GET the document without the conversation secret: %d %s", res.status, res.body)
 	}
 	// The demo page, whatever its product, and its assets.
 	for path, want := range map[string]string{
@@ -101,7 +111,7 @@ func TestDevWithPrivatePostgres(t *testing.T) {
 	// The data folder is kept: a second run starts on it and still has the
 	// document.
 	dev = startDev(t, nil, "--data-dir", dir, "--kafka-port", "0")
-	res = dev.request(http.MethodGet, "/v1/prechat/dev-visitor", "")
+	res = dev.document("/v1/prechat/dev-visitor")
 	if res.status != http.StatusOK || !hasDetail([]byte(res.body), "Subject", "Shoes") {
 		t.Fatalf("GET the document in the second run: %d %s", res.status, res.body)
 	}
@@ -162,8 +172,12 @@ const devMessagingLog = `[
 
 // devDemoProduct is the demo page run for one chat product.
 type devDemoProduct struct {
-	// product is the ?product= value; screenshot the file under docs/.
+	// product is the ?product= value; screenshot the file under docs/
+	// (none when empty).
 	product, screenshot string
+	// unverified unchecks "Verified by the site's server" before the chat
+	// starts.
+	unverified bool
 	// loaded is true once the product's script is in the page, done once
 	// the agent view shows what the product received.
 	loaded, done string
@@ -187,35 +201,44 @@ func TestDevDemoPageInBrowser(t *testing.T) {
 	t.Parallel()
 	browsertest.Require(t)
 	dev := startDev(t, []string{"DATABASE_URL=" + persistencetest.NewDatabase(t)}, "--data-dir", t.TempDir(), "--kafka-port", "0")
+	liveAgent := devDemoProduct{
+		product: "liveAgent", screenshot: "demo-page.png",
+		loaded: `typeof window.liveagent === 'object'`,
+		done:   `!!document.querySelector('#init-call .chat-url')`,
+		empty:  "No liveagent calls yet",
+		check:  checkDemoLiveAgent,
+		after:  checkDemoNewVisitor,
+	}
+	embeddedChat := devDemoProduct{
+		product: "embeddedChat", screenshot: "demo-page-embedded-chat.png",
+		loaded: `typeof window.embedded_svc === 'object'`,
+		done:   `!!document.querySelector('#esw-init[data-inits]')`,
+		empty:  "Nothing on embedded_svc yet",
+		check:  checkDemoEmbeddedChat,
+	}
+	messaging := devDemoProduct{
+		product: "messaging", screenshot: "demo-page-messaging.png",
+		// Before the chat, the timeline shows init and the ready
+		// event done, the other four steps pending.
+		loaded: `(window.__messagingLog || []).length === 2 && document.querySelectorAll('#messaging-timeline li.done').length === 2 &&
+			document.querySelectorAll('#messaging-timeline li.pending').length === 4`,
+		done:  `document.querySelectorAll('#messaging-timeline li.done').length === 6`,
+		empty: "Set after onEmbeddedMessagingReady, once the document arrived",
+		check: checkDemoMessaging,
+	}
+	// The same visitor with "Verified by the site's server" unchecked: the
+	// same values, each marked "this browser".
+	unverified := func(p devDemoProduct) devDemoProduct {
+		p.unverified, p.screenshot, p.after = true, "", nil
+		return p
+	}
 	t.Run("product", func(t *testing.T) {
-		for _, p := range []devDemoProduct{
-			{
-				product: "liveAgent", screenshot: "demo-page.png",
-				loaded: `typeof window.liveagent === 'object'`,
-				done:   `!!document.querySelector('#init-call .chat-url')`,
-				empty:  "No liveagent calls yet",
-				check:  checkDemoLiveAgent,
-				after:  checkDemoNewVisitor,
-			},
-			{
-				product: "embeddedChat", screenshot: "demo-page-embedded-chat.png",
-				loaded: `typeof window.embedded_svc === 'object'`,
-				done:   `!!document.querySelector('#esw-init[data-inits]')`,
-				empty:  "Nothing on embedded_svc yet",
-				check:  checkDemoEmbeddedChat,
-			},
-			{
-				product: "messaging", screenshot: "demo-page-messaging.png",
-				// Before the chat, the timeline shows init and the ready
-				// event done, the other four steps pending.
-				loaded: `(window.__messagingLog || []).length === 2 && document.querySelectorAll('#messaging-timeline li.done').length === 2 &&
-					document.querySelectorAll('#messaging-timeline li.pending').length === 4`,
-				done:  `document.querySelectorAll('#messaging-timeline li.done').length === 6`,
-				empty: "Set after onEmbeddedMessagingReady, once the document arrived",
-				check: checkDemoMessaging,
-			},
-		} {
-			t.Run(p.product, func(t *testing.T) {
+		for _, p := range []devDemoProduct{liveAgent, embeddedChat, messaging, unverified(liveAgent), unverified(messaging)} {
+			name := p.product
+			if p.unverified {
+				name += "-unverified"
+			}
+			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				runDemoPage(t, dev, p)
 			})
@@ -265,10 +288,17 @@ func runDemoPage(t *testing.T, dev *devProcess, p devDemoProduct) {
 		b.Do(10*time.Second, chromedp.SendKeys(chromedp.ID(id), value))
 	}
 	b.Do(10*time.Second, chromedp.SetValue(chromedp.ID("caseStatus"), "New"))
+	if !browsertest.Eval[bool](b, `document.getElementById('verified').checked`) {
+		t.Error(`"Verified by the site's server" is not checked by default`)
+	}
+	if p.unverified {
+		b.Do(10*time.Second, chromedp.Click(chromedp.ID("verified")))
+	}
 	b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
 	b.Poll(30*time.Second, `document.body.getAttribute('data-state') === 'applied' && (`+p.done+`)`)
 
 	p.check(t, b)
+	checkDemoOrigins(t, b, dev, !p.unverified)
 
 	anon := browsertest.Eval[string](b, `prechat.anonymousId()`)
 	if shown := b.Text("#anonymous-id"); anon == "" || shown != anon {
@@ -303,6 +333,9 @@ func runDemoPage(t *testing.T, dev *devProcess, p devDemoProduct) {
 	b.AssertLocal(dev.base)
 	b.AssertNoExceptions()
 
+	if p.screenshot == "" {
+		return
+	}
 	shot := b.Screenshot()
 	img, err := png.Decode(bytes.NewReader(shot))
 	if err != nil {
@@ -321,6 +354,88 @@ func runDemoPage(t *testing.T, dev *devProcess, p devDemoProduct) {
 	t.Logf("screenshot %s (%dx%d)", out, img.Bounds().Dx(), img.Bounds().Dy())
 	if p.after != nil {
 		p.after(t, b)
+	}
+}
+
+// checkDemoOrigins: with "Verified by the site's server" checked, the page
+// asked the stand-in for the site's server for the userHash and sent it
+// with identify and group, so the document's userId link is verified and
+// the agent view marks every Contact and Account detail "verified user";
+// unchecked, nothing is verified and every such detail is "this browser".
+// The link's state shows beside the visitor's name, the badges also in the
+// compare panel.
+func checkDemoOrigins(t *testing.T, b *browsertest.Browser, dev *devProcess, verified bool) {
+	t.Helper()
+	doc := browsertest.Eval[map[string]any](b, `JSON.parse(document.getElementById('document-json').textContent)`)
+	if got, _ := doc["userVerified"].(bool); got != verified || doc["userId"] != "user-ada-example-com" {
+		t.Errorf("the document's userId %v, userVerified %v; want user-ada-example-com, verified %t", doc["userId"], doc["userVerified"], verified)
+	}
+	origin, badge, link := "browser", "this browser", "unverified claim"
+	if verified {
+		origin, badge, link = "verified", "verified user", "verified link"
+	}
+	// Every Contact and Account detail of the agent view, and none other,
+	// has one badge per place it shows; Messaging shows the email twice
+	// (hidden and visible field).
+	badges := browsertest.Eval[[]string](b, `Array.prototype.map.call(document.querySelectorAll('#agent-view [data-origin]'), function (o) {
+		return o.getAttribute('data-entity') + ' · ' + o.getAttribute('data-label') + ': ' + o.getAttribute('data-origin') + ' ' + o.textContent; })`)
+	want := map[string]bool{}
+	for _, d := range []string{"Contact · User Email", "Contact · First Name", "Contact · Last Name", "Account · Account Website", "Account · Account Revenue"} {
+		want[d+": "+origin+" "+badge] = true
+	}
+	seen := map[string]bool{}
+	for _, got := range badges {
+		if !want[got] {
+			t.Errorf("the agent view has the badge %q; want only %s %q badges on Contact and Account details", got, origin, badge)
+		}
+		seen[got] = true
+	}
+	if len(seen) != len(want) {
+		t.Errorf("the agent view's badges %q, want one for each of %v", badges, want)
+	}
+	if got := browsertest.Eval[int](b, `document.querySelectorAll('#compare-table [data-origin="`+origin+`"]').length`); got != len(want) {
+		t.Errorf("the compare panel has %d %q badges, want %d", got, badge, len(want))
+	}
+	if got := b.Text("#agent-identity"); !strings.Contains(got, "user-ada-example-com") || !strings.Contains(got, link) {
+		t.Errorf("the agent view's identity line %q, want the userId and %q", got, link)
+	}
+	// Each badge is its own detail's: the same view of the document with
+	// First Name's verified flag flipped marks First Name, and it alone, the
+	// other way.
+	flipped := browsertest.Eval[[]string](b, `(function () {
+		var doc = JSON.parse(document.getElementById('document-json').textContent);
+		doc.details.forEach(function (d) { if (d.label === 'First Name') d.verified = !d.verified; });
+		var view = document.createElement('div');
+		view.appendChild(PrechatViews.el('div', null, PrechatViews[document.documentElement.getAttribute('data-product')](doc).body));
+		return Array.prototype.map.call(view.querySelectorAll('[data-origin]'), function (o) {
+			return o.getAttribute('data-label') + ': ' + o.getAttribute('data-origin'); });
+	})()`)
+	other := map[string]string{"verified": "browser", "browser": "verified"}[origin]
+	for _, got := range flipped {
+		label, o, _ := strings.Cut(got, ": ")
+		if want := map[bool]string{true: other, false: origin}[label == "First Name"]; o != want {
+			t.Errorf("with First Name's verified flag flipped, the view marks %s %q, want %q (all: %q)", label, o, want, flipped)
+		}
+	}
+	if !slices.Contains(flipped, "First Name: "+other) {
+		t.Errorf("with First Name's verified flag flipped, the view's badges are %q", flipped)
+	}
+	// The page asked for the userHash only when verified, and shows which
+	// events carried it.
+	asked := slices.ContainsFunc(b.Requests(), func(r browsertest.Request) bool {
+		return r.URL == dev.base+"/dev/user-hash?userId=user-ada-example-com"
+	})
+	if asked != verified {
+		t.Errorf("GET /dev/user-hash requested: %t, want %t", asked, verified)
+	}
+	proofs := browsertest.Eval[[]string](b, `Array.prototype.map.call(document.querySelectorAll('#events li'), function (li) {
+		return li.querySelector('b').textContent + (li.querySelector('.proof') ? ' + userHash' : ''); })`)
+	wantProofs := []string{"identify", "group", "track “Live Chat Conversation Started”"}
+	if verified {
+		wantProofs = []string{"identify + userHash", "group + userHash", "track “Live Chat Conversation Started”"}
+	}
+	if !slices.Equal(proofs, wantProofs) {
+		t.Errorf("the events sent: %q, want %q", proofs, wantProofs)
 	}
 }
 
@@ -448,9 +563,14 @@ func checkDemoMessaging(t *testing.T, b *browsertest.Browser) {
 	if !slices.Equal(steps, want) {
 		t.Errorf("the timeline shows %q, want %q", steps, want)
 	}
+	// The rows' text without the origin badges (checkDemoOrigins).
 	fields := func(table string) []string {
 		return browsertest.Eval[[]string](b, `Array.prototype.map.call(document.querySelectorAll('`+table+` tbody tr'), function (r) {
-			return r.innerText.replace(/\s+/g, ' ').trim(); })`)
+			return Array.prototype.map.call(r.cells, function (c) {
+				c = c.cloneNode(true);
+				c.querySelectorAll('.origin').forEach(function (o) { o.remove(); });
+				return c.textContent;
+			}).join(' ').replace(/\s+/g, ' ').trim(); })`)
 	}
 	if got, want := fields("#messaging-hidden"), []string{
 		"Email ada@example.com Contact · User Email", "Case_Status New Case · Case Status",
@@ -526,7 +646,7 @@ func startDev(t *testing.T, env []string, args ...string) *devProcess {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
 		case "DATABASE_URL", "PRECHAT_DEV_DIR", "SETTINGS_FILE", "KAFKA_BROKERS", "KAFKA_TOPIC", "KAFKA_GROUP", "ROLES",
-			"WRITE_KEYS", "LOG_FORMAT", "LOG_LEVEL", "DEPLOYMENT_SCRIPT_URL", "ALLOWED_ORIGINS":
+			"WRITE_KEYS", "LOG_FORMAT", "LOG_LEVEL", "DEPLOYMENT_SCRIPT_URL", "ALLOWED_ORIGINS", "IDENTITY_SECRET", "SERVER_WRITE_KEYS":
 			continue
 		}
 		environ = append(environ, kv)
@@ -612,12 +732,26 @@ type devResponse struct {
 // as analytics.js sends it.
 func (p *devProcess) request(method, path, body string) devResponse {
 	p.t.Helper()
+	return p.send(method, path, body, nil)
+}
+
+// document fetches a document with the conversation secret testSecret.
+func (p *devProcess) document(path string) devResponse {
+	p.t.Helper()
+	return p.send(http.MethodGet, path, "", map[string]string{"X-Prechat-Token": testSecret})
+}
+
+func (p *devProcess) send(method, path, body string, header map[string]string) devResponse {
+	p.t.Helper()
 	req, err := http.NewRequest(method, p.base+path, strings.NewReader(body))
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "text/plain")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	res, err := client.Do(req)
@@ -698,5 +832,46 @@ func stopOrphanPostgres(t *testing.T, dir string) {
 		for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
 			time.Sleep(100 * time.Millisecond)
 		}
+	}
+}
+
+// TestDevUserHash: processor dev's stand-in for the site's server answers
+// the userHash that the consumer verifies under the dev IDENTITY_SECRET,
+// for that userId only; without a userId or a secret it signs nothing.
+func TestDevUserHash(t *testing.T) {
+	t.Parallel()
+	if len(devIdentitySecret) < minIdentitySecret || !strings.Contains(devIdentitySecret, "dev-only") {
+		t.Errorf("the dev IDENTITY_SECRET %q must be at least %d characters and say it is dev-only", devIdentitySecret, minIdentitySecret)
+	}
+	if !slices.Contains(devDefaults, "IDENTITY_SECRET="+devIdentitySecret) {
+		t.Errorf("devDefaults %q lack the dev IDENTITY_SECRET", devDefaults)
+	}
+	pages, err := fs.Sub(devAssets, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(h http.Handler, path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	h := devPages(pages, []byte(devIdentitySecret))
+	code, body := get(h, "/dev/user-hash?userId="+url.QueryEscape("ada@example.com"))
+	var got struct{ UserID, UserHash string }
+	if err := json.Unmarshal([]byte(body), &got); code != http.StatusOK || err != nil {
+		t.Fatalf("GET /dev/user-hash: %d %s (%v)", code, body, err)
+	}
+	v := &mapping.Verifier{Secrets: [][]byte{[]byte(devIdentitySecret)}}
+	for userID, want := range map[string]mapping.ProofResult{"ada@example.com": mapping.ProofValid, "grace@example.com": mapping.ProofInvalid} {
+		e := mapping.Event{UserID: userID, Prechat: mapping.PrechatContext{UserHash: got.UserHash}}
+		if r := v.Verify(&e, time.Now()); r != want || got.UserID != "ada@example.com" {
+			t.Errorf("the userHash of %s (%s) verifies for %s as %s, want %s", got.UserID, got.UserHash, userID, r, want)
+		}
+	}
+	if code, body := get(h, "/dev/user-hash"); code != http.StatusBadRequest {
+		t.Errorf("GET /dev/user-hash without a userId: %d %s, want 400", code, body)
+	}
+	if code, body := get(devPages(pages, nil), "/dev/user-hash?userId=ada"); code != http.StatusServiceUnavailable || strings.Contains(body, "userHash") {
+		t.Errorf("GET /dev/user-hash without IDENTITY_SECRET: %d %s, want 503", code, body)
 	}
 }

@@ -97,6 +97,17 @@ func TestConfigurationErrorsNameTheVariable(t *testing.T) {
 		{"empty write key", append(base, "WRITE_KEYS=a,,b"), nil, "WRITE_KEYS: holds an empty key"},
 		{"negative rate limit", append(base, "RATE_LIMIT=-2"), nil, "RATE_LIMIT: -2 must not be negative"},
 		{"no waiters", append(base, "MAX_WAITERS=0"), nil, "MAX_WAITERS: 0 must be at least 1"},
+		{"short identity secret", append(base, "IDENTITY_SECRET=hunter2"), nil, "IDENTITY_SECRET: each secret must be at least 32 characters"},
+		{"short second identity secret", append(base, "IDENTITY_SECRET="+mappingtest.IdentitySecret+",short"), nil, "IDENTITY_SECRET: each secret must be at least 32"},
+		{"missing jwt keys file", append(base, "IDENTITY_JWT_KEYS=/nonexistent/jwks.json"), nil, "IDENTITY_JWT_KEYS: open /nonexistent/jwks.json"},
+		{"private jwt key", append(base, "IDENTITY_JWT_KEYS="+writeSettings(t, []byte(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB","d":"AQAB"}]}`))), nil, "is a private key: publish only public keys"},
+		{"issuer without keys", append(base, "IDENTITY_JWT_ISSUER=https://www.example.com"), nil, "IDENTITY_JWT_KEYS: required when IDENTITY_JWT_ISSUER"},
+		{"server key without secret", append(base, "SERVER_WRITE_KEYS=srv"), nil, "SERVER_WRITE_KEYS: needs IDENTITY_SECRET"},
+		{"server key that is public", append(base, "WRITE_KEYS=pub,srv", "SERVER_WRITE_KEYS=srv", "IDENTITY_SECRET="+mappingtest.IdentitySecret), nil, "SERVER_WRITE_KEYS: a key is also in WRITE_KEYS"},
+		{"zero time window", append(base, "EVENT_TIME_FUTURE=0s"), nil, "EVENT_TIME_FUTURE: 0s must be positive"},
+		{"unknown document access", append(base, "DOCUMENT_ACCESS=anyone"), nil, `DOCUMENT_ACCESS: "anyone" is not token or anonymousId`},
+		{"no waiters per client", append(base, "MAX_WAITERS_PER_CLIENT=0"), nil, "MAX_WAITERS_PER_CLIENT: 0 must be at least 1"},
+		{"no read timeout", append(base, "DOCUMENT_READ_TIMEOUT=0s"), nil, "DOCUMENT_READ_TIMEOUT: 0s must be positive"},
 		{"missing settings file", base[:2], nil, "SETTINGS_FILE: required"},
 		{"invalid settings file", append(base, "SETTINGS_FILE="+bad), nil, "caseMappings[0].value.label: required"},
 		{"flag overrides env", base, []string{"--prechat-ttl=never"}, "PRECHAT_TTL:"},
@@ -165,7 +176,7 @@ func TestMigrateUpAndStatus(t *testing.T) {
 		t.Fatalf("migrate again: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCmd(t, env, "migrate", "status")
-	if code != 0 || !strings.Contains(squash(out), "001 initial applied 002 operations applied 003 document_compression applied 004 lighter_writes applied") {
+	if code != 0 || !strings.Contains(squash(out), "001 initial applied 002 operations applied 003 document_compression applied 004 lighter_writes applied 005 trust applied 006 document_token applied") {
 		t.Fatalf("status after: exit %d\n%s", code, out)
 	}
 }
@@ -201,7 +212,7 @@ func TestServeBinaryOverSASL(t *testing.T) {
 				"KAFKA_GROUP="+pipelinetest.Name(t, "group"), "SETTINGS_FILE="+writeSettings(t, mappingtest.SettingsJSON),
 				"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1"), "serve")
 			base := "http://" + proc.logAddr(t, "http listening", 10*time.Second)
-			res, err := http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-1","event":"Live Chat Conversation Started","anonymousId":"visitor-1","messageId":"c1","properties":{"subject":"Socks"}}`))
+			res, err := http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-1","event":"Live Chat Conversation Started","anonymousId":"visitor-1","messageId":"c1","properties":{"subject":"Socks"},`+tokenContext+`}`))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -209,7 +220,7 @@ func TestServeBinaryOverSASL(t *testing.T) {
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("ingest over SASL: %d; processor log:\n%s", res.StatusCode, proc.stderr.String())
 			}
-			res, err = http.Get(base + "/v1/prechat/visitor-1?wait=20&after=c1")
+			res, err = getDocument(base + "/v1/prechat/visitor-1?wait=20&after=c1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,20 +244,20 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	pipelinetest.Produce(t, brokers, topic,
 		[]byte(`{"type":"identify","messageId":"i1","anonymousId":"visitor-1","userId":"u1","traits":{"email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","secret":"never leaves"},"timestamp":"`+now+`"}`),
 		[]byte(`not json at all`),
-		[]byte(`{"type":"track","messageId":"c1","anonymousId":"visitor-1","event":"Live Chat Conversation Started","properties":{"subject":"Shoes"},"timestamp":"`+now+`"}`),
+		[]byte(`{"type":"track","messageId":"c1","anonymousId":"visitor-1","event":"Live Chat Conversation Started","properties":{"subject":"Shoes"},"timestamp":"`+now+`",`+tokenContext+`}`),
 	)
 
 	proc := startProcessor(t, []string{
 		"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
 		"KAFKA_GROUP=" + pipelinetest.Name(t, "group"), "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON),
-		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2", "PPROF=true"}, "serve", "--log-level=debug")
+		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2", "IDENTITY_SECRET=" + mappingtest.IdentitySecret, "PPROF=true"}, "serve", "--log-level=debug")
 	stderr := &proc.stderr
 
 	var doc []byte
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		var err error
-		if doc, err = store.DocumentGet(context.Background(), "visitor-1"); err == nil {
+		if doc, _, err = store.DocumentGet(context.Background(), "visitor-1"); err == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -263,7 +274,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 
 	// The api role serves the document and ingests events.
 	base := "http://" + proc.logAddr(t, "http listening", 10*time.Second)
-	res, err := http.Get(base + "/v1/prechat/visitor-1")
+	res, err := getDocument(base + "/v1/prechat/visitor-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +283,20 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	if served, _ := servedDocument(body); res.StatusCode != http.StatusOK || served.VisitorName != "Ada Lovelace" {
 		t.Fatalf("GET document: %d %s", res.StatusCode, body)
 	}
-	res, err = http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-2","event":"Live Chat Conversation Started","anonymousId":"visitor-2","messageId":"c2","properties":{"subject":"Socks"}}`))
+	// processor dev's stand-in for the site's server, which signs any
+	// userId, is not served: serve never hands out userHashes.
+	for _, path := range []string{"/dev/user-hash?userId=u1", "/"} {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound || bytes.Contains(body, []byte("userHash")) {
+			t.Errorf("serve answers GET %s: %d %s, want 404", path, res.StatusCode, body)
+		}
+	}
+	res, err = http.Post(base+"/v1/t", "text/plain", strings.NewReader(`{"writeKey":"wk-2","event":"Live Chat Conversation Started","anonymousId":"visitor-2","messageId":"c2","properties":{"subject":"Socks"},`+tokenContext+`}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +304,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("ingest: %d", res.StatusCode)
 	}
-	res, err = http.Get(base + "/v1/prechat/visitor-2?wait=20&after=c2")
+	res, err = getDocument(base + "/v1/prechat/visitor-2?wait=20&after=c2")
 	if err != nil {
 		t.Fatal(err)
 	}

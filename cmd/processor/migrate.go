@@ -66,10 +66,9 @@ func migrateCmd(ctx context.Context, args, environ []string, stdout, stderr io.W
 var errSchemaBehind = errors.New("the database schema is behind this binary: run processor migrate")
 
 // checkSchema fails when the database's schema is behind the binary. It
-// reads the version with one query (persistence.SchemaVersion): no
-// migrator, no migration lock.
+// only reads (MigrationStatus): no migration lock.
 func checkSchema(ctx context.Context, store *persistence.Store) error {
-	st, err := store.SchemaVersion(ctx)
+	st, err := store.MigrationStatus(ctx)
 	if err != nil {
 		return err
 	}

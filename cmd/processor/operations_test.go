@@ -76,13 +76,14 @@ func TestForgetCommand(t *testing.T) {
 	at := time.Now().UTC().Format(time.RFC3339Nano)
 	b := mapping.NewBatch()
 	for _, raw := range []string{
-		`{"type":"identify","messageId":"i1","anonymousId":"a1","userId":"u1","traits":{"email":"e@x"},"timestamp":"` + at + `"}`,
+		`{"type":"identify","messageId":"i1","anonymousId":"a1","userId":"u1","traits":{"email":"e@x"},"context":` + mappingtest.Proof("u1") + `,"timestamp":"` + at + `"}`,
 		`{"type":"track","messageId":"c1","anonymousId":"a1","event":"Live Chat Conversation Started","timestamp":"` + at + `"}`,
 	} {
 		e, err := mapping.Decode([]byte(raw), "")
 		if err != nil {
 			t.Fatal(err)
 		}
+		mappingtest.Policy().Admit(&e, time.Now())
 		b.Add(&e, time.Now())
 	}
 	if _, err := store.ApplyBatch(context.Background(), b, &mapping.Materializer{Settings: mappingtest.Settings(), TTL: time.Hour}); err != nil {
@@ -93,7 +94,7 @@ func TestForgetCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("forget: exit %d %s", code, stderr)
 	}
-	for _, want := range []string{"forgot user u1", "anonymousIds: a1", "deleted      1 rows from prechat_documents", "deleted      1 rows from traits", "--user-id u1 --lift"} {
+	for _, want := range []string{"forgot user u1", "anonymousIds: a1", "deleted      1 rows from prechat_documents", "deleted      2 rows from traits", "--user-id u1 --lift"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("forget output lacks %q:\n%s", want, out)
 		}

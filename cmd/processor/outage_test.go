@@ -55,6 +55,7 @@ func referenceFingerprint(t *testing.T, raws [][]byte) map[string]string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		mappingtest.Policy().Admit(&e, time.Now())
 		b.Add(&e, time.Now())
 	}
 	if _, err := ref.ApplyBatch(context.Background(), b, &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}); err != nil {
@@ -97,7 +98,7 @@ func TestPostgresRestartIsWaitedOut(t *testing.T) {
 	brokers := pipelinetest.NewCluster(t, 2, topic)
 	gen := mappingtest.NewGenerator(11, 100, 40, 5)
 	raws := gen.Events(600)
-	proc := startProcessor(t, []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
+	proc := startProcessor(t, []string{"IDENTITY_SECRET=" + mappingtest.IdentitySecret, "DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
 		"KAFKA_GROUP=g", "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0",
 		"BATCH_SIZE=100"}, "serve")
 	admin := "http://" + proc.logAddr(t, "admin listening", 30*time.Second)
@@ -171,7 +172,7 @@ func TestKafkaOutageIsWaitedOut(t *testing.T) {
 	broker := startBroker()
 	t.Cleanup(func() { broker.Close() })
 	store, dbURL := persistencetest.NewStore(t, nil)
-	proc := startProcessor(t, []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + fmt.Sprintf("127.0.0.1:%d", port), "KAFKA_TOPIC=" + topic,
+	proc := startProcessor(t, []string{"IDENTITY_SECRET=" + mappingtest.IdentitySecret, "DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + fmt.Sprintf("127.0.0.1:%d", port), "KAFKA_TOPIC=" + topic,
 		"KAFKA_GROUP=g", "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0",
 		"WRITE_KEYS=wk", "KAFKA_SESSION_TIMEOUT=2s", "KAFKA_HEARTBEAT_INTERVAL=500ms"}, "serve")
 	base := "http://" + proc.logAddr(t, "http listening", 30*time.Second)
@@ -218,7 +219,7 @@ func TestKafkaOutageIsWaitedOut(t *testing.T) {
 		return err == nil && len(missing) == 0
 	})
 	for _, id := range acked {
-		if _, err := store.DocumentGet(context.Background(), id); err != nil {
+		if _, _, err := store.DocumentGet(context.Background(), id); err != nil {
 			t.Fatalf("document of %s: %v", id, err)
 		}
 	}
@@ -236,7 +237,7 @@ func TestPublicPortCutsOffSlowAndOversizedRequests(t *testing.T) {
 	topic := pipelinetest.Name(t, "topic")
 	brokers := pipelinetest.NewCluster(t, 1, topic)
 	_, dbURL := persistencetest.NewStore(t, nil)
-	proc := startProcessor(t, []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
+	proc := startProcessor(t, []string{"IDENTITY_SECRET=" + mappingtest.IdentitySecret, "DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
 		"ROLES=api", "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON), "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0"}, "serve")
 	addr := proc.logAddr(t, "http listening", 30*time.Second)
 

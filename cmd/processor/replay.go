@@ -77,6 +77,7 @@ func replayCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		GroupID:      cfg.KafkaGroup,
 		Dialer:       d.dialer,
 		Materializer: &mapping.Materializer{Settings: d.settings, TTL: cfg.PrechatTTL},
+		Policy:       d.policy,
 		BatchSize:    cfg.BatchSize,
 		BatchTimeout: cfg.BatchTimeout,
 		Lanes:        cfg.ApplyLanes,

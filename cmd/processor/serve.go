@@ -61,6 +61,7 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 			GroupID:           cfg.KafkaGroup,
 			Dialer:            dialer,
 			Materializer:      &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
+			Policy:            d.policy,
 			BatchSize:         cfg.BatchSize,
 			BatchTimeout:      cfg.BatchTimeout,
 			Lanes:             cfg.ApplyLanes,
@@ -86,7 +87,9 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 		roles = append(roles, run)
 	}
 	// The admin server starts at once, so probes answer (not ready) while
-	// the other roles wait for Postgres and check the schema.
+	// the other roles wait for Postgres and check the schema; once each has
+	// checked it, readiness only pings.
+	ready := newReadiness(cfg, store, dialer, len(roles))
 	for i, run := range roles {
 		roles[i] = func(ctx context.Context) error {
 			if err := waitForPostgres(ctx, store, log); err != nil {
@@ -95,10 +98,11 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 			if err := checkSchema(ctx, store); err != nil {
 				return err
 			}
+			ready.started()
 			return run(ctx)
 		}
 	}
-	return append(roles, adminRole(cfg, newReadiness(cfg, store, dialer), reg, log.Named("admin"))), nil
+	return append(roles, adminRole(cfg, ready, reg, log.Named("admin"))), nil
 }
 
 // runAll runs the roles until ctx is cancelled or one fails; a failure
@@ -145,7 +149,7 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 	hub := persistence.NewHub(cfg.DatabaseURL, 2*time.Second, func(err error) { log.Warn("notification listener", zap.Error(err)) })
 	var producer api.Producer
 	var writer *kafka.Writer
-	if len(cfg.WriteKeys) > 0 {
+	if len(cfg.WriteKeys)+len(cfg.ServerWriteKeys) > 0 {
 		w := pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, dialer, log.Named("writer"))
 		writer, producer = w.Writer, w
 	}
@@ -167,8 +171,13 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 	server, err := api.New(api.Config{
 		AllowedOrigins:             cfg.AllowedOrigins,
 		WriteKeys:                  cfg.WriteKeys,
+		ServerWriteKeys:            cfg.ServerWriteKeys,
+		IdentitySecret:             cfg.signingSecret(),
 		DeploymentScriptURL:        scriptURL,
 		MaxWaiters:                 cfg.MaxWaiters,
+		MaxWaitersPerClient:        cfg.MaxWaitersPerClient,
+		DocumentAccess:             api.DocumentAccess(cfg.DocumentAccess),
+		ReadTimeout:                cfg.DocumentReadTimeout,
 		RateLimit:                  rate,
 		RateBurst:                  int(4*rate) + 1,
 		IngestRateLimit:            ingestRate,

@@ -75,6 +75,12 @@ var valueSets = []valueSet{
 		check: checkExistingSecret,
 	},
 	{
+		name:  "identity",
+		files: []string{valueSetFile("identity")},
+		want:  defaultKinds(),
+		check: checkIdentity,
+	},
+	{
 		name:  "ingress-hpa",
 		files: []string{valueSetFile("ingress-hpa")},
 		want:  plus(plus(defaultKinds(), "Ingress", api), "HorizontalPodAutoscaler", api),
@@ -206,7 +212,8 @@ func checkDefault(t *testing.T, r *release) {
 			t.Errorf("consumer %s=%q, want %q", name, got, want)
 		}
 	}
-	for name, want := range map[string]string{"RATE_LIMIT": "5", "MAX_WAITERS": "10000", "HTTP_ADDR": ":8080"} {
+	for name, want := range map[string]string{"RATE_LIMIT": "5", "MAX_WAITERS": "10000", "HTTP_ADDR": ":8080",
+		"MAX_WAITERS_PER_CLIENT": "20", "DOCUMENT_ACCESS": "token", "DOCUMENT_READ_TIMEOUT": "2s"} {
 		if got := envValue(&ac, name); got != want {
 			t.Errorf("api %s=%q, want %q", name, got, want)
 		}
@@ -217,13 +224,31 @@ func checkDefault(t *testing.T, r *release) {
 			t.Errorf("api sets the consumer's %s", name)
 		}
 	}
-	for _, name := range []string{"RATE_LIMIT", "MAX_WAITERS", "WRITE_KEYS", "ALLOWED_ORIGINS"} {
+	for _, name := range []string{"RATE_LIMIT", "MAX_WAITERS", "WRITE_KEYS", "ALLOWED_ORIGINS", "DOCUMENT_ACCESS"} {
 		if envVar(&cc, name) != nil {
 			t.Errorf("consumer sets the api's %s", name)
 		}
 	}
 	if envVar(&ac, "WRITE_KEYS") != nil || !strings.Contains(r.notes, "ingest: disabled") {
 		t.Errorf("without write keys the ingest must be off and NOTES.txt must say so")
+	}
+	// No trust-model secrets configured: nothing of them in the pods; the
+	// event-time window at the binary's defaults, on the consumer.
+	for _, name := range []string{"IDENTITY_SECRET", "SERVER_WRITE_KEYS", "IDENTITY_JWT_KEYS", "IDENTITY_JWT_ISSUER", "IDENTITY_JWT_AUDIENCE"} {
+		if envVar(&cc, name) != nil || envVar(&ac, name) != nil {
+			t.Errorf("%s set although not configured", name)
+		}
+	}
+	if envValue(&cc, "EVENT_TIME_PAST") != "24h" || envValue(&cc, "EVENT_TIME_FUTURE") != "5m" {
+		t.Errorf("consumer EVENT_TIME_PAST=%q EVENT_TIME_FUTURE=%q, want 24h and 5m", envValue(&cc, "EVENT_TIME_PAST"), envValue(&cc, "EVENT_TIME_FUTURE"))
+	}
+	if ref := secretRef(&ac, "DATABASE_URL"); ref.Key != "DATABASE_URL" {
+		t.Errorf("api DATABASE_URL from key %s, want the owner's without apiDatabaseURL", ref.Key)
+	}
+	for _, want := range []string{"the API connects as the owner", "userHash: off", "identity tokens: off"} {
+		if !strings.Contains(r.notes, want) {
+			t.Errorf("NOTES.txt lacks %q:\n%s", want, r.notes)
+		}
 	}
 	if ac.Lifecycle == nil || ac.Lifecycle.PreStop == nil || ac.Lifecycle.PreStop.Sleep == nil || ac.Lifecycle.PreStop.Sleep.Seconds != 5 {
 		t.Errorf("api: want a 5 s preStop sleep")
@@ -287,9 +312,88 @@ func checkExistingSecret(t *testing.T, r *release) {
 	if got := *r.deployment(t, consumer).Spec.Replicas; got != 6 {
 		t.Errorf("consumer replicas %d, want 6", got)
 	}
+	// The api role's own key; identity keys optional; token keys from a Secret.
+	cc := &r.deployment(t, consumer).Spec.Template.Spec.Containers[0]
+	for c, want := range map[*corev1.Container]string{a: "api-database-url", cc: "database-url", &r.job(t, migrate).Spec.Template.Spec.Containers[0]: "database-url"} {
+		if ref := secretRef(c, "DATABASE_URL"); ref.Name != "prechat-credentials" || ref.Key != want {
+			t.Errorf("%s: DATABASE_URL from %s key %s, want prechat-credentials key %s", c.Name, ref.Name, ref.Key, want)
+		}
+	}
+	for _, name := range []string{"IDENTITY_SECRET", "SERVER_WRITE_KEYS"} {
+		if ref := secretRef(a, name); ref.Optional == nil || !*ref.Optional {
+			t.Errorf("api: %s from an existing Secret must be optional", name)
+		}
+	}
+	if got := envValue(cc, "IDENTITY_JWT_KEYS"); got != "/etc/prechat/identity/keys.pem" {
+		t.Errorf("consumer: IDENTITY_JWT_KEYS=%q", got)
+	}
+	if !strings.Contains(r.notes, "key api-database-url") || !strings.Contains(r.notes, "Secret shop-identity-jwks (key keys.pem)") {
+		t.Errorf("NOTES.txt does not say where the api role and the token keys come from:\n%s", r.notes)
+	}
 	j := r.job(t, migrate)
 	if j.Spec.Template.Spec.ServiceAccountName != "prechat" {
 		t.Errorf("Job: serviceAccountName %q, want the existing prechat", j.Spec.Template.Spec.ServiceAccountName)
+	}
+}
+
+// checkIdentity: the api pods run as their own role, everyone else as the
+// owner; the identity secrets, the server write keys and the token keys reach
+// exactly the pods that read them.
+func checkIdentity(t *testing.T, r *release) {
+	a := &r.deployment(t, api).Spec.Template.Spec.Containers[0]
+	c := &r.deployment(t, consumer).Spec.Template.Spec.Containers[0]
+	j := &r.job(t, migrate).Spec.Template.Spec.Containers[0]
+	for _, x := range []struct {
+		c           *corev1.Container
+		secret, key string
+	}{{a, fullname, "API_DATABASE_URL"}, {c, fullname, "DATABASE_URL"}, {j, migrate, "DATABASE_URL"}} {
+		if ref := secretRef(x.c, "DATABASE_URL"); ref.Name != x.secret || ref.Key != x.key {
+			t.Errorf("DATABASE_URL from %s key %s, want %s key %s", ref.Name, ref.Key, x.secret, x.key)
+		}
+	}
+	s := r.secret(fullname)
+	for key, want := range map[string]string{
+		"DATABASE_URL":      r.str("secrets.databaseURL"),
+		"API_DATABASE_URL":  r.str("secrets.apiDatabaseURL"),
+		"IDENTITY_SECRET":   "new-identity-secret-0123456789abcdef0123456789,old-identity-secret-0123456789abcdef0123456789",
+		"SERVER_WRITE_KEYS": "wk-server-s3cr3t-1",
+		"WRITE_KEYS":        "wk-browser-1",
+	} {
+		if got := string(s.Data[key]); got != want {
+			t.Errorf("Secret %s: %s=%q, want %q", fullname, key, got, want)
+		}
+	}
+	if m := r.secret(migrate); len(m.Data) != 1 || string(m.Data["DATABASE_URL"]) != r.str("secrets.databaseURL") {
+		t.Errorf("Secret %s: want only the owner's DATABASE_URL, got keys %v", migrate, sortedKeys(m.Data))
+	}
+	for _, x := range []*corev1.Container{a, c} {
+		if ref := secretRef(x, "IDENTITY_SECRET"); ref.Name != fullname || ref.Key != "IDENTITY_SECRET" {
+			t.Errorf("%s: IDENTITY_SECRET not from the chart's Secret: %+v", x.Name, envVar(x, "IDENTITY_SECRET"))
+		}
+	}
+	if envVar(a, "SERVER_WRITE_KEYS") == nil || envVar(c, "SERVER_WRITE_KEYS") != nil {
+		t.Errorf("SERVER_WRITE_KEYS must reach the api only")
+	}
+	for name, want := range map[string]string{
+		"IDENTITY_JWT_KEYS": "/etc/prechat/identity/jwks.json", "IDENTITY_JWT_ISSUER": "https://shop.example.com",
+		"IDENTITY_JWT_AUDIENCE": "prechat", "EVENT_TIME_PAST": "12h", "EVENT_TIME_FUTURE": "2m",
+	} {
+		if got := envValue(c, name); got != want {
+			t.Errorf("consumer %s=%q, want %q", name, got, want)
+		}
+		if envVar(a, name) != nil {
+			t.Errorf("api sets the consumer's %s", name)
+		}
+	}
+	for _, v := range r.deployment(t, consumer).Spec.Template.Spec.Volumes {
+		if v.Name == "identity-jwt-keys" && (v.ConfigMap == nil || v.ConfigMap.Name != "shop-identity-jwks" || v.ConfigMap.Items[0].Key != "jwks.json") {
+			t.Errorf("consumer: identity token keys volume %+v", v)
+		}
+	}
+	for _, want := range []string{"its own role (Secret " + fullname + ", key API_DATABASE_URL)", "userHash: IDENTITY_SECRET from Secret " + fullname + " (key IDENTITY_SECRET).", "ConfigMap shop-identity-jwks (key jwks.json)"} {
+		if !strings.Contains(r.notes, want) {
+			t.Errorf("NOTES.txt lacks %q:\n%s", want, r.notes)
+		}
 	}
 }
 
@@ -422,6 +526,8 @@ func TestChecksumRollsPods(t *testing.T) {
 	before := annotations(base)
 	settings := annotations(with(t, base, "settings: {enableLogging: true}"))
 	secret := annotations(with(t, base, "secrets: {databaseURL: 'postgres://prechat:rotated@postgres:5432/prechat'}"))
+	apiRole := annotations(with(t, base, "secrets: {apiDatabaseURL: 'postgres://prechat_api:pw@postgres:5432/prechat'}"))
+	identity := annotations(with(t, base, "secrets: {identitySecrets: [rotated-identity-secret-0123456789abcdef0123]}"))
 	replicas := annotations(with(t, base, "consumer: {replicaCount: 3}"))
 	for _, name := range []string{consumer, api} {
 		if before[name]["checksum/settings"] == settings[name]["checksum/settings"] {
@@ -432,6 +538,9 @@ func TestChecksumRollsPods(t *testing.T) {
 		}
 		if before[name]["checksum/secret"] == secret[name]["checksum/secret"] {
 			t.Errorf("%s: checksum/secret unchanged when DATABASE_URL changes", name)
+		}
+		if before[name]["checksum/secret"] == apiRole[name]["checksum/secret"] || before[name]["checksum/secret"] == identity[name]["checksum/secret"] {
+			t.Errorf("%s: checksum/secret unchanged when the api role's URL or the identity secrets change", name)
 		}
 		if before[name]["checksum/settings"] != secret[name]["checksum/settings"] {
 			t.Errorf("%s: checksum/settings changed with the secret", name)
@@ -454,6 +563,9 @@ secrets:
   databaseURL: postgres://prechat:MARKER-DB-PASSWORD@postgres:5432/prechat
   writeKeys: [MARKER-WRITE-KEY-1, MARKER-WRITE-KEY-2]
   kafkaSASLPassword: MARKER-SASL-PASSWORD
+  apiDatabaseURL: postgres://prechat_api:MARKER-API-DB-PASSWORD@postgres:5432/prechat
+  identitySecrets: [MARKER-IDENTITY-SECRET-0123456789abcdef0123456789]
+  serverWriteKeys: [MARKER-SERVER-WRITE-KEY]
 kafka:
   sasl: {mechanism: plain, username: prechat}
 api:

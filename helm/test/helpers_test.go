@@ -324,6 +324,15 @@ func envVar(c *corev1.Container, name string) *corev1.EnvVar {
 	return nil
 }
 
+// secretRef returns the Secret key a variable comes from; a zero selector
+// when it is absent or not a secretKeyRef.
+func secretRef(c *corev1.Container, name string) corev1.SecretKeySelector {
+	if e := envVar(c, name); e != nil && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+		return *e.ValueFrom.SecretKeyRef
+	}
+	return corev1.SecretKeySelector{}
+}
+
 // envValue returns the literal value of a variable ("" when absent).
 func envValue(c *corev1.Container, name string) string {
 	if e := envVar(c, name); e != nil {

@@ -22,7 +22,49 @@ import (
 )
 
 // secretEnv are the variables that must only ever come from a Secret.
-var secretEnv = []string{"DATABASE_URL", "WRITE_KEYS", "KAFKA_SASL_PASSWORD"}
+var secretEnv = []string{"DATABASE_URL", "WRITE_KEYS", "KAFKA_SASL_PASSWORD", "IDENTITY_SECRET", "SERVER_WRITE_KEYS"}
+
+// consumerOnlyEnv are read by the consumer alone (identity tokens, the
+// event-time window); apiOnlyEnv by the api alone.
+var (
+	consumerOnlyEnv = []string{"IDENTITY_JWT_KEYS", "IDENTITY_JWT_ISSUER", "IDENTITY_JWT_AUDIENCE", "EVENT_TIME_PAST", "EVENT_TIME_FUTURE"}
+	apiOnlyEnv      = []string{"WRITE_KEYS", "SERVER_WRITE_KEYS"}
+)
+
+// listLen is the length of a list value (0 when unset).
+func (r *release) listLen(path string) int {
+	l, _ := r.value(path).([]any)
+	return len(l)
+}
+
+// apiDatabaseURLKey is the Secret key the api pods' DATABASE_URL must come
+// from: the api role's when configured, else the owner's.
+func (r *release) apiDatabaseURLKey() string {
+	switch {
+	case r.str("secrets.existingSecret") != "" && r.str("secrets.keys.apiDatabaseURL") != "":
+		return r.str("secrets.keys.apiDatabaseURL")
+	case r.str("secrets.existingSecret") == "" && r.str("secrets.apiDatabaseURL") != "":
+		if k := r.str("secrets.keys.apiDatabaseURL"); k != "" {
+			return k
+		}
+		return "API_DATABASE_URL"
+	}
+	return r.str("secrets.keys.databaseURL")
+}
+
+// checkOptionalRef: a key of an existing Secret is optional (absent: the
+// feature is off), a key of the chart's own Secret is not.
+func checkOptionalRef(t *testing.T, r *release, what string, c *corev1.Container, name string) {
+	t.Helper()
+	e := envVar(c, name)
+	if e == nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+		return // reported by checkSecretRef
+	}
+	optional := e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional
+	if want := r.str("secrets.existingSecret") != ""; optional != want {
+		t.Errorf("%s: %s optional=%v, want %v (optional exactly in an existing Secret)", what, name, optional, want)
+	}
+}
 
 // checkRelease asserts what must hold for every value set.
 func checkRelease(t *testing.T, r *release) {
@@ -251,7 +293,11 @@ func checkDeployment(t *testing.T, r *release, d *appsv1.Deployment) {
 	if secretName == "" {
 		secretName = fullname
 	}
-	checkSecretRef(t, r, what, c, "DATABASE_URL", secretName, r.str("secrets.keys.databaseURL"))
+	dbKey := r.str("secrets.keys.databaseURL")
+	if role == "api" {
+		dbKey = r.apiDatabaseURLKey()
+	}
+	checkSecretRef(t, r, what, c, "DATABASE_URL", secretName, dbKey)
 	if r.str("kafka.sasl.mechanism") != "" {
 		checkSecretRef(t, r, what, c, "KAFKA_SASL_PASSWORD", secretName, r.str("secrets.keys.kafkaSASLPassword"))
 		if envValue(c, "KAFKA_SASL_USERNAME") != r.str("kafka.sasl.username") || envValue(c, "KAFKA_SASL_MECHANISM") != r.str("kafka.sasl.mechanism") {
@@ -267,6 +313,7 @@ func checkDeployment(t *testing.T, r *release, d *appsv1.Deployment) {
 	case writeKeys != nil:
 		t.Errorf("%s: WRITE_KEYS set without write keys (or on the consumer)", what)
 	}
+	checkIdentityEnv(t, r, what, role, secretName, &d.Spec.Template.Spec, c)
 	for _, e := range c.Env {
 		if slices.Contains(secretEnv, e.Name) && e.Value != "" {
 			t.Errorf("%s: %s has a literal value", what, e.Name)
@@ -350,6 +397,82 @@ func checkDeployment(t *testing.T, r *release, d *appsv1.Deployment) {
 	checkPodSecurity(t, what, spec)
 }
 
+// checkIdentityEnv: IDENTITY_SECRET (consumer and api) and SERVER_WRITE_KEYS
+// (api) from the Secret exactly when configured; identity token keys
+// mounted read-only, and the event-time window, on the consumer only.
+func checkIdentityEnv(t *testing.T, r *release, what, role, secretName string, spec *corev1.PodSpec, c *corev1.Container) {
+	t.Helper()
+	existing := r.str("secrets.existingSecret") != ""
+	if existing || r.listLen("secrets.identitySecrets") > 0 {
+		checkSecretRef(t, r, what, c, "IDENTITY_SECRET", secretName, r.str("secrets.keys.identitySecret"))
+		checkOptionalRef(t, r, what, c, "IDENTITY_SECRET")
+	} else if envVar(c, "IDENTITY_SECRET") != nil {
+		t.Errorf("%s: IDENTITY_SECRET set without identity secrets", what)
+	}
+	if role == "api" && (existing || r.listLen("secrets.serverWriteKeys") > 0) {
+		checkSecretRef(t, r, what, c, "SERVER_WRITE_KEYS", secretName, r.str("secrets.keys.serverWriteKeys"))
+		checkOptionalRef(t, r, what, c, "SERVER_WRITE_KEYS")
+	} else if envVar(c, "SERVER_WRITE_KEYS") != nil {
+		t.Errorf("%s: SERVER_WRITE_KEYS set without server write keys (or on the consumer)", what)
+	}
+	other := map[string][]string{"api": consumerOnlyEnv, "consumer": apiOnlyEnv}[role]
+	for _, name := range other {
+		if envVar(c, name) != nil {
+			t.Errorf("%s: sets %s, which only the other role reads", what, name)
+		}
+	}
+
+	var mount *corev1.VolumeMount
+	for i, m := range c.VolumeMounts {
+		if m.Name == "identity-jwt-keys" {
+			mount = &c.VolumeMounts[i]
+		}
+	}
+	var vol *corev1.Volume
+	for i, v := range spec.Volumes {
+		if v.Name == "identity-jwt-keys" {
+			vol = &spec.Volumes[i]
+		}
+	}
+	cm, secret, key := r.str("identity.jwtKeys.configMap"), r.str("identity.jwtKeys.secret"), r.str("identity.jwtKeys.key")
+	if role != "consumer" || cm == "" && secret == "" {
+		if mount != nil || vol != nil || envVar(c, "IDENTITY_JWT_KEYS") != nil {
+			t.Errorf("%s: identity token keys mounted without identity.jwtKeys (or on the api)", what)
+		}
+	} else {
+		var items []corev1.KeyToPath
+		var from string
+		switch {
+		case vol == nil:
+		case vol.ConfigMap != nil:
+			items, from = vol.ConfigMap.Items, "configmap/"+vol.ConfigMap.Name
+		case vol.Secret != nil:
+			items, from = vol.Secret.Items, "secret/"+vol.Secret.SecretName
+		}
+		want := "configmap/" + cm
+		if cm == "" {
+			want = "secret/" + secret
+		}
+		switch {
+		case mount == nil || vol == nil || len(items) != 1:
+			t.Errorf("%s: no identity token keys volume with one item mounted", what)
+		case !mount.ReadOnly:
+			t.Errorf("%s: identity token keys mounted read-write", what)
+		case from != want || items[0].Key != key:
+			t.Errorf("%s: identity token keys from %s key %s, want %s key %s", what, from, items[0].Key, want, key)
+		case envValue(c, "IDENTITY_JWT_KEYS") != mount.MountPath+"/"+items[0].Path:
+			t.Errorf("%s: IDENTITY_JWT_KEYS=%q, but the keys are mounted at %s/%s", what, envValue(c, "IDENTITY_JWT_KEYS"), mount.MountPath, items[0].Path)
+		}
+	}
+	if role == "consumer" {
+		for name, path := range map[string]string{"IDENTITY_JWT_ISSUER": "identity.jwtIssuer", "IDENTITY_JWT_AUDIENCE": "identity.jwtAudience", "EVENT_TIME_PAST": "config.eventTimePast", "EVENT_TIME_FUTURE": "config.eventTimeFuture"} {
+			if got, want := envValue(c, name), r.str(path); got != want || want == "" && envVar(c, name) != nil {
+				t.Errorf("%s: %s=%q, want %q (%s)", what, name, got, want, path)
+			}
+		}
+	}
+}
+
 func checkGoMemLimit(t *testing.T, r *release, what string, c *corev1.Container) {
 	t.Helper()
 	mem := c.Resources.Limits.Memory()
@@ -404,8 +527,13 @@ func checkMigrations(t *testing.T, r *release) {
 	if len(c.Command) != 0 || !slices.Equal(c.Args, []string{"migrate"}) {
 		t.Errorf("%s: command %v args %v, want [migrate]", what, c.Command, c.Args)
 	}
-	if envVar(c, "ROLES") != nil || envVar(c, "WRITE_KEYS") != nil || envVar(c, "KAFKA_SASL_PASSWORD") != nil {
-		t.Errorf("%s: the migration gets more than it needs", what)
+	for _, name := range append([]string{"ROLES", "WRITE_KEYS", "KAFKA_SASL_PASSWORD", "IDENTITY_SECRET", "SERVER_WRITE_KEYS"}, consumerOnlyEnv...) {
+		if envVar(c, name) != nil {
+			t.Errorf("%s: the migration gets more than it needs: %s", what, name)
+		}
+	}
+	if len(spec.Volumes) != 1 {
+		t.Errorf("%s: %d volumes, want only its /tmp", what, len(spec.Volumes))
 	}
 	checkPodSecurity(t, what, spec)
 	checkGoMemLimit(t, r, what, c)
@@ -447,9 +575,26 @@ func checkSecretsStaySecret(t *testing.T, r *release) {
 	if v := r.str("secrets.kafkaSASLPassword"); v != "" {
 		secrets = append(secrets, v)
 	}
-	if keys, ok := r.value("secrets.writeKeys").([]any); ok {
-		for _, k := range keys {
-			secrets = append(secrets, fmt.Sprint(k))
+	// Never in the migration Job's file, not even its hook Secret.
+	var notForMigrations []string
+	if v := r.str("secrets.apiDatabaseURL"); v != "" {
+		notForMigrations = append(notForMigrations, v)
+	}
+	for _, path := range []string{"secrets.writeKeys", "secrets.identitySecrets", "secrets.serverWriteKeys"} {
+		if keys, ok := r.value(path).([]any); ok {
+			for _, k := range keys {
+				secrets = append(secrets, fmt.Sprint(k))
+				if path != "secrets.writeKeys" {
+					notForMigrations = append(notForMigrations, fmt.Sprint(k))
+				}
+			}
+		}
+	}
+	secrets = append(secrets, notForMigrations...)
+	for _, s := range notForMigrations {
+		job := r.text["prechat/templates/migrate-job.yaml"]
+		if strings.Contains(job, s) || strings.Contains(job, base64.StdEncoding.EncodeToString([]byte(s))) {
+			t.Errorf("migrate-job.yaml: holds a secret the migration does not need")
 		}
 	}
 	for file, text := range r.text {

@@ -27,6 +27,26 @@ func Settings() *mapping.Settings {
 	return s
 }
 
+// IdentitySecret is the IDENTITY_SECRET that the tests' verified events are
+// signed with (Proof, the Generator) and admitted under (Policy).
+const IdentitySecret = "mappingtest-identity-secret-0123456789abcdef"
+
+// Policy admits test events as the service does by default (the default
+// time window), with IdentitySecret as the only identity secret and the
+// key of IdentityToken as the only token key.
+func Policy() *mapping.Policy {
+	return &mapping.Policy{Verifier: &mapping.Verifier{
+		Secrets: [][]byte{[]byte(IdentitySecret)},
+		Keys:    []mapping.JWTKey{{ID: JWTKeyID, Key: &jwtKey.PublicKey}},
+	}}
+}
+
+// Proof is the context of an event that the site's server vouched for
+// userID: {"prechat":{"userHash": HMAC of userID under IdentitySecret}}.
+func Proof(userID string) string {
+	return `{"prechat":{"userHash":"` + mapping.UserHash([]byte(IdentitySecret), userID) + `"}}`
+}
+
 // Generator produces a reproducible stream of Segment events over a pool
 // of visitors, users and groups: identifies (anonymous and logged in),
 // groups, aliases, conversation starts and ignored page/track events, with
@@ -42,6 +62,9 @@ type Generator struct {
 	Spread time.Duration
 	// Prefix makes ids unique across generators sharing a database.
 	Prefix string
+	// Unverified makes every event carry no identity proof; otherwise three
+	// events in four that carry a userId prove it (Proof).
+	Unverified bool
 	// Skew sends device times as a browser library would: no timestamp, but
 	// originalTimestamp and sentAt from a device clock off by up to an hour,
 	// and receivedAt from the server; the event time is then derived with
@@ -121,6 +144,9 @@ func (g *Generator) Event() []byte {
 		e["type"] = "track"
 		e["event"] = "Product Viewed"
 		e["properties"] = map[string]any{"sku": fmt.Sprintf("sku-%d", g.Rand.IntN(50))}
+	}
+	if u, ok := e["userId"].(string); ok && !g.Unverified && g.Rand.IntN(4) > 0 {
+		e["context"].(map[string]any)["prechat"] = map[string]any{"userHash": mapping.UserHash([]byte(IdentitySecret), u)}
 	}
 	b, err := json.Marshal(e)
 	if err != nil {

@@ -39,7 +39,7 @@ func AdminURL() string {
 }
 
 var (
-	templateOnce sync.Once
+	templateMu   sync.Mutex
 	templateName string
 	templateErr  error
 )
@@ -51,11 +51,32 @@ func NewDatabase(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	templateOnce.Do(func() { templateName, templateErr = migratedTemplate(ctx) })
-	if templateErr != nil {
-		t.Fatalf("prepare template database on %s: %v", redacted(), templateErr)
+	templateMu.Lock()
+	if templateName == "" {
+		templateName, templateErr = migratedTemplate(ctx)
 	}
-	return createDatabase(t, templateName)
+	name, err := templateName, templateErr
+	templateMu.Unlock()
+	if err != nil {
+		t.Fatalf("prepare template database on %s: %v", redacted(), err)
+	}
+	url, err := tryCreateDatabase(t, name)
+	if err != nil && strings.Contains(err.Error(), "3D000") {
+		// Another checkout's tests dropped the template: build it again.
+		templateMu.Lock()
+		if templateName == name {
+			templateName, templateErr = migratedTemplate(ctx)
+		}
+		name, err = templateName, templateErr
+		templateMu.Unlock()
+		if err == nil {
+			url, err = tryCreateDatabase(t, name)
+		}
+	}
+	if err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	return url
 }
 
 // NewEmptyDatabase creates a database without any migration for this test
@@ -67,6 +88,15 @@ func NewEmptyDatabase(t testing.TB) string {
 
 func createDatabase(t testing.TB, template string) string {
 	t.Helper()
+	url, err := tryCreateDatabase(t, template)
+	if err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	return url
+}
+
+func tryCreateDatabase(t testing.TB, template string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	name := "prechat_test_" + randomHex(8)
@@ -74,7 +104,7 @@ func createDatabase(t testing.TB, template string) string {
 		_, err := c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize())
 		return err
 	}); err != nil {
-		t.Fatalf("create test database: %v", err)
+		return "", err
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -86,7 +116,7 @@ func createDatabase(t testing.TB, template string) string {
 			t.Errorf("drop test database %s: %v", name, err)
 		}
 	})
-	return withDatabase(AdminURL(), name)
+	return withDatabase(AdminURL(), name), nil
 }
 
 // NewStore opens a Store on a new database (NewDatabase) and closes it when
@@ -125,8 +155,10 @@ func migratedTemplate(ctx context.Context) (string, error) {
 			return err
 		}
 		defer c.Exec(context.Background(), `SELECT pg_advisory_unlock(7146)`)
-		// Templates of earlier migration sets are of no further use.
-		rows, err := c.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'prechat\_template\_%' AND datname <> $1`, name)
+		// Templates of earlier migration sets are of little further use,
+		// but other checkouts (branches, worktrees) may be testing with
+		// them right now: only the oldest beyond the newest eight go.
+		rows, err := c.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'prechat\_template\_%' AND datname <> $1 AND datname NOT LIKE '%\_building' ORDER BY oid DESC OFFSET 7`, name)
 		if err != nil {
 			return err
 		}

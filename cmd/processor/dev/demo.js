@@ -3,7 +3,9 @@
 // <html data-product>): the product's script and the snippet's variant are
 // chosen before they load, so the product switch reloads the page. This
 // script loads the real analytics-next against this server's ingest, sends
-// the pre-chat form as identify, group and "Live Chat Conversation Started",
+// the pre-chat form as identify, group and "Live Chat Conversation Started"
+// (identify and group with the userHash of /dev/user-hash, the stand-in for
+// the site's server, while "Verified by the site's server" is checked),
 // loads the product's stand-in and the snippet in the order the migration
 // guide gives, and renders what the stand-in received as an agent view
 // (views.js), beside the compare panel of the visitor's document. It sets
@@ -129,9 +131,11 @@
     Promise.resolve(analytics.user()).then(function (user) {
       var id = user && user.anonymousId();
       $('anonymous-id').textContent = id || '(none yet)';
+      // The document is served only with the conversation secret, which
+      // the snippet made and keeps: it is no link another tab could open.
       if (id) {
-        var link = el('a', { href: '/v1/prechat/' + encodeURIComponent(id), target: '_blank' }, 'GET /v1/prechat/' + id);
-        $('document-link').replaceChildren(link);
+        $('document-link').replaceChildren(el('code', { title: 'served only with this page’s conversation secret in the X-Prechat-Token header' },
+          'GET /v1/prechat/' + id + ' + X-Prechat-Token'));
       }
     });
   }
@@ -181,8 +185,9 @@
     Promise.resolve(analytics.reset()).then(function () { location.reload(); });
   });
 
-  function sent(type, path, promise) {
-    var item = el('li', { class: 'pending' }, el('b', null, type), el('span', { class: 'muted' }, path), el('code', { class: 'muted' }, '…'));
+  function sent(type, path, promise, proof) {
+    var item = el('li', { class: 'pending' }, el('b', null, type), el('span', { class: 'muted' }, path),
+      proof ? el('span', { class: 'proof', title: 'context.prechat.userHash' }, 'userHash') : null, el('code', { class: 'muted' }, '…'));
     $('events').appendChild(item);
     $('sent').hidden = false;
     Promise.resolve(promise).then(function (ctx) {
@@ -204,24 +209,48 @@
     var traits = { email: v.email, firstName: names[0] };
     if (names.length > 1) traits.lastName = names.slice(1).join(' ');
 
+    var userId = userIdFromEmail(v.email);
     state.sending = true;
     state.error = null;
     $('start').disabled = true;
     $('events').replaceChildren();
-    setStatus('waiting', 'Waiting: events sent, the snippet long-polls for the pre-chat document…');
 
-    sent('identify', '/v1/i', analytics.identify(userIdFromEmail(v.email), traits));
-    if (v.company) {
-      var group = { name: v.company };
-      if (v.website) group.website = v.website;
-      if (v.revenue !== '') group.revenue = Number(v.revenue);
-      sent('group', '/v1/g', analytics.group(companyIdFromName(v.company), group));
-    }
-    var props = { caseStatus: v.caseStatus };
-    if (v.subject) props.subject = v.subject;
-    sent('track “Live Chat Conversation Started”', '/v1/t', analytics.track('Live Chat Conversation Started', props));
-    showVisitor();
+    // Verified: first the userHash, as the site's server would render it
+    // into the page of a logged-in user; then the three events, in order.
+    var verified = $('verified').checked;
+    if (verified) setStatus('waiting', 'Asking the site’s server for the userHash…');
+    var proof = verified ? userHash(userId) : Promise.resolve(null);
+    proof.then(function (hash) {
+      var options = hash ? { context: { prechat: { userHash: hash } } } : {};
+      setStatus('waiting', 'Waiting: events sent, the snippet long-polls for the pre-chat document…');
+      sent('identify', '/v1/i', analytics.identify(userId, traits, options), hash);
+      if (v.company) {
+        var group = { name: v.company };
+        if (v.website) group.website = v.website;
+        if (v.revenue !== '') group.revenue = Number(v.revenue);
+        sent('group', '/v1/g', analytics.group(companyIdFromName(v.company), group, options), hash);
+      }
+      var props = { caseStatus: v.caseStatus };
+      if (v.subject) props.subject = v.subject;
+      sent('track “Live Chat Conversation Started”', '/v1/t', analytics.track('Live Chat Conversation Started', props));
+      showVisitor();
+    }, function (err) {
+      state.sending = false;
+      setStatus('error', String((err && err.message) || err));
+      $('start').disabled = false;
+    });
   });
+
+  // userHash asks the stand-in for the site's server (processor dev's
+  // /dev/user-hash) for the HMAC of userId under IDENTITY_SECRET.
+  function userHash(userId) {
+    return fetch('/dev/user-hash?userId=' + encodeURIComponent(userId)).then(function (res) {
+      if (!res.ok) {
+        return res.text().then(function (text) { throw new Error('The site’s server did not sign the userId: ' + res.status + ' ' + text.trim()); });
+      }
+      return res.json();
+    }).then(function (body) { return body.userHash; });
+  }
 
   // ---- the agent view and the compare panel ---------------------------------------
   function render() {

@@ -4,7 +4,10 @@
 // only build elements. window.PrechatViews = {el, liveAgent, embeddedChat,
 // messaging, compare}: each product view takes the applied document (or null)
 // and returns {log, body, warnings}: the recorded calls, the view (null while
-// there is nothing to show) and the problems it noticed.
+// there is nothing to show) and the problems it noticed. Once the document is
+// there, each view says whether its userId link is verified, and where each
+// Contact and Account detail came from: the verified user's (or company's)
+// shared profile, or this browser's own events.
 (function () {
   'use strict';
 
@@ -117,6 +120,48 @@
       kv(pairs), extra);
   }
 
+  // ---- Where a detail came from ---------------------------------------------
+  //
+  // The trust model (README "Trust model"): a document's detail is verified
+  // when its value comes from a verified user's or company's shared profile,
+  // which only events the site's server vouched for write; otherwise this
+  // browser's own events sent it. Case details always come from the
+  // conversation start, this browser's own event, so only Contact and
+  // Account details get a badge.
+  var SHARED = { Contact: 1, Account: 1 };
+
+  // origin is the badge of the document's detail of entity and label, or
+  // null (another entity, no document yet, or a detail the document does
+  // not hold, such as the page's own).
+  function origin(doc, entity, label) {
+    if (!SHARED[entity]) return null;
+    var d = ((doc && doc.details) || []).filter(function (x) { return x.entity === entity && x.label === label; })[0];
+    if (!d) return null;
+    var attrs = { 'data-entity': entity, 'data-label': label };
+    if (d.verified) {
+      attrs.class = 'origin verified';
+      attrs['data-origin'] = 'verified';
+      attrs.title = 'From the verified ' + (entity === 'Account' ? 'user’s company' : 'user') + ': the site’s server vouched for this userId';
+      return el('span', attrs, 'verified user');
+    }
+    attrs.class = 'origin browser';
+    attrs['data-origin'] = 'browser';
+    attrs.title = 'Sent by this browser itself, which no server vouched for';
+    return el('span', attrs, 'this browser');
+  }
+
+  // identity says which userId the document is linked to and whether the
+  // link is verified (doc.userVerified).
+  function identity(doc) {
+    if (!doc) return null;
+    var attrs = { class: 'identity', id: 'agent-identity', 'data-verified': String(!!doc.userVerified) };
+    if (!doc.userId) return el('div', attrs, 'No userId: an anonymous visitor, every detail is what this browser sent.');
+    return el('div', attrs, 'userId', el('code', null, doc.userId),
+      doc.userVerified
+        ? [el('span', { class: 'origin verified' }, 'verified link'), 'the site’s server vouched for it: the user’s details from other devices and its company count']
+        : [el('span', { class: 'origin browser' }, 'unverified claim'), 'only what this browser sent counts']);
+  }
+
   // ---- Legacy Chat -------------------------------------------------------
   //
   // model reads the recorded liveagent calls as Salesforce would: each
@@ -179,14 +224,15 @@
     return [td('c', mp ? flag(mp.doFind, 'doFind') : ''), td('c', mp ? flag(mp.isExactMatch, 'isExactMatch') : ''), td('c', mp ? flag(mp.doCreate, 'doCreate') : '')];
   }
 
-  function legacyEntity(e) {
+  function legacyEntity(e, doc) {
     var rows = [];
     e.details.forEach(function (d) {
       var maps = d.maps.length ? d.maps : [null];
       maps.forEach(function (mp, i) {
         rows.push([
           i === 0 ? el('td', { class: 'label', rowspan: maps.length }, d.label) : null,
-          i === 0 ? el('td', { class: 'value', rowspan: maps.length }, value(d.value), d.options.length ? el('div', { class: 'opts' }, d.options.join(' ')) : null) : null,
+          i === 0 ? el('td', { class: 'value', rowspan: maps.length }, value(d.value), origin(doc, e.name, d.label),
+            d.options.length ? el('div', { class: 'opts' }, d.options.join(' ')) : null) : null,
           i === 0 ? el('td', { class: 'c', rowspan: maps.length }, flag(d.show, 'shown to agent')) : null,
           td('field', mp ? el('code', null, e.name + '.' + mp.fieldName) : el('span', { class: 'muted' }, 'not mapped'))
         ].concat(mapFlags(mp)).filter(function (c) { return c !== null; }));
@@ -207,7 +253,8 @@
     var name = m.name || (doc && doc.visitorName);
     out.body = [
       person(name, m.name ? call('setName', [m.name]) : 'no setName call'),
-      m.entities.map(legacyEntity),
+      identity(doc),
+      m.entities.map(function (e) { return legacyEntity(e, doc); }),
       m.init ? initBox('init-call', 'liveagent.init', 'last, after the details' + (m.logging ? ', then enableLogging()' : ''),
         [['chatUrl', m.init[0], 'chat-url'], ['deploymentId', m.init[1]], ['orgId', m.init[2]]])
         : el('div', { class: 'empty small' }, 'liveagent.init not called yet.')
@@ -267,7 +314,7 @@
         table([['Label', 'c-label'], ['Form detail value'], ['Maps to field', 'c-field']].concat(mapCols),
           maps.map(function (mp) {
             var d = byLabel[mp.label];
-            return [td('label', mp.label), td('value', d ? value(d.value) : el('span', { class: 'muted' }, 'no form detail with this label')),
+            return [td('label', mp.label), td('value', d ? [value(d.value), origin(doc, e.entityName, mp.label)] : el('span', { class: 'muted' }, 'no form detail with this label')),
               td('field', el('code', null, e.entityName + '.' + mp.fieldName))].concat(mapFlags(mp));
           })));
     });
@@ -294,6 +341,7 @@
 
     out.body = [
       person(name, preKeys.length ? 'prepopulatedPrechatFields ' + preKeys.join(', ') : 'no prepopulated name'),
+      identity(doc),
       el('h4', { class: 'section' }, 'Form details'),
       formDetails,
       el('h4', { class: 'section' }, 'Records to find or create'),
@@ -353,28 +401,36 @@
       }
     });
 
-    var labels = {};
+    // The document's detail behind each hidden and visible field.
+    var hiddenOf = {}, visibleOf = {};
     ((doc && doc.details) || []).forEach(function (d) {
-      if (d.messagingField) labels[d.messagingField] = d.entity + ' · ' + d.label;
+      if (d.messagingField) hiddenOf[d.messagingField] = d;
+      var v = visibleKey(d);
+      if (v && !visibleOf[v]) visibleOf[v] = d;
     });
+    var badge = function (d) { return d ? origin(doc, d.entity, d.label) : null; };
     var hiddenKeys = byDetails(hidden, doc, hiddenKey);
     var visibleKeys = byDetails(visible, doc, visibleKey);
     var name = visible ? [visible._firstName, visible._lastName].filter(Boolean).map(function (f) { return f.value; }).join(' ') : '';
 
     out.body = [
       person(name, visible ? 'setVisiblePrechatFields ' + visibleKeys.join(', ') : 'no visible fields set yet'),
+      identity(doc),
       el('h4', { class: 'section' }, 'Timeline'),
       el('ol', { class: 'timeline', id: 'messaging-timeline' }, items),
       el('h4', { class: 'section' }, 'Pre-chat fields'),
       box({ id: 'messaging-hidden', class: 'object' }, 'setHiddenPrechatFields', hidden ? count(hidden) + ', channel variables' : 'not called yet', null,
         hiddenKeys.length ? table([['Field', 'c-field'], ['Value'], ['From the mapping', 'c-from']],
-          hiddenKeys.map(function (k) { return [td('field', el('code', null, k)), td('value', value(hidden[k])), td('muted', labels[k] || '')]; }),
+          hiddenKeys.map(function (k) {
+            var d = hiddenOf[k];
+            return [td('field', el('code', null, k)), td('value', [value(hidden[k]), badge(d)]), td('muted', d ? d.entity + ' · ' + d.label : '')];
+          }),
           hiddenKeys.map(function (k) { return { 'data-field': k }; }))
           : el('div', { class: 'empty small' }, hidden ? 'No hidden fields: no mapping has a messagingField.' : 'Set after onEmbeddedMessagingReady, once the document arrived.')),
       box({ id: 'messaging-visible', class: 'object' }, 'setVisiblePrechatFields', visible ? count(visible) + ', the visible form' : 'not called yet', null,
         visibleKeys.length ? table([['Field', 'c-field'], ['Value'], ['Editable', 'c-edit', 'isEditableByEndUser']],
           visibleKeys.map(function (k) {
-            return [td('field', el('code', null, k)), td('value', value(visible[k].value)), td('c', el('span', { class: 'editable' }, flag(visible[k].isEditableByEndUser, 'isEditableByEndUser'), visible[k].isEditableByEndUser ? ' yes' : ' no'))];
+            return [td('field', el('code', null, k)), td('value', [value(visible[k].value), badge(visibleOf[k])]), td('c', el('span', { class: 'editable' }, flag(visible[k].isEditableByEndUser, 'isEditableByEndUser'), visible[k].isEditableByEndUser ? ' yes' : ' no'))];
           }),
           visibleKeys.map(function (k) { return { 'data-field': k }; }))
           : el('div', { class: 'empty small' }, visible ? 'No visible fields: no mapping feeds _firstName, _lastName, _email or _subject.' : 'Set after the hidden fields.')),
@@ -452,7 +508,8 @@
         ] : none('not sent: the mapping has no messagingField');
       }
       return el('tr', { 'data-label': d.label },
-        el('th', { scope: 'row' }, el('div', { class: 'd-label' }, d.label), el('span', { class: 'ent', 'data-entity': d.entity }, d.entity)),
+        el('th', { scope: 'row' }, el('div', { class: 'd-label' }, d.label), el('span', { class: 'ent', 'data-entity': d.entity }, d.entity),
+          origin(doc, d.entity, d.label)),
         cells(legacy, embedded, msg));
     });
 

@@ -114,7 +114,8 @@ The image reference.
 {{- end }}
 
 {{/*
-The Secret holding DATABASE_URL, WRITE_KEYS and KAFKA_SASL_PASSWORD.
+The Secret holding DATABASE_URL, WRITE_KEYS, KAFKA_SASL_PASSWORD and the
+identity secrets.
 */}}
 {{- define "prechat.secretName" -}}
 {{- default (include "prechat.fullname" .) .Values.secrets.existingSecret }}
@@ -128,10 +129,32 @@ Whether the chart creates the Secret ("true" or empty).
 {{- end }}
 
 {{/*
+The key of the api pods' own DATABASE_URL in the Secret, or empty when they
+use the owner's: secrets.keys.apiDatabaseURL in an existing Secret; in the
+chart's, that key (default API_DATABASE_URL) once secrets.apiDatabaseURL is set.
+*/}}
+{{- define "prechat.apiDatabaseURLKey" -}}
+{{- if .Values.secrets.existingSecret }}
+{{- .Values.secrets.keys.apiDatabaseURL }}
+{{- else if .Values.secrets.apiDatabaseURL }}
+{{- default "API_DATABASE_URL" .Values.secrets.keys.apiDatabaseURL }}
+{{- end }}
+{{- end }}
+
+{{/*
 The data of the chart-created Secret (also hashed into checksum/secret).
 */}}
 {{- define "prechat.secretData" -}}
 {{ .Values.secrets.keys.databaseURL }}: {{ .Values.secrets.databaseURL | b64enc | quote }}
+{{- with include "prechat.apiDatabaseURLKey" . }}
+{{ . }}: {{ $.Values.secrets.apiDatabaseURL | b64enc | quote }}
+{{- end }}
+{{- if .Values.secrets.identitySecrets }}
+{{ .Values.secrets.keys.identitySecret }}: {{ join "," .Values.secrets.identitySecrets | b64enc | quote }}
+{{- end }}
+{{- if .Values.secrets.serverWriteKeys }}
+{{ .Values.secrets.keys.serverWriteKeys }}: {{ join "," .Values.secrets.serverWriteKeys | b64enc | quote }}
+{{- end }}
 {{- if .Values.secrets.writeKeys }}
 {{ .Values.secrets.keys.writeKeys }}: {{ join "," .Values.secrets.writeKeys | b64enc | quote }}
 {{- end }}
@@ -167,9 +190,18 @@ The settings JSON of the chart-created ConfigMap: a string is used as it is
 {{- end }}
 {{- end }}
 
-{{/* Where the settings and the Kafka CA bundle are mounted. */}}
+{{/* Where the settings, the Kafka CA bundle and the identity token keys are mounted. */}}
 {{- define "prechat.settingsDir" -}}/etc/prechat/settings{{- end }}
 {{- define "prechat.kafkaCADir" -}}/etc/prechat/kafka-ca{{- end }}
+{{- define "prechat.jwtKeysDir" -}}/etc/prechat/identity{{- end }}
+
+{{/*
+Whether the consumer verifies identity tokens ("true" or empty): a ConfigMap
+or a Secret of public keys is named.
+*/}}
+{{- define "prechat.jwtKeys" -}}
+{{- if or .Values.identity.jwtKeys.configMap .Values.identity.jwtKeys.secret }}true{{ end }}
+{{- end }}
 
 {{/*
 A Go duration ("20s", "1m30s", "500ms") in seconds, as a decimal string.

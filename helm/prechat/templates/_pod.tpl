@@ -9,11 +9,12 @@ Non-secret configuration as values, secrets only through secretKeyRef.
 {{- $secret := include "prechat.secretName" $root }}
 {{- $res := dict }}
 {{- if eq $c "migrate" }}{{ $res = $v.migrations.resources }}{{ else }}{{ $res = (get $v $c).resources }}{{ end }}
+{{- $apiKey := include "prechat.apiDatabaseURLKey" $root }}
 - name: DATABASE_URL
   valueFrom:
     secretKeyRef:
       name: {{ if and (eq $c "migrate") (include "prechat.createSecret" $root) }}{{ include "prechat.componentName" (dict "root" $root "component" "migrate") }}{{ else }}{{ $secret }}{{ end }}
-      key: {{ $v.secrets.keys.databaseURL }}
+      key: {{ if and (eq $c "api") $apiKey }}{{ $apiKey }}{{ else }}{{ $v.secrets.keys.databaseURL }}{{ end }}
 - name: LOG_LEVEL
   value: {{ $v.config.logLevel | quote }}
 - name: LOG_FORMAT
@@ -55,6 +56,16 @@ Non-secret configuration as values, secrets only through secretKeyRef.
       name: {{ $secret }}
       key: {{ $v.secrets.keys.kafkaSASLPassword }}
 {{- end }}
+{{- if or $v.secrets.existingSecret $v.secrets.identitySecrets }}
+- name: IDENTITY_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $v.secrets.keys.identitySecret }}
+      {{- if $v.secrets.existingSecret }}
+      optional: true
+      {{- end }}
+{{- end }}
 {{- end }}
 {{- if eq $c "consumer" }}
 - name: KAFKA_START_OFFSET
@@ -65,6 +76,22 @@ Non-secret configuration as values, secrets only through secretKeyRef.
   value: {{ $v.config.batchTimeout | quote }}
 - name: APPLY_LANES
   value: {{ $v.config.applyLanes | int | quote }}
+- name: EVENT_TIME_PAST
+  value: {{ $v.config.eventTimePast | quote }}
+- name: EVENT_TIME_FUTURE
+  value: {{ $v.config.eventTimeFuture | quote }}
+{{- if include "prechat.jwtKeys" $root }}
+- name: IDENTITY_JWT_KEYS
+  value: {{ printf "%s/%s" (include "prechat.jwtKeysDir" $root) $v.identity.jwtKeys.key | quote }}
+{{- end }}
+{{- with $v.identity.jwtIssuer }}
+- name: IDENTITY_JWT_ISSUER
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.identity.jwtAudience }}
+- name: IDENTITY_JWT_AUDIENCE
+  value: {{ . | quote }}
+{{- end }}
 {{- end }}
 {{- if eq $c "api" }}
 - name: HTTP_ADDR
@@ -75,6 +102,16 @@ Non-secret configuration as values, secrets only through secretKeyRef.
     secretKeyRef:
       name: {{ $secret }}
       key: {{ $v.secrets.keys.writeKeys }}
+      {{- if $v.secrets.existingSecret }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- if or $v.secrets.existingSecret $v.secrets.serverWriteKeys }}
+- name: SERVER_WRITE_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $v.secrets.keys.serverWriteKeys }}
       {{- if $v.secrets.existingSecret }}
       optional: true
       {{- end }}
@@ -91,6 +128,12 @@ Non-secret configuration as values, secrets only through secretKeyRef.
   value: {{ $v.config.rateLimit | toString | quote }}
 - name: MAX_WAITERS
   value: {{ $v.config.maxWaiters | int | quote }}
+- name: MAX_WAITERS_PER_CLIENT
+  value: {{ $v.config.maxWaitersPerClient | int | quote }}
+- name: DOCUMENT_ACCESS
+  value: {{ $v.config.documentAccess | quote }}
+- name: DOCUMENT_READ_TIMEOUT
+  value: {{ $v.config.documentReadTimeout | quote }}
 {{- with $v.config.clientIPHeader }}
 - name: CLIENT_IP_HEADER
   value: {{ . | quote }}
@@ -231,6 +274,11 @@ spec:
               mountPath: {{ include "prechat.kafkaCADir" $root }}
               readOnly: true
             {{- end }}
+            {{- if and (eq $c "consumer") (include "prechat.jwtKeys" $root) }}
+            - name: identity-jwt-keys
+              mountPath: {{ include "prechat.jwtKeysDir" $root }}
+              readOnly: true
+            {{- end }}
             - name: tmp
               mountPath: /tmp
       volumes:
@@ -247,6 +295,20 @@ spec:
             items:
               - key: {{ $v.kafka.tls.caSecret.key }}
                 path: ca.crt
+        {{- end }}
+        {{- if and (eq $c "consumer") (include "prechat.jwtKeys" $root) }}
+        {{- $jwt := $v.identity.jwtKeys }}
+        - name: identity-jwt-keys
+          {{- if $jwt.configMap }}
+          configMap:
+            name: {{ $jwt.configMap }}
+          {{- else }}
+          secret:
+            secretName: {{ $jwt.secret }}
+          {{- end }}
+            items:
+              - key: {{ $jwt.key }}
+                path: {{ $jwt.key }}
         {{- end }}
         - name: tmp
           emptyDir:

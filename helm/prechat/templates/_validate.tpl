@@ -27,6 +27,30 @@ fails once with the whole list.
 {{- if and $v.kafka.sasl.mechanism (not $v.secrets.kafkaSASLPassword) }}
 {{- $errs = append $errs "secrets.kafkaSASLPassword: required when kafka.sasl.mechanism is set (or use secrets.existingSecret)" }}
 {{- end }}
+{{- if and $v.secrets.keys.apiDatabaseURL (not $v.secrets.apiDatabaseURL) }}
+{{- $errs = append $errs "secrets.apiDatabaseURL: required when secrets.keys.apiDatabaseURL is set (or use secrets.existingSecret); the api pods would otherwise run as the owner" }}
+{{- end }}
+{{- if and $v.secrets.apiDatabaseURL (eq $v.secrets.apiDatabaseURL $v.secrets.databaseURL) }}
+{{- $errs = append $errs "secrets.apiDatabaseURL: the same as secrets.databaseURL; give the api pods their own role, or leave it empty" }}
+{{- end }}
+{{- if and $v.secrets.serverWriteKeys (not $v.secrets.identitySecrets) }}
+{{- $errs = append $errs "secrets.serverWriteKeys: needs secrets.identitySecrets, which the ingest signs the server events' userIds with" }}
+{{- end }}
+{{- range $v.secrets.serverWriteKeys }}
+{{- if has . $v.secrets.writeKeys }}
+{{- $errs = append $errs "secrets.serverWriteKeys: a key is also in secrets.writeKeys; browser write keys are public, server ones must not be" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $v.secrets.existingSecret (eq $v.secrets.keys.apiDatabaseURL $v.secrets.keys.databaseURL) }}
+{{- $errs = append $errs "secrets.keys.apiDatabaseURL: the same key as secrets.keys.databaseURL; name the api role's key, or leave it empty" }}
+{{- end }}
+
+{{- if and $v.identity.jwtKeys.configMap $v.identity.jwtKeys.secret }}
+{{- $errs = append $errs "identity.jwtKeys.configMap and identity.jwtKeys.secret: set one, not both" }}
+{{- end }}
+{{- if and (or $v.identity.jwtIssuer $v.identity.jwtAudience) (not (include "prechat.jwtKeys" .)) }}
+{{- $errs = append $errs "identity.jwtIssuer and identity.jwtAudience: need identity.jwtKeys.configMap or identity.jwtKeys.secret (IDENTITY_JWT_KEYS)" }}
 {{- end }}
 
 {{- if $v.existingSettingsConfigMap.name }}
