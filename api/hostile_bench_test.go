@@ -40,6 +40,7 @@ func (l *legit) fetch(w int) error {
 	v := fmt.Sprintf("legit-%d", w%l.visitor)
 	req, _ := http.NewRequest("GET", l.s.url+"/v1/prechat/"+v+"?wait=10&after="+v+"-c", nil)
 	req.Header.Set("X-Forwarded-For", l.addr())
+	req.Header.Set(api.TokenHeader, secretOf(v))
 	return l.do(req)
 }
 
@@ -211,7 +212,7 @@ func BenchmarkHostileClients(b *testing.B) {
 		s.produce(identify, group, start)
 	}
 	last := fmt.Sprintf("legit-%d", visitors-1)
-	if r := s.do("GET", "/v1/prechat/"+last+"?wait=20&after="+last+"-c", "", map[string]string{"X-Forwarded-For": "10.255.0.1"}); r.status != http.StatusOK {
+	if r := s.do("GET", "/v1/prechat/"+last+"?wait=20&after="+last+"-c", "", map[string]string{"X-Forwarded-For": "10.255.0.1", api.TokenHeader: secretOf(last)}); r.status != http.StatusOK {
 		b.Fatalf("documents: %d %s", r.status, r.body)
 	}
 	u, _ := url.Parse(s.url)
@@ -219,17 +220,13 @@ func BenchmarkHostileClients(b *testing.B) {
 	for range b.N {
 		runtime.GC()
 		heapBefore := liveHeap()
+		basePeak := sampleHeap()
 		baseFetch, baseIngest, baseFailed := l.measure(3 * time.Second)
+		basePeakHeap := basePeak()
 
 		ctx, stop := context.WithCancel(context.Background())
 		h := &hostile{s: s, host: u.Host, ctx: ctx}
-		var peak atomic.Uint64
-		h.wg.Go(func() {
-			for ctx.Err() == nil {
-				peak.Store(max(peak.Load(), liveHeap()))
-				time.Sleep(100 * time.Millisecond)
-			}
-		})
+		attackPeak := sampleHeap()
 		polls := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000}}
 		h.send(1000, time.Millisecond, polls, func(c, i int) *http.Request {
 			req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/prechat/unknown-%d-%d?wait=30", s.url, c, i), nil)
@@ -261,9 +258,11 @@ func BenchmarkHostileClients(b *testing.B) {
 		time.Sleep(500 * time.Millisecond)
 		waiting := s.hub.Waiters()
 		fetch, ingest, failed := l.measure(3 * time.Second)
+		peak := attackPeak()
 		stop()
 		h.wg.Wait()
-		grown := float64(peak.Load()-min(peak.Load(), heapBefore)) / (1 << 20)
+		mib := func(v uint64) float64 { return float64(v) / (1 << 20) }
+		grown := mib(peak - min(peak, heapBefore))
 
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		b.ReportMetric(ms(fetch[1]), "fetch-p99-ms")
@@ -276,11 +275,34 @@ func BenchmarkHostileClients(b *testing.B) {
 		b.Logf("legitimate requests failed: %d alone, %d under attack", baseFailed, failed)
 		b.Logf("attack: %d long-polls parked; answers 429: %d, 413: %d, 400: %d, 401: %d, 404: %d, 503: %d; slow-body connections ended: %d; errors %d",
 			waiting, h.get("429"), h.get("413"), h.get("400"), h.get("401"), h.get("404"), h.get("503"), h.get("slow-body-connection"), h.get("error"))
-		b.Logf("heap: %.1f MiB before, peak %.1f MiB under attack (+%.1f MiB)", float64(heapBefore)/(1<<20), float64(peak.Load())/(1<<20), grown)
+		b.Logf("live heap of the test process (server and load generator): %.1f MiB before, peak %.1f MiB alone, peak %.1f MiB under attack (+%.1f MiB)",
+			mib(heapBefore), mib(basePeakHeap), mib(peak), grown)
 		if failed > 0 {
 			b.Errorf("%d legitimate requests failed under attack", failed)
 		}
 	}
+}
+
+// sampleHeap samples liveHeap every 100 ms until the returned function is
+// called, which returns the peak.
+func sampleHeap() (peak func() uint64) {
+	var max atomic.Uint64
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			if v := liveHeap(); v > max.Load() {
+				max.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return func() uint64 { close(done); <-stopped; return max.Load() }
 }
 
 // liveHeap is what the garbage collector found live at its last cycle.

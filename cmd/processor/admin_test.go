@@ -150,6 +150,7 @@ func TestHostileLimitsConfiguration(t *testing.T) {
 		"MAX_INGEST_REQUESTS_PER_CLIENT=200":     "MAX_INGEST_REQUESTS_PER_CLIENT: 200 is not between 1 and MAX_INGEST_REQUESTS (128)",
 		"INGEST_RATE_LIMIT=-1":                   "INGEST_RATE_LIMIT: -1 must not be negative",
 		"RATE_LIMIT_CLIENTS=10":                  "RATE_LIMIT_CLIENTS: 10 must be at least 1000",
+		"DATABASE_MAX_CONNS=3":                   "DATABASE_MAX_CONNS: 3 must be 0 (8 + APPLY_LANES) or at least APPLY_LANES + 2 (4)",
 		"DATABASE_STATEMENT_TIMEOUT=10ms":        "DATABASE_STATEMENT_TIMEOUT: 10ms must be 0 (none) or at least 1s",
 		"DATABASE_LOCK_TIMEOUT=-1s":              "DATABASE_LOCK_TIMEOUT: -1s must be 0 (none) or at least 1s",
 		"DATABASE_IDLE_IN_TRANSACTION_TIMEOUT=x": "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT:",

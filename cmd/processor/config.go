@@ -62,7 +62,7 @@ type Config struct {
 	// ShutdownGrace bounds the clean stop after SIGTERM.
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"20s"`
 
-	// AdminAddr serves /healthz, /readyz, /metrics and /debug/pprof.
+	// AdminAddr serves /healthz, /readyz, /metrics and, with PPROF, /debug/pprof/.
 	AdminAddr string `env:"ADMIN_ADDR" envDefault:":9090"`
 	// ExpiryInterval is how often expired documents and old bookkeeping are deleted (consumer role).
 	ExpiryInterval time.Duration `env:"EXPIRY_INTERVAL" envDefault:"1m"`
@@ -99,6 +99,8 @@ type Config struct {
 	// MaxIngestBytes bounds the body bytes ingest requests hold at once.
 	MaxIngestBytes int64 `env:"MAX_INGEST_BYTES" envDefault:"33554432"`
 
+	// DatabaseMaxConns bounds each process's Postgres connection pool (0: 8 + APPLY_LANES).
+	DatabaseMaxConns int `env:"DATABASE_MAX_CONNS" envDefault:"0"`
 	// DatabaseStatementTimeout is statement_timeout on every Postgres connection (0: none).
 	DatabaseStatementTimeout time.Duration `env:"DATABASE_STATEMENT_TIMEOUT" envDefault:"60s"`
 	// DatabaseLockTimeout is lock_timeout on every Postgres connection (0: none).
@@ -227,6 +229,9 @@ func (c *Config) Validate(needs ...string) error {
 	if need("db") {
 		if c.DatabaseURL == "" {
 			return errors.New("DATABASE_URL: required (a Postgres connection string such as postgres://user:pass@host:5432/prechat)")
+		}
+		if c.DatabaseMaxConns != 0 && c.DatabaseMaxConns < c.ApplyLanes+2 {
+			return fmt.Errorf("DATABASE_MAX_CONNS: %d must be 0 (8 + APPLY_LANES) or at least APPLY_LANES + 2 (%d)", c.DatabaseMaxConns, c.ApplyLanes+2)
 		}
 		for _, t := range []struct {
 			name string

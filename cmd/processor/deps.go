@@ -45,8 +45,7 @@ func openDeps(ctx context.Context, cfg *Config, needs ...string) (*deps, error) 
 	}
 	if slices.Contains(needs, "db") {
 		if d.store, err = persistence.Open(ctx, cfg.DatabaseURL, &persistence.Config{
-			// A connection per apply lane beside the API's, the listener and the expiry loop.
-			MaxConns:                 int32(8 + cfg.ApplyLanes),
+			MaxConns:                 int32(cfg.poolSize()),
 			StatementTimeout:         noneIfZero(cfg.DatabaseStatementTimeout),
 			LockTimeout:              noneIfZero(cfg.DatabaseLockTimeout),
 			IdleInTransactionTimeout: noneIfZero(cfg.DatabaseIdleInTransactionTimeout),
@@ -55,6 +54,15 @@ func openDeps(ctx context.Context, cfg *Config, needs ...string) (*deps, error) 
 		}
 	}
 	return d, nil
+}
+
+// poolSize is DATABASE_MAX_CONNS, by default a connection per apply lane
+// beside 8 for the API's reads, the expiry loop and the suppression reads.
+func (c *Config) poolSize() int {
+	if c.DatabaseMaxConns > 0 {
+		return c.DatabaseMaxConns
+	}
+	return 8 + c.ApplyLanes
 }
 
 // noneIfZero maps a timeout variable's 0 (none) to persistence's negative
