@@ -553,7 +553,7 @@ func TestBrowserSnippetSize(t *testing.T) {
 			t.Fatalf("GET /v1/prechat.js%s: %d %s %s", c.query, res.status, res.header.Get("Content-Type"), res.body)
 		}
 		body := string(res.body)
-		if !strings.Contains(body, "var scriptUrl=cfg.scriptUrl||"+string(url)+";") {
+		if !strings.Contains(body, "var scriptUrl=https(cfg.scriptUrl)||"+string(url)+";") {
 			t.Errorf("the snippet%s does not load %s:\n%s", c.query, url, body)
 		}
 		if !strings.Contains(body, `var product="`+c.product+`";`) {

@@ -34,7 +34,7 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error(), 0)
 		return
 	}
-	client := clientIP(r, s.cfg.ClientIPHeader)
+	client := s.clientKey(r)
 	if ok, retry := s.limiter.allow(client); !ok {
 		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests", retry)
 		return
@@ -139,7 +139,7 @@ func (s *Server) document(ctx context.Context, anon string, useCache bool) (cach
 // until wait has passed. A client may hold MaxWaitersPerClient of them
 // (beyond: 429), the process MaxWaiters (beyond: 503).
 func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, client, anon, token string, after []string, wait time.Duration) {
-	if !s.clientWaiters.acquire(client) {
+	if !s.clientWaiters.tryAcquire(client) {
 		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many waiting requests from this client", 1)
 		return
 	}

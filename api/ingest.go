@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -31,17 +32,31 @@ var ingestPaths = []struct{ name, typ string }{
 	{"batch", ""}, {"b", ""}, {"import", ""},
 }
 
-// ingestError is an ingest failure with its HTTP status and code.
+// ingestError is an ingest failure with its HTTP status and code;
+// retryAfter > 0 sets Retry-After.
 type ingestError struct {
-	status int
-	code   string
-	msg    string
+	status     int
+	code       string
+	msg        string
+	retryAfter int
 }
 
 func (e *ingestError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) error {
-	return &ingestError{http.StatusBadRequest, "bad_request", fmt.Sprintf(format, args...)}
+	return &ingestError{status: http.StatusBadRequest, code: "bad_request", msg: fmt.Sprintf(format, args...)}
+}
+
+var errUnauthorized = &ingestError{status: http.StatusUnauthorized, code: "unauthorized", msg: "unknown or missing write key"}
+
+// ingestLimits bound the ingest's work: per client its rate and its
+// concurrent requests, per process the concurrent requests and the body
+// bytes they hold.
+type ingestLimits struct {
+	perClient *rateLimiter
+	clients   *clientSlots
+	requests  semaphore
+	bytes     *byteBudget
 }
 
 // ingest serves the Segment HTTP Tracking API for one path: it checks the
@@ -51,16 +66,7 @@ func badRequest(format string, args ...any) error {
 // request and nothing is produced.
 func (s *Server) ingest(typ string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		records, err := s.ingestRecords(r, typ)
-		if err == nil {
-			ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-			err = s.producer.Produce(ctx, records)
-			cancel()
-			if err != nil {
-				s.log.Warn("ingest: producing failed", zap.Int("events", len(records)), zap.Error(err))
-				err = &ingestError{http.StatusServiceUnavailable, "unavailable", "Kafka did not acknowledge the events; retry"}
-			}
-		}
+		events, err := s.ingestRequest(w, r, typ)
 		var ie *ingestError
 		result := "produced"
 		if errors.As(err, &ie) {
@@ -68,59 +74,109 @@ func (s *Server) ingest(typ string) http.HandlerFunc {
 		} else if err != nil {
 			result = "bad_request"
 		}
-		s.metrics.ingested.WithLabelValues(result).Add(float64(max(len(records), 1)))
+		s.metrics.ingested.WithLabelValues(result).Add(float64(max(events, 1)))
 		switch {
 		case err == nil:
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`{"success":true}` + "\n"))
 		case errors.As(err, &ie):
-			retry := 0
-			if ie.status == http.StatusServiceUnavailable {
-				retry = 1
+			if ie.status == http.StatusServiceUnavailable && ie.retryAfter == 0 {
+				ie.retryAfter = 1
 			}
-			writeError(w, ie.status, ie.code, ie.msg, retry)
+			writeError(w, ie.status, ie.code, ie.msg, ie.retryAfter)
 		default:
 			writeError(w, http.StatusBadRequest, "bad_request", err.Error(), 0)
 		}
 	}
 }
 
-// ingestRecords reads, authenticates and completes the request's events.
-func (s *Server) ingestRecords(r *http.Request, typ string) ([]mapping.Record, error) {
-	body, err := s.readBody(r, typ)
+// ingestRequest admits, reads and produces one ingest request, cheapest
+// checks first: the client's rate, a Basic auth write key, the process's
+// request and byte budgets; only then is the body read, within its size
+// limit and IngestReadTimeout, and a write key in the body checked before
+// any event is completed. events is the number of events it carried.
+func (s *Server) ingestRequest(w http.ResponseWriter, r *http.Request, typ string) (events int, err error) {
+	rc := http.NewResponseController(w)
+	refuse := func(err error) (int, error) {
+		// Do not read what is left of the body: net/http would drain up to
+		// 256 KiB of it, at the sender's pace, before answering.
+		_ = rc.SetReadDeadline(time.Now())
+		_ = r.Body.Close()
+		return 0, err
+	}
+	client := s.clientKey(r)
+	if ok, retry := s.ingests.perClient.allow(client); !ok {
+		return refuse(&ingestError{http.StatusTooManyRequests, "rate_limited", "too many requests", retry})
+	}
+	key, basic := basicAuthKey(r)
+	ok, server := s.knownKey(key)
+	if basic && !ok {
+		return refuse(errUnauthorized)
+	}
+	limit := s.cfg.MaxBatchBytes
+	if typ != "" {
+		limit = s.cfg.MaxEventBytes
+	}
+	if r.ContentLength > int64(limit) {
+		return refuse(tooLarge(limit))
+	}
+	if !s.ingests.clients.tryAcquire(client) {
+		return refuse(&ingestError{http.StatusTooManyRequests, "rate_limited", "too many ingest requests at once from this client", 1})
+	}
+	defer s.ingests.clients.release(client)
+	if !s.ingests.requests.tryAcquire() {
+		return refuse(&ingestError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "too many ingest requests at once; retry"})
+	}
+	defer s.ingests.requests.release()
+	reserve := int64(limit)
+	if r.ContentLength > 0 && r.Header.Get("Content-Encoding") != "gzip" {
+		reserve = r.ContentLength
+	}
+	if !s.ingests.bytes.tryAcquire(reserve) {
+		return refuse(&ingestError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "too many ingest bytes at once; retry"})
+	}
+	defer s.ingests.bytes.release(reserve)
+	_ = rc.SetReadDeadline(time.Now().Add(s.cfg.IngestReadTimeout))
+	body, err := readBody(r, limit)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil || top == nil {
-		return nil, badRequest("the body is not a JSON object")
+	p, err := decodePayload(body, typ, s.cfg.MaxBatchEvents)
+	if err != nil {
+		return 0, err
 	}
-	var events []map[string]json.RawMessage
-	if typ == "" {
-		if err := json.Unmarshal(top["batch"], &events); err != nil || len(events) == 0 {
-			return nil, badRequest("a batch needs a non-empty \"batch\" array of event objects")
+	if !basic {
+		if ok, server = s.knownKey(p.writeKey()); !ok {
+			return len(p.events), errUnauthorized
 		}
-		if len(events) > s.cfg.MaxBatchEvents {
-			return nil, badRequest("a batch holds at most %d events, not %d", s.cfg.MaxBatchEvents, len(events))
-		}
-	} else {
-		events = []map[string]json.RawMessage{top}
 	}
-	ok, server := s.authorized(r, top, events)
-	if !ok {
-		return nil, &ingestError{http.StatusUnauthorized, "unauthorized", "unknown or missing write key"}
+	records, err := s.records(p, typ, server)
+	if err != nil {
+		return len(p.events), err
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := s.producer.Produce(ctx, records); err != nil {
+		s.log.Warn("ingest: producing failed", zap.Int("events", len(records)), zap.Error(err))
+		return len(records), &ingestError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "Kafka did not acknowledge the events; retry"}
+	}
+	return len(records), nil
+}
+
+// records completes and validates the payload's events; server says they
+// came with a server write key (see vouch).
+func (s *Server) records(p *payload, typ string, server bool) ([]mapping.Record, error) {
 	now := s.cfg.Now().UTC()
-	records := make([]mapping.Record, 0, len(events))
-	for i, e := range events {
+	records := make([]mapping.Record, 0, len(p.events))
+	for i, e := range p.events {
 		if e == nil {
 			return nil, badRequest("event %d is not a JSON object", i)
 		}
 		if typ != "" {
 			e["type"] = quote(typ)
 		}
-		if _, ok := e["sentAt"]; !ok && top["sentAt"] != nil && typ == "" {
-			e["sentAt"] = top["sentAt"]
+		if _, ok := e["sentAt"]; !ok && p.top["sentAt"] != nil && typ == "" {
+			e["sentAt"] = p.top["sentAt"]
 		}
 		if server {
 			if err := s.vouch(e); err != nil {
@@ -132,7 +188,7 @@ func (s *Server) ingestRecords(r *http.Request, typ string) ([]mapping.Record, e
 			return nil, badRequest("event %d: %v", i, err)
 		}
 		if len(raw) > s.cfg.MaxEventBytes {
-			return nil, &ingestError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("event %d is larger than %d bytes", i, s.cfg.MaxEventBytes)}
+			return nil, &ingestError{status: http.StatusRequestEntityTooLarge, code: "too_large", msg: fmt.Sprintf("event %d is larger than %d bytes", i, s.cfg.MaxEventBytes)}
 		}
 		ev, err := mapping.Decode(raw, "")
 		if err != nil {
@@ -143,50 +199,145 @@ func (s *Server) ingestRecords(r *http.Request, typ string) ([]mapping.Record, e
 	return records, nil
 }
 
-// readBody reads the body, gunzipping it if needed, within the size limit.
-func (s *Server) readBody(r *http.Request, typ string) ([]byte, error) {
-	limit := s.cfg.MaxBatchBytes
-	if typ != "" {
-		limit = s.cfg.MaxEventBytes
-	}
-	tooLarge := &ingestError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", limit)}
-	if r.ContentLength > int64(limit) {
-		return nil, tooLarge
-	}
+func tooLarge(limit int) error {
+	return &ingestError{status: http.StatusRequestEntityTooLarge, code: "too_large", msg: fmt.Sprintf("the body is larger than %d bytes", limit)}
+}
+
+// readBody reads the body, gunzipping it if needed, within limit bytes.
+func readBody(r *http.Request, limit int) ([]byte, error) {
 	var src io.Reader = io.LimitReader(r.Body, int64(limit)+1)
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(src)
 		if err != nil {
+			if isTimeout(err) {
+				return nil, errSlowBody
+			}
 			return nil, badRequest("the body is not valid gzip")
 		}
 		src = io.LimitReader(zr, int64(limit)+1)
 	}
 	body, err := io.ReadAll(src)
+	if isTimeout(err) {
+		return nil, errSlowBody
+	}
 	if err != nil {
 		return nil, badRequest("reading the body failed: %v", err)
 	}
 	if len(body) > limit {
-		return nil, tooLarge
+		return nil, tooLarge(limit)
 	}
 	return body, nil
 }
 
-// authorized checks the write key: Basic auth user, else the body's
-// writeKey, compared in constant time against every configured key. server
-// reports a server write key.
-func (s *Server) authorized(r *http.Request, top map[string]json.RawMessage, events []map[string]json.RawMessage) (ok, server bool) {
-	key, _, ok := r.BasicAuth()
-	if !ok {
-		raw := top["writeKey"]
-		if raw == nil && len(events) > 0 {
-			raw = events[0]["writeKey"]
-		}
-		_ = json.Unmarshal(raw, &key)
+var errSlowBody = &ingestError{status: http.StatusRequestTimeout, code: "timeout", msg: "the body did not arrive in time"}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// payload is an ingest request's body: its top-level fields (for a batch,
+// all but "batch") and its events (for a single event, the body itself).
+type payload struct {
+	top    map[string]json.RawMessage
+	events []map[string]json.RawMessage
+}
+
+// writeKey is the body's writeKey, else the first event's.
+func (p *payload) writeKey() string {
+	raw := p.top["writeKey"]
+	if raw == nil && len(p.events) > 0 && p.events[0] != nil {
+		raw = p.events[0]["writeKey"]
 	}
+	var key string
+	_ = json.Unmarshal(raw, &key)
+	return key
+}
+
+// decodePayload decodes a body as one event, or for typ "" as a batch,
+// whose "batch" array it decodes item by item and stops reading once it
+// holds more than maxEvents.
+func decodePayload(body []byte, typ string, maxEvents int) (*payload, error) {
+	notObject := badRequest("the body is not a JSON object")
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, notObject
+	}
+	p := &payload{top: map[string]json.RawMessage{}}
+	batch := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, notObject
+		}
+		key, _ := tok.(string)
+		if typ == "" && key == "batch" {
+			if p.events, err = decodeBatch(dec, maxEvents); err != nil {
+				return nil, err
+			}
+			batch = true
+			continue
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, notObject
+		}
+		p.top[key] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, notObject
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, notObject
+	}
+	switch {
+	case typ != "":
+		p.events = []map[string]json.RawMessage{p.top}
+	case !batch || len(p.events) == 0:
+		return nil, badRequest("a batch needs a non-empty \"batch\" array of event objects")
+	}
+	return p, nil
+}
+
+// decodeBatch decodes the "batch" array at dec, counting its items as it
+// goes.
+func decodeBatch(dec *json.Decoder, maxEvents int) ([]map[string]json.RawMessage, error) {
+	notArray := badRequest("a batch needs a non-empty \"batch\" array of event objects")
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, notArray
+	}
+	var events []map[string]json.RawMessage
+	for dec.More() {
+		if len(events) == maxEvents {
+			return nil, badRequest("a batch holds at most %d events", maxEvents)
+		}
+		var e map[string]json.RawMessage
+		if err := dec.Decode(&e); err != nil {
+			return nil, notArray
+		}
+		events = append(events, e)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, notArray
+	}
+	return events, nil
+}
+
+// basicAuthKey is the Basic auth user, Segment's place for the write key;
+// ok is false without Basic auth.
+func basicAuthKey(r *http.Request) (key string, ok bool) {
+	key, _, ok = r.BasicAuth()
+	return key, ok
+}
+
+// knownKey compares key in constant time against every configured key;
+// server reports a server write key.
+func (s *Server) knownKey(key string) (ok, server bool) {
 	if key == "" {
 		return false, false
 	}
-	return matchKey(key, s.cfg.WriteKeys) || matchKey(key, s.cfg.ServerWriteKeys), matchKey(key, s.cfg.ServerWriteKeys)
+	server = matchKey(key, s.cfg.ServerWriteKeys)
+	return matchKey(key, s.cfg.WriteKeys) || server, server
 }
 
 // matchKey compares key with every one of keys in constant time.

@@ -1,32 +1,37 @@
 package api
 
 import (
+	"container/list"
 	"math"
-	"net"
-	"net/http"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // rateLimiter is a token bucket per client: rate tokens a second, up to
-// burst. Idle clients are forgotten.
+// burst. It tracks at most max clients, least recently seen first out, so a
+// flood of distinct addresses cannot grow it without bound; a client that
+// was idle long enough to refill its bucket is forgotten early, as it is
+// the same as a new one.
 type rateLimiter struct {
 	rate, burst float64
+	max         int
 	now         func() time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
-	swept   time.Time
+	buckets map[string]*list.Element // of *bucket
+	lru     *list.List               // front: most recently seen
 }
 
 type bucket struct {
+	client string
 	tokens float64
 	last   time.Time
 }
 
-func newRateLimiter(rate float64, burst int, now func() time.Time) *rateLimiter {
-	return &rateLimiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}}
+func newRateLimiter(rate float64, burst, max int, now func() time.Time) *rateLimiter {
+	return &rateLimiter{rate: rate, burst: float64(burst), max: max, now: now,
+		buckets: map[string]*list.Element{}, lru: list.New()}
 }
 
 // allow takes a token for client, or reports how many seconds until one is
@@ -38,18 +43,21 @@ func (l *rateLimiter) allow(client string) (ok bool, retryAfter int) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.swept) > time.Minute {
-		for k, b := range l.buckets {
-			if now.Sub(b.last) > time.Minute {
-				delete(l.buckets, k)
-			}
-		}
-		l.swept = now
+	// A bucket idle this long is full again: forgetting it changes nothing.
+	refill := time.Duration(l.burst / l.rate * float64(time.Second))
+	for e := l.lru.Back(); e != nil && now.Sub(e.Value.(*bucket).last) > refill; e = l.lru.Back() {
+		l.drop(e)
 	}
-	b := l.buckets[client]
-	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[client] = b
+	var b *bucket
+	if e := l.buckets[client]; e != nil {
+		l.lru.MoveToFront(e)
+		b = e.Value.(*bucket)
+	} else {
+		for l.lru.Len() >= l.max {
+			l.drop(l.lru.Back())
+		}
+		b = &bucket{client: client, tokens: l.burst, last: now}
+		l.buckets[client] = l.lru.PushFront(b)
 	}
 	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
@@ -60,24 +68,19 @@ func (l *rateLimiter) allow(client string) (ok bool, retryAfter int) {
 	return false, int(math.Ceil((1 - b.tokens) / l.rate))
 }
 
-// clientIP is the rate-limit key: the first address of header (e.g.
-// X-Forwarded-For, set by a trusted proxy) when configured, else the
-// connection's remote address.
-func clientIP(r *http.Request, header string) string {
-	if header != "" {
-		if v := r.Header.Get(header); v != "" {
-			first, _, _ := strings.Cut(v, ",")
-			return strings.TrimSpace(first)
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+func (l *rateLimiter) drop(e *list.Element) {
+	delete(l.buckets, e.Value.(*bucket).client)
+	l.lru.Remove(e)
 }
 
-// semaphore bounds concurrent long-polls.
+// tracked is the number of clients the limiter holds a bucket for.
+func (l *rateLimiter) tracked() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lru.Len()
+}
+
+// semaphore bounds concurrent requests of a kind (long-polls, ingests).
 type semaphore chan struct{}
 
 func (s semaphore) tryAcquire() bool {
@@ -90,3 +93,58 @@ func (s semaphore) tryAcquire() bool {
 }
 
 func (s semaphore) release() { <-s }
+
+// clientSlots bounds each client's concurrent requests of a kind
+// (long-polls, ingests). It holds only the clients with a request in
+// flight, so its size is bounded by the kind's process-wide cap.
+type clientSlots struct {
+	max int
+
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newClientSlots(max int) *clientSlots { return &clientSlots{max: max, n: map[string]int{}} }
+
+// tryAcquire takes one of client's slots, or reports false when it holds
+// them all.
+func (c *clientSlots) tryAcquire(client string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[client] >= c.max {
+		return false
+	}
+	c.n[client]++
+	return true
+}
+
+// release gives back a slot that tryAcquire took.
+func (c *clientSlots) release(client string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[client]--; c.n[client] <= 0 {
+		delete(c.n, client)
+	}
+}
+
+// byteBudget bounds the bytes held at once by requests of a kind.
+type byteBudget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// tryAcquire reserves n bytes, or reports false when that would exceed the
+// budget.
+func (b *byteBudget) tryAcquire(n int64) bool {
+	for {
+		used := b.used.Load()
+		if used+n > b.max {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
+}
+
+func (b *byteBudget) release(n int64) { b.used.Add(-n) }

@@ -95,17 +95,45 @@ type Config struct {
 	// bursts of RateBurst. Default: 5 and 20; negative disables.
 	RateLimit float64
 	RateBurst int
-	// ClientIPHeader names a header set by a trusted proxy whose first
-	// address identifies the client (e.g. X-Forwarded-For). Default: the
+	// IngestRateLimit is the ingest requests a second allowed per client,
+	// with bursts of IngestRateBurst. Default: 50 and 200; negative
+	// disables.
+	IngestRateLimit float64
+	IngestRateBurst int
+	// MaxClients bounds the clients each rate limiter tracks; beyond it the
+	// least recently seen is forgotten. Default: 100000 (about 20 MB).
+	MaxClients int
+	// ClientIPHeader names a header to which trusted proxies append the
+	// address they received the request from (e.g. X-Forwarded-For); the
+	// client is the hop TrustedProxies selects. Default: none, the
 	// connection's address.
 	ClientIPHeader string
+	// TrustedProxies selects the client's hop of ClientIPHeader. Default:
+	// one proxy, the rightmost hop.
+	TrustedProxies TrustedProxies
 
 	// MaxEventBytes bounds one ingested event. Default: 32 KiB.
 	MaxEventBytes int
 	// MaxBatchBytes bounds one ingest request body. Default: 500 KiB.
 	MaxBatchBytes int
-	// MaxBatchEvents bounds the events of one batch. Default: 2500.
+	// MaxBatchEvents bounds the events of one batch; a batch is counted
+	// while it is decoded. Default: 2500.
 	MaxBatchEvents int
+	// MaxIngestRequests bounds concurrent ingest requests; beyond it they
+	// get 503 with Retry-After. Default: 128.
+	MaxIngestRequests int
+	// MaxIngestRequestsPerClient bounds one client's concurrent ingest
+	// requests, so that one sender of slow bodies cannot hold the
+	// process's; beyond it they get 429 with Retry-After. Default: 8.
+	MaxIngestRequestsPerClient int
+	// MaxIngestBytes bounds the body bytes ingest requests hold at once (a
+	// request reserves its Content-Length, or its size limit when the
+	// length is unknown or the body is gzipped); beyond it they get 503
+	// with Retry-After. At least MaxBatchBytes. Default: 32 MiB.
+	MaxIngestBytes int64
+	// IngestReadTimeout bounds the time to receive an ingest request's
+	// body, so slow senders cannot hold ingest slots. Default: 10s.
+	IngestReadTimeout time.Duration
 
 	// Registerer receives the API's Prometheus metrics. Default: none (kept
 	// private).
@@ -144,6 +172,25 @@ func (c Config) withDefaults() Config {
 	if c.RateBurst <= 0 {
 		c.RateBurst = 20
 	}
+	if c.IngestRateLimit == 0 {
+		c.IngestRateLimit = 50
+	}
+	if c.IngestRateBurst <= 0 {
+		c.IngestRateBurst = 200
+	}
+	if c.MaxClients <= 0 {
+		c.MaxClients = 100000
+	}
+	if c.TrustedProxies.Count <= 0 {
+		c.TrustedProxies.Count = 1
+	}
+	if c.MaxIngestRequests <= 0 {
+		c.MaxIngestRequests = 128
+	}
+	if c.MaxIngestRequestsPerClient <= 0 {
+		c.MaxIngestRequestsPerClient = 8
+	}
+	def(&c.IngestReadTimeout, 10*time.Second)
 	if c.MaxEventBytes <= 0 {
 		c.MaxEventBytes = 32 << 10
 	}
@@ -153,6 +200,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxBatchEvents <= 0 {
 		c.MaxBatchEvents = 2500
 	}
+	if c.MaxIngestBytes <= 0 {
+		c.MaxIngestBytes = 32 << 20
+	}
+	c.MaxIngestBytes = max(c.MaxIngestBytes, int64(c.MaxBatchBytes), int64(c.MaxEventBytes))
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -173,8 +224,9 @@ type Server struct {
 	cache    *docCache
 	metrics  *metrics
 	waiters  semaphore
+	ingests  ingestLimits
 	// clientWaiters bounds each client's long-polls.
-	clientWaiters *clientWaiters
+	clientWaiters *clientSlots
 	snippet       []byte
 	draining      chan struct{}
 	handler       http.Handler
@@ -203,11 +255,17 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 	s := &Server{
 		cfg: cfg, docs: docs, notifier: notifier, producer: producer,
 		log:           cfg.Logger,
-		limiter:       newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
+		limiter:       newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxClients, cfg.Now),
 		waiters:       make(semaphore, cfg.MaxWaiters),
-		clientWaiters: newClientWaiters(cfg.MaxWaitersPerClient),
-		cache:         newDocCache(cfg.CacheSize),
-		draining:      make(chan struct{}),
+		clientWaiters: newClientSlots(cfg.MaxWaitersPerClient),
+		ingests: ingestLimits{
+			perClient: newRateLimiter(cfg.IngestRateLimit, cfg.IngestRateBurst, cfg.MaxClients, cfg.Now),
+			requests:  make(semaphore, cfg.MaxIngestRequests),
+			clients:   newClientSlots(cfg.MaxIngestRequestsPerClient),
+			bytes:     &byteBudget{max: cfg.MaxIngestBytes},
+		},
+		cache:    newDocCache(cfg.CacheSize),
+		draining: make(chan struct{}),
 	}
 	s.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(len(s.waiters)) })
 	notifier.Watch(s.cache.invalidate)
@@ -244,8 +302,19 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint", 0)
 	})
-	s.handler = s.cors(mux)
+	s.handler = SecureHeaders(s.cors(mux))
 	return s, nil
+}
+
+// SecureHeaders sets the headers every response of the service carries,
+// public and admin port: X-Content-Type-Options: nosniff, so that no
+// answer (an error's JSON, a document) is ever sniffed into a script or a
+// page.
+func SecureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // ServeHTTP implements http.Handler.

@@ -261,7 +261,7 @@ func queueTraits(batch *statements, st *mapping.State, subjects []mapping.Subjec
 	for i, sub := range subjects {
 		raw, err := encodeTraits(st.Traits[sub])
 		if err != nil {
-			return fmt.Errorf("encode traits of %s %s: %w", sub.Kind, sub.ID, err)
+			return fmt.Errorf("encode traits of %s %s: %w", sub.Kind, mapping.LogID(sub.ID), err)
 		}
 		kinds[i], ids[i], observers[i], traits[i] = string(sub.Kind), sub.ID, sub.Observer, raw
 	}

@@ -174,7 +174,7 @@ func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, 
 		case "conversation":
 			var props mapping.Object
 			if err := json.Unmarshal(value, &props); err != nil {
-				return fmt.Errorf("conversation of %s: %w", a, err)
+				return fmt.Errorf("conversation of %s: %w", mapping.LogID(a), err)
 			}
 			st.Conversations[a] = mapping.Conversation{Stamp: s, Properties: props, TokenHash: b}
 		case "link":
@@ -184,7 +184,7 @@ func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, 
 		case "traits":
 			traits, err := decodeTraits(value)
 			if err != nil {
-				return fmt.Errorf("traits of %s %s: %w", a, b, err)
+				return fmt.Errorf("traits of %s %s: %w", a, mapping.LogID(b), err)
 			}
 			st.Traits[mapping.Subject{Kind: mapping.Kind(a), ID: b, Observer: c}] = traits
 		}
@@ -226,7 +226,7 @@ func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []strin
 		doc := m.Document(v)
 		raw, err := json.Marshal(doc)
 		if err != nil {
-			return mapping.BatchResult{}, fmt.Errorf("encode document of %s: %w", v.AnonymousID, err)
+			return mapping.BatchResult{}, fmt.Errorf("encode document of %s: %w", mapping.LogID(v.AnonymousID), err)
 		}
 		ids, docs, expires = append(ids, v.AnonymousID), append(docs, raw), append(expires, doc.ExpiresAt)
 		tokens = append(tokens, v.Conversation.TokenHash)
@@ -255,7 +255,7 @@ func (s *Store) DocumentGet(ctx context.Context, anonymousID string) (doc []byte
 	err = s.pool.QueryRow(ctx, `SELECT document::text, token_hash FROM prechat_documents WHERE anonymous_id = $1 AND expires_at > $2`,
 		anonymousID, s.now()).Scan(&doc, &tokenHash)
 	if err != nil {
-		return nil, "", fmt.Errorf("get document of %s: %w", anonymousID, interpret(err))
+		return nil, "", fmt.Errorf("get document of %s: %w", mapping.LogID(anonymousID), interpret(err))
 	}
 	return doc, tokenHash, nil
 }

@@ -100,12 +100,24 @@ func (s *Store) schemaVersion(ctx context.Context) (int32, error) {
 	return v, nil
 }
 
+// withMigrator runs fn with a tern migrator on a pooled connection whose
+// statement and lock timeouts are lifted meanwhile: a migration may build
+// an index for minutes, and waits on tern's advisory lock for another
+// migrate run to finish.
 func (s *Store) withMigrator(ctx context.Context, fn func(*migrate.Migrator) error) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to postgres: %w", err)
 	}
 	defer conn.Release()
+	if err := (sessionTimeouts{"0", "0", s.session.idleInTransaction}).set(ctx, conn.Conn()); err != nil {
+		return err
+	}
+	defer func() {
+		if s.session.set(context.WithoutCancel(ctx), conn.Conn()) != nil {
+			_ = conn.Conn().Close(context.WithoutCancel(ctx)) // the pool drops a closed connection
+		}
+	}()
 	m, err := migrate.NewMigrator(ctx, conn.Conn(), VersionTable)
 	if err != nil {
 		return fmt.Errorf("prepare migrator: %w", err)

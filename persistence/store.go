@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,18 @@ var ErrNotFound = mapping.ErrNotFound
 type Config struct {
 	// MaxConns bounds the connection pool. Default: 8.
 	MaxConns int32
+	// StatementTimeout is Postgres's statement_timeout on every connection:
+	// a statement running longer is cancelled (SQLSTATE 57014). Default:
+	// 60s; negative: none.
+	StatementTimeout time.Duration
+	// LockTimeout is lock_timeout on every connection: a statement waiting
+	// longer for a lock (a row, a table, the documents advisory lock) fails
+	// (SQLSTATE 55P03). Default: 30s; negative: none.
+	LockTimeout time.Duration
+	// IdleInTransactionTimeout is idle_in_transaction_session_timeout on
+	// every connection: Postgres ends a session whose transaction sat idle
+	// longer, releasing its locks. Default: 60s; negative: none.
+	IdleInTransactionTimeout time.Duration
 	// Now is the clock used to decide which documents are unexpired.
 	// Default: time.Now.
 	Now func() time.Time
@@ -50,6 +63,42 @@ type Store struct {
 	beforeCommit func()
 	refreshChunk int
 	fanOutLimit  int
+	session      sessionTimeouts
+}
+
+// sessionTimeouts are the timeouts set on every connection, as Postgres
+// settings values in milliseconds ("0": none).
+type sessionTimeouts struct {
+	statement, lock, idleInTransaction string
+}
+
+func newSessionTimeouts(cfg *Config) sessionTimeouts {
+	ms := func(d, def time.Duration) string {
+		switch {
+		case d == 0:
+			d = def
+		case d < 0:
+			return "0"
+		}
+		return strconv.FormatInt(max(d.Milliseconds(), 1), 10)
+	}
+	return sessionTimeouts{
+		statement:         ms(cfg.StatementTimeout, 60*time.Second),
+		lock:              ms(cfg.LockTimeout, 30*time.Second),
+		idleInTransaction: ms(cfg.IdleInTransactionTimeout, 60*time.Second),
+	}
+}
+
+// set applies the timeouts to a connection's session. They are set after
+// connecting rather than sent as startup parameters, which connection
+// poolers such as PgBouncer refuse.
+func (t sessionTimeouts) set(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),
+		set_config('idle_in_transaction_session_timeout', $3, false)`, t.statement, t.lock, t.idleInTransaction)
+	if err != nil {
+		return fmt.Errorf("set session timeouts: %w", err)
+	}
+	return nil
 }
 
 // Open creates a Store over a connection pool for databaseURL. It does not
@@ -66,6 +115,8 @@ func Open(ctx context.Context, databaseURL string, cfg *Config) (*Store, error) 
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
+	session := newSessionTimeouts(cfg)
+	pc.AfterConnect = session.set
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("create connection pool: %w", err)
@@ -82,7 +133,7 @@ func Open(ctx context.Context, databaseURL string, cfg *Config) (*Store, error) 
 	if fanOut <= 0 {
 		fanOut = 10000
 	}
-	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit, refreshChunk: chunk, fanOutLimit: fanOut}, nil
+	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit, refreshChunk: chunk, fanOutLimit: fanOut, session: session}, nil
 }
 
 // Close closes every connection.

@@ -102,6 +102,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		gen, err := group.Next(ctx)
 		if ctx.Err() != nil {
 			c.log.Info("consumer stopping")
+			c.metrics.keepLag(c.cfg.Topic, nil)
 			return nil
 		}
 		if err != nil {
@@ -152,6 +153,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		ids[i] = a.ID
 	}
 	log.Info("partitions assigned", zap.Ints("partitions", ids))
+	c.metrics.keepLag(c.cfg.Topic, ids)
 	done := make(chan struct{})
 	gen.Start(func(genCtx context.Context) {
 		defer close(done)
@@ -167,7 +169,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		if !ok {
 			return
 		}
-		c.runLanes(ctx, fctx, offsets, nil, commitTo(gen), log)
+		c.runLanes(fctx, offsets, nil, commitTo(gen), log)
 	})
 	<-done
 	log.Info("generation ended")
@@ -234,20 +236,20 @@ func commitTo(gen *kafka.Generation) func([]mapping.Position) error {
 	return func(ps []mapping.Position) error { return gen.CommitOffsets(commitMap(ps)) }
 }
 
-func (c *Consumer) batches(ctx, fctx context.Context, commit func([]mapping.Position) error, msgs <-chan kafka.Message, log *zap.Logger) {
+func (c *Consumer) batches(ctx context.Context, commit func([]mapping.Position) error, msgs <-chan kafka.Message, log *zap.Logger) {
 	ready := make(chan pending)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(ready)
-		c.collect(fctx, msgs, ready)
+		c.collect(ctx, msgs, ready)
 	})
 	defer wg.Wait()
 	for p := range ready {
 		applyStart := time.Now()
-		res, err := c.apply(ctx, fctx, &p, log)
+		res, err := c.apply(ctx, &p, log)
 		if err != nil {
 			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", len(p.raw)), zap.Error(err))
-			for range ready { // let collect see fctx end and stop
+			for range ready { // let collect see ctx end and stop
 			}
 			return
 		}
@@ -363,14 +365,17 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 	}
 }
 
-// apply commits a batch, retrying with backoff while the generation lasts.
-// Each attempt may outlive ctx by ShutdownGrace, so a batch in flight at
-// shutdown can still commit. When the store refuses the batch's content
-// (mapping.ErrRejected), the messages responsible become dead letters
-// (isolate) and the rest of the batch is committed with them.
-func (c *Consumer) apply(ctx, fctx context.Context, p *pending, log *zap.Logger) (mapping.BatchResult, error) {
+// apply commits a batch, retrying with backoff while ctx (the generation,
+// within the consumer's run) lasts. Each attempt may outlive ctx by
+// ShutdownGrace, so a batch in flight at a shutdown or a rebalance can
+// still commit; then it is cancelled, so that a Postgres that does not
+// answer cannot keep the member from leaving its generation. When the
+// store refuses the batch's content (mapping.ErrRejected), the messages
+// responsible become dead letters (isolate) and the rest of the batch is
+// committed with them.
+func (c *Consumer) apply(ctx context.Context, p *pending, log *zap.Logger) (mapping.BatchResult, error) {
 	var res mapping.BatchResult
-	err := c.retry(fctx, "apply batch", log, func() error {
+	err := c.retry(ctx, "apply batch", log, func() error {
 		actx, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
 		defer cancel()
 		for {

@@ -34,10 +34,10 @@ func deal(partitions map[int]int64, n int) []map[int]int64 {
 // lanes: each lane has its own fetchers, batches and transactions, so
 // Postgres applies several batches at once while each partition's batches
 // stay in order. A partition is read up to its offset in stop (exclusive)
-// when stop has one, else until fctx ends. runLanes returns when every lane
-// has finished; see batches for ctx and fctx.
-func (c *Consumer) runLanes(ctx, fctx context.Context, partitions, stop map[int]int64, commit func([]mapping.Position) error, log *zap.Logger) {
-	fctx, cancel := context.WithCancel(fctx)
+// when stop has one, else until ctx ends. runLanes returns when every lane
+// has finished; see apply for a batch in flight when ctx ends.
+func (c *Consumer) runLanes(ctx context.Context, partitions, stop map[int]int64, commit func([]mapping.Position) error, log *zap.Logger) {
+	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var fetchers, lanes sync.WaitGroup
 	defer fetchers.Wait()
@@ -62,7 +62,7 @@ func (c *Consumer) runLanes(ctx, fctx context.Context, partitions, stop map[int]
 			laneFetchers.Go(func() { c.fetch(fctx, p, off, end, msgs, log) })
 		}
 		fetchers.Go(func() { laneFetchers.Wait(); close(msgs) })
-		lanes.Go(func() { c.batches(ctx, fctx, commit, msgs, log.With(zap.Int("lane", i))) })
+		lanes.Go(func() { c.batches(fctx, commit, msgs, log.With(zap.Int("lane", i))) })
 	}
 	lanes.Wait()
 }

@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -12,6 +14,8 @@ type metrics struct {
 	batchSize prometheus.Histogram
 	apply     prometheus.Histogram
 	lag       *prometheus.GaugeVec
+	lagMu     sync.Mutex
+	lagged    map[lagKey]bool // the partitions lag reports
 	documents prometheus.Counter
 	retries   prometheus.Counter
 	skipped   prometheus.Counter
@@ -19,6 +23,11 @@ type metrics struct {
 	proofs    *prometheus.CounterVec
 	clamped   prometheus.Counter
 	splits    prometheus.Counter
+}
+
+type lagKey struct {
+	topic     string
+	partition int
 }
 
 // newMetrics registers the consumer's metrics with reg; a nil reg keeps them
@@ -80,5 +89,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) setLag(topic string, partition int, lag int64) {
+	m.lagMu.Lock()
+	defer m.lagMu.Unlock()
+	if m.lagged == nil {
+		m.lagged = map[lagKey]bool{}
+	}
+	m.lagged[lagKey{topic, partition}] = true
 	m.lag.WithLabelValues(topic, strconv.Itoa(partition)).Set(float64(max(lag, 0)))
+}
+
+// keepLag deletes the lag of topic's partitions other than keep: a member
+// reports lag only for the partitions it consumes, so a revoked partition's
+// last value does not stay behind (and fire lag alerts) once another member
+// consumes it.
+func (m *metrics) keepLag(topic string, keep []int) {
+	m.lagMu.Lock()
+	defer m.lagMu.Unlock()
+	for k := range m.lagged {
+		if k.topic == topic && !slices.Contains(keep, k.partition) {
+			m.lag.DeleteLabelValues(k.topic, strconv.Itoa(k.partition))
+			delete(m.lagged, k)
+		}
+	}
 }

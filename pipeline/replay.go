@@ -72,7 +72,7 @@ func Replay(ctx context.Context, cfg Config, store Store, opts ReplayOptions) (R
 		opts.OnStart(rng)
 	}
 	c.log.Info("replay starting", zap.Int64("messages", rng.Messages()), zap.Any("start", rng.Start), zap.Any("end", rng.End))
-	c.runLanes(ctx, ctx, rng.Start, rng.End, nil, c.log)
+	c.runLanes(ctx, rng.Start, rng.End, nil, c.log)
 	if err := ctx.Err(); err != nil {
 		return rng, fmt.Errorf("replay stopped: %w", err)
 	}

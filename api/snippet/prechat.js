@@ -45,13 +45,29 @@
 //
 // Options, set before the snippet loads: window.prechatConfig = {apiBase,
 // wait, scriptUrl, product, onError, onApplied}.
+//
+// The snippet trusts a global (prechatConfig, the product's, its own) only
+// when it is a plain object, document.currentScript only when it is a
+// script, and apiBase and scriptUrl only when they are https URLs: HTML that
+// a sanitizer let through can name elements after globals (<a
+// id=prechatConfig>, <form name=prechatConfig><input name=scriptUrl>, <img
+// name=currentScript>), and such an element must not choose what loads.
 (function (w, d) {
   "use strict";
-  if (w.prechat) return;
-  var cfg = w.prechatConfig || {};
-  var scriptUrl = cfg.scriptUrl || "__DEPLOYMENT_SCRIPT_URL__";
-  var base = cfg.apiBase;
-  var me = d.currentScript;
+  // is returns v when it is of type t (default: a plain Object, which an
+  // element or a collection of them is not), else null.
+  function is(v, t) {
+    return Object.prototype.toString.call(v) == "[object " + (t || "Object") + "]" ? v : null;
+  }
+  // https returns v when it is an https URL, else null.
+  function https(v) {
+    return is(v, "String") && /^https:\/\//.test(v) ? v : null;
+  }
+  if (is(w.prechat)) return;
+  var cfg = is(w.prechatConfig) || {};
+  var scriptUrl = https(cfg.scriptUrl) || "__DEPLOYMENT_SCRIPT_URL__";
+  var base = https(cfg.apiBase);
+  var me = is(d.currentScript, "HTMLScriptElement");
   // the variant's product and its global object
   var product = "__PRODUCT__";
   var G = "__GLOBAL__";
@@ -65,13 +81,15 @@
   var busy, inited, hooked, started, secret;
   var applied = null;
 
-  // The API is where this script came from; an inline copy uses the page's
+  // The API is where this script came from (document.currentScript, else
+  // the last script from a /v1/prechat.js); an inline copy uses the page's
   // own origin.
+  for (var ss = d.scripts || [], i = ss.length; !me && i--;) if (/\/v1\/prechat\.js/.test(ss[i].src)) me = is(ss[i], "HTMLScriptElement");
   if (base == null) base = me && me.src ? me.src.replace(/\/v1\/prechat\.js.*$/, "") : "";
   base = String(base).replace(/\/+$/, "");
   //#if detect
   // A page of another product gets that product's variant.
-  var p = cfg.product || (w.embeddedservice_bootstrap ? "messaging" : w.embedded_svc ? "embeddedChat" : product);
+  var p = cfg.product || (is(w.embeddedservice_bootstrap) ? "messaging" : is(w.embedded_svc) ? "embeddedChat" : product);
   if (p != product) {
     var v = d.createElement("script");
     v.src = base + "/v1/prechat.js?product=" + encodeURIComponent(p);
@@ -143,7 +161,7 @@
   // apply hands the document to the product and returns an error message,
   // or "".
   function apply(doc) {
-    var L = w[G], t, v;
+    var L = is(w[G]), t, v;
     //#if liveAgent
     var ds = doc.details || [], es = doc.entities || [], o = {}, c = doc.chat || {}, prev, f, i, j;
     //#end
@@ -346,19 +364,19 @@
   //#if embeddedChat
   // esw.min.js defines embedded_svc; it may load after this snippet.
   every(function () {
-    if (w[G]) settle(1);
+    if (is(w[G])) settle(1);
     return la;
   });
   //#end
   //#if liveAgent
-  if (w.liveagent) {
+  if (is(w[G])) {
     settle(1);
   } else {
     var s = d.createElement("script");
     s.async = true;
     s.src = scriptUrl;
     s.onload = function () {
-      if (w.liveagent) settle(1);
+      if (is(w[G])) settle(1);
       else settle(2, scriptUrl + " defined no liveagent");
     };
     s.onerror = function () { settle(2, "could not load " + scriptUrl); };

@@ -62,7 +62,7 @@ type Config struct {
 	// ShutdownGrace bounds the clean stop after SIGTERM.
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"20s"`
 
-	// AdminAddr serves /healthz, /readyz, /metrics and /debug/pprof.
+	// AdminAddr serves /healthz, /readyz, /metrics and, with PPROF, /debug/pprof/.
 	AdminAddr string `env:"ADMIN_ADDR" envDefault:":9090"`
 	// ExpiryInterval is how often expired documents and old bookkeeping are deleted (consumer role).
 	ExpiryInterval time.Duration `env:"EXPIRY_INTERVAL" envDefault:"1m"`
@@ -82,8 +82,35 @@ type Config struct {
 	RateLimit float64 `env:"RATE_LIMIT" envDefault:"5"`
 	// MaxWaiters bounds concurrent long-polls.
 	MaxWaiters int `env:"MAX_WAITERS" envDefault:"10000"`
-	// ClientIPHeader names a header set by a trusted proxy that carries the client address.
+	// ClientIPHeader names a header to which your proxies append the client address (X-Forwarded-For).
 	ClientIPHeader string `env:"CLIENT_IP_HEADER"`
+	// TrustedProxies says which hop of CLIENT_IP_HEADER is the client: the
+	// number of proxies in front of the service, or their networks, comma
+	// separated CIDRs.
+	TrustedProxies string `env:"TRUSTED_PROXIES" envDefault:"1"`
+	// RateLimitClients bounds the clients each rate limiter tracks.
+	RateLimitClients int `env:"RATE_LIMIT_CLIENTS" envDefault:"100000"`
+	// IngestRateLimit is the ingest requests a second allowed per client (bursts of 4×).
+	IngestRateLimit float64 `env:"INGEST_RATE_LIMIT" envDefault:"50"`
+	// MaxIngestRequests bounds concurrent ingest requests.
+	MaxIngestRequests int `env:"MAX_INGEST_REQUESTS" envDefault:"128"`
+	// MaxIngestRequestsPerClient bounds one client's concurrent ingest requests.
+	MaxIngestRequestsPerClient int `env:"MAX_INGEST_REQUESTS_PER_CLIENT" envDefault:"8"`
+	// MaxIngestBytes bounds the body bytes ingest requests hold at once.
+	MaxIngestBytes int64 `env:"MAX_INGEST_BYTES" envDefault:"33554432"`
+
+	// DatabaseMaxConns bounds each process's Postgres connection pool (0: 8 + APPLY_LANES).
+	DatabaseMaxConns int `env:"DATABASE_MAX_CONNS" envDefault:"0"`
+	// DatabaseStatementTimeout is statement_timeout on every Postgres connection (0: none).
+	DatabaseStatementTimeout time.Duration `env:"DATABASE_STATEMENT_TIMEOUT" envDefault:"60s"`
+	// DatabaseLockTimeout is lock_timeout on every Postgres connection (0: none).
+	DatabaseLockTimeout time.Duration `env:"DATABASE_LOCK_TIMEOUT" envDefault:"30s"`
+	// DatabaseIdleInTransactionTimeout is idle_in_transaction_session_timeout on every Postgres connection (0: none).
+	DatabaseIdleInTransactionTimeout time.Duration `env:"DATABASE_IDLE_IN_TRANSACTION_TIMEOUT" envDefault:"60s"`
+
+	// Pprof serves /debug/pprof/ on the admin port.
+	Pprof bool `env:"PPROF" envDefault:"false"`
+
 	// DocumentAccess is who may read a document: token (only with the
 	// conversation secret, X-Prechat-Token) or anonymousId (anyone naming
 	// the visitor; weaker).
@@ -199,8 +226,21 @@ func (c *Config) Validate(needs ...string) error {
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		return fmt.Errorf("LOG_FORMAT: %q is not json or console", c.LogFormat)
 	}
-	if need("db") && c.DatabaseURL == "" {
-		return errors.New("DATABASE_URL: required (a Postgres connection string such as postgres://user:pass@host:5432/prechat)")
+	if need("db") {
+		if c.DatabaseURL == "" {
+			return errors.New("DATABASE_URL: required (a Postgres connection string such as postgres://user:pass@host:5432/prechat)")
+		}
+		if c.DatabaseMaxConns != 0 && c.DatabaseMaxConns < c.ApplyLanes+2 {
+			return fmt.Errorf("DATABASE_MAX_CONNS: %d must be 0 (8 + APPLY_LANES) or at least APPLY_LANES + 2 (%d)", c.DatabaseMaxConns, c.ApplyLanes+2)
+		}
+		for _, t := range []struct {
+			name string
+			d    time.Duration
+		}{{"DATABASE_STATEMENT_TIMEOUT", c.DatabaseStatementTimeout}, {"DATABASE_LOCK_TIMEOUT", c.DatabaseLockTimeout}, {"DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", c.DatabaseIdleInTransactionTimeout}} {
+			if t.d < 0 || t.d > 0 && t.d < time.Second {
+				return fmt.Errorf("%s: %s must be 0 (none) or at least 1s", t.name, t.d)
+			}
+		}
 	}
 	if need("kafka") {
 		if len(c.KafkaBrokers) == 0 {
@@ -273,6 +313,9 @@ func (c *Config) Validate(needs ...string) error {
 		if c.MaxWaiters < 1 {
 			return fmt.Errorf("MAX_WAITERS: %d must be at least 1", c.MaxWaiters)
 		}
+		if err := c.validateIngestLimits(); err != nil {
+			return err
+		}
 		if _, err := api.ParseDocumentAccess(c.DocumentAccess); err != nil {
 			return fmt.Errorf("DOCUMENT_ACCESS: %w", err)
 		}
@@ -300,6 +343,31 @@ func (c *Config) Validate(needs ...string) error {
 }
 
 func (c *Config) hasRole(r string) bool { return slices.Contains(c.Roles, r) }
+
+// minIngestBytes is the largest ingest body (a batch): MAX_INGEST_BYTES
+// must hold at least one.
+const minIngestBytes = 500 << 10
+
+// validateIngestLimits checks the api role's per-client and per-process
+// limits.
+func (c *Config) validateIngestLimits() error {
+	if _, err := api.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	switch {
+	case c.RateLimitClients < 1000:
+		return fmt.Errorf("RATE_LIMIT_CLIENTS: %d must be at least 1000", c.RateLimitClients)
+	case c.IngestRateLimit < 0:
+		return fmt.Errorf("INGEST_RATE_LIMIT: %v must not be negative", c.IngestRateLimit)
+	case c.MaxIngestRequests < 1:
+		return fmt.Errorf("MAX_INGEST_REQUESTS: %d must be at least 1", c.MaxIngestRequests)
+	case c.MaxIngestRequestsPerClient < 1 || c.MaxIngestRequestsPerClient > c.MaxIngestRequests:
+		return fmt.Errorf("MAX_INGEST_REQUESTS_PER_CLIENT: %d is not between 1 and MAX_INGEST_REQUESTS (%d)", c.MaxIngestRequestsPerClient, c.MaxIngestRequests)
+	case c.MaxIngestBytes < minIngestBytes:
+		return fmt.Errorf("MAX_INGEST_BYTES: %d must be at least %d, the largest batch body", c.MaxIngestBytes, minIngestBytes)
+	}
+	return nil
+}
 
 func (c *Config) validateSASL() error {
 	switch c.KafkaSASLMechanism {

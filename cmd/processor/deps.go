@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -44,12 +45,33 @@ func openDeps(ctx context.Context, cfg *Config, needs ...string) (*deps, error) 
 	}
 	if slices.Contains(needs, "db") {
 		if d.store, err = persistence.Open(ctx, cfg.DatabaseURL, &persistence.Config{
-			// A connection per apply lane beside the API's, the listener and the expiry loop.
-			MaxConns: int32(8 + cfg.ApplyLanes), BeforeCommit: failpoint("kill-in-transaction")}); err != nil {
+			MaxConns:                 int32(cfg.poolSize()),
+			StatementTimeout:         noneIfZero(cfg.DatabaseStatementTimeout),
+			LockTimeout:              noneIfZero(cfg.DatabaseLockTimeout),
+			IdleInTransactionTimeout: noneIfZero(cfg.DatabaseIdleInTransactionTimeout),
+			BeforeCommit:             failpoint("kill-in-transaction")}); err != nil {
 			return nil, usageError{fmt.Errorf("DATABASE_URL: %w", err)}
 		}
 	}
 	return d, nil
+}
+
+// poolSize is DATABASE_MAX_CONNS, by default a connection per apply lane
+// beside 8 for the API's reads, the expiry loop and the suppression reads.
+func (c *Config) poolSize() int {
+	if c.DatabaseMaxConns > 0 {
+		return c.DatabaseMaxConns
+	}
+	return 8 + c.ApplyLanes
+}
+
+// noneIfZero maps a timeout variable's 0 (none) to persistence's negative
+// (none; its 0 is the default).
+func noneIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func (d *deps) close() {

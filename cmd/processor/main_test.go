@@ -250,7 +250,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	proc := startProcessor(t, []string{
 		"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic,
 		"KAFKA_GROUP=" + pipelinetest.Name(t, "group"), "SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON),
-		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2", "IDENTITY_SECRET=" + mappingtest.IdentitySecret}, "serve", "--log-level=debug")
+		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "WRITE_KEYS=wk-1,wk-2", "IDENTITY_SECRET=" + mappingtest.IdentitySecret, "PPROF=true"}, "serve", "--log-level=debug")
 	stderr := &proc.stderr
 
 	var doc []byte

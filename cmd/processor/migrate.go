@@ -65,6 +65,8 @@ func migrateCmd(ctx context.Context, args, environ []string, stdout, stderr io.W
 // errSchemaBehind is returned by serve when migrations are pending.
 var errSchemaBehind = errors.New("the database schema is behind this binary: run processor migrate")
 
+// checkSchema fails when the database's schema is behind the binary. It
+// only reads (MigrationStatus): no migration lock.
 func checkSchema(ctx context.Context, store *persistence.Store) error {
 	st, err := store.MigrationStatus(ctx)
 	if err != nil {

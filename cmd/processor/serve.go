@@ -87,7 +87,9 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 		roles = append(roles, run)
 	}
 	// The admin server starts at once, so probes answer (not ready) while
-	// the other roles wait for Postgres and check the schema.
+	// the other roles wait for Postgres and check the schema; once each has
+	// checked it, readiness only pings.
+	ready := newReadiness(cfg, store, dialer, len(roles))
 	for i, run := range roles {
 		roles[i] = func(ctx context.Context) error {
 			if err := waitForPostgres(ctx, store, log); err != nil {
@@ -96,10 +98,11 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 			if err := checkSchema(ctx, store); err != nil {
 				return err
 			}
+			ready.started()
 			return run(ctx)
 		}
 	}
-	return append(roles, adminRole(cfg, &readiness{store: store, dialer: dialer, cfg: cfg}, reg, log.Named("admin"))), nil
+	return append(roles, adminRole(cfg, ready, reg, log.Named("admin"))), nil
 }
 
 // runAll runs the roles until ctx is cancelled or one fails; a failure
@@ -154,25 +157,39 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 	if scriptURL == "" {
 		scriptURL = settings.ScriptURL()
 	}
-	rate := cfg.RateLimit
+	rate, ingestRate := cfg.RateLimit, cfg.IngestRateLimit
 	if rate == 0 {
 		rate = -1 // 0 disables the limit
 	}
+	if ingestRate == 0 {
+		ingestRate = -1
+	}
+	trusted, err := api.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
 	server, err := api.New(api.Config{
-		AllowedOrigins:      cfg.AllowedOrigins,
-		WriteKeys:           cfg.WriteKeys,
-		ServerWriteKeys:     cfg.ServerWriteKeys,
-		IdentitySecret:      cfg.signingSecret(),
-		DeploymentScriptURL: scriptURL,
-		MaxWaiters:          cfg.MaxWaiters,
-		MaxWaitersPerClient: cfg.MaxWaitersPerClient,
-		DocumentAccess:      api.DocumentAccess(cfg.DocumentAccess),
-		ReadTimeout:         cfg.DocumentReadTimeout,
-		RateLimit:           rate,
-		RateBurst:           int(4*rate) + 1,
-		ClientIPHeader:      cfg.ClientIPHeader,
-		Registerer:          reg,
-		Logger:              log,
+		AllowedOrigins:             cfg.AllowedOrigins,
+		WriteKeys:                  cfg.WriteKeys,
+		ServerWriteKeys:            cfg.ServerWriteKeys,
+		IdentitySecret:             cfg.signingSecret(),
+		DeploymentScriptURL:        scriptURL,
+		MaxWaiters:                 cfg.MaxWaiters,
+		MaxWaitersPerClient:        cfg.MaxWaitersPerClient,
+		DocumentAccess:             api.DocumentAccess(cfg.DocumentAccess),
+		ReadTimeout:                cfg.DocumentReadTimeout,
+		RateLimit:                  rate,
+		RateBurst:                  int(4*rate) + 1,
+		IngestRateLimit:            ingestRate,
+		IngestRateBurst:            int(4*ingestRate) + 1,
+		MaxClients:                 cfg.RateLimitClients,
+		ClientIPHeader:             cfg.ClientIPHeader,
+		TrustedProxies:             trusted,
+		MaxIngestRequests:          cfg.MaxIngestRequests,
+		MaxIngestRequestsPerClient: cfg.MaxIngestRequestsPerClient,
+		MaxIngestBytes:             cfg.MaxIngestBytes,
+		Registerer:                 reg,
+		Logger:                     log,
 	}, store, hub, producer)
 	if err != nil {
 		return nil, err
@@ -181,7 +198,7 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 	if extra != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/v1/", server)
-		mux.Handle("/", extra)
+		mux.Handle("/", api.SecureHeaders(extra))
 		handler = mux
 	}
 	httpServer := &http.Server{

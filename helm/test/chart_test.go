@@ -213,7 +213,9 @@ func checkDefault(t *testing.T, r *release) {
 		}
 	}
 	for name, want := range map[string]string{"RATE_LIMIT": "5", "MAX_WAITERS": "10000", "HTTP_ADDR": ":8080",
-		"MAX_WAITERS_PER_CLIENT": "20", "DOCUMENT_ACCESS": "token", "DOCUMENT_READ_TIMEOUT": "2s"} {
+		"MAX_WAITERS_PER_CLIENT": "20", "DOCUMENT_ACCESS": "token", "DOCUMENT_READ_TIMEOUT": "2s",
+		"TRUSTED_PROXIES": "1", "RATE_LIMIT_CLIENTS": "100000", "INGEST_RATE_LIMIT": "50", "MAX_INGEST_REQUESTS": "128",
+		"MAX_INGEST_REQUESTS_PER_CLIENT": "8", "MAX_INGEST_BYTES": "33554432", "PPROF": "false"} {
 		if got := envValue(&ac, name); got != want {
 			t.Errorf("api %s=%q, want %q", name, got, want)
 		}
@@ -224,7 +226,14 @@ func checkDefault(t *testing.T, r *release) {
 			t.Errorf("api sets the consumer's %s", name)
 		}
 	}
-	for _, name := range []string{"RATE_LIMIT", "MAX_WAITERS", "WRITE_KEYS", "ALLOWED_ORIGINS", "DOCUMENT_ACCESS"} {
+	// Postgres timeouts and pool on both.
+	for name, want := range map[string]string{"DATABASE_STATEMENT_TIMEOUT": "60s", "DATABASE_LOCK_TIMEOUT": "30s",
+		"DATABASE_IDLE_IN_TRANSACTION_TIMEOUT": "60s", "DATABASE_MAX_CONNS": "0"} {
+		if got, gota := envValue(&cc, name), envValue(&ac, name); got != want || gota != want {
+			t.Errorf("consumer %s=%q, api %q, want %q", name, got, gota, want)
+		}
+	}
+	for _, name := range []string{"RATE_LIMIT", "MAX_WAITERS", "WRITE_KEYS", "ALLOWED_ORIGINS", "DOCUMENT_ACCESS", "TRUSTED_PROXIES", "MAX_INGEST_REQUESTS"} {
 		if envVar(&cc, name) != nil {
 			t.Errorf("consumer sets the api's %s", name)
 		}

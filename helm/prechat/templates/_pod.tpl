@@ -19,7 +19,17 @@ Non-secret configuration as values, secrets only through secretKeyRef.
   value: {{ $v.config.logLevel | quote }}
 - name: LOG_FORMAT
   value: {{ $v.config.logFormat | quote }}
+- name: DATABASE_STATEMENT_TIMEOUT
+  value: {{ $v.config.databaseStatementTimeout | toString | quote }}
+- name: DATABASE_LOCK_TIMEOUT
+  value: {{ $v.config.databaseLockTimeout | toString | quote }}
+- name: DATABASE_IDLE_IN_TRANSACTION_TIMEOUT
+  value: {{ $v.config.databaseIdleInTransactionTimeout | toString | quote }}
 {{- if ne $c "migrate" }}
+- name: DATABASE_MAX_CONNS
+  value: {{ $v.config.databaseMaxConns | int | quote }}
+- name: PPROF
+  value: {{ $v.config.pprof | toString | quote }}
 - name: ROLES
   value: {{ $c | quote }}
 - name: ADMIN_ADDR
@@ -138,6 +148,18 @@ Non-secret configuration as values, secrets only through secretKeyRef.
 - name: CLIENT_IP_HEADER
   value: {{ . | quote }}
 {{- end }}
+- name: TRUSTED_PROXIES
+  value: {{ $v.config.trustedProxies | toString | quote }}
+- name: RATE_LIMIT_CLIENTS
+  value: {{ $v.config.rateLimitClients | int | quote }}
+- name: INGEST_RATE_LIMIT
+  value: {{ $v.config.ingestRateLimit | toString | quote }}
+- name: MAX_INGEST_REQUESTS
+  value: {{ $v.config.maxIngestRequests | int | quote }}
+- name: MAX_INGEST_REQUESTS_PER_CLIENT
+  value: {{ $v.config.maxIngestRequestsPerClient | int | quote }}
+- name: MAX_INGEST_BYTES
+  value: {{ $v.config.maxIngestBytes | int64 | quote }}
 {{- end }}
 {{- if and $v.goRuntime.maxProcsFromLimits (dig "limits" "cpu" "" $res) }}
 - name: GOMAXPROCS
