@@ -66,7 +66,7 @@ func hostilePayloads() []hostile {
 		// (its createdAt is the record time) and the batch is split.
 		{name: "record time in the year 200000", key: "hostile-8", recordTime: time.Date(200000, 1, 1, 0, 0, 0, 0, time.UTC),
 			event:      `{"type":"track","event":"Live Chat Conversation Started","messageId":"hostile-8","anonymousId":"hostile-8","properties":{"subject":"x"}}`,
-			deadReason: "storage refused it: apply batch of 1 messages: refused by storage: encode document of hostile-8"},
+			deadReason: "storage refused it: apply batch of 1 messages: refused by storage: encode document of id:"},
 	}
 }
 
