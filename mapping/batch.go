@@ -72,6 +72,10 @@ type BatchResult struct {
 	Documents int
 	// Visitors are the anonymousIds whose documents were written.
 	Visitors []string
+	// Queued is how many visitors a batch queued for a later refresh (a
+	// change to a user or group with more live documents than one batch
+	// refreshes), or how many a refresh took from that queue.
+	Queued int
 }
 
 // Materializer builds documents under one set of settings and TTL.

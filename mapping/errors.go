@@ -35,3 +35,11 @@ func (e *FieldError) Unwrap() error { return ErrInvalidSettings }
 // ErrNotFound is returned by stores when the requested document (or other
 // row) does not exist or has expired.
 var ErrNotFound = errors.New("not found")
+
+// ErrRejected is wrapped by a store's error when storage or rendering
+// refused a batch's content, an error that retrying cannot change: a value
+// Postgres will not hold (a data exception, a program limit, a check
+// violation) or a document that cannot be encoded. The pipeline then finds
+// the messages responsible and makes them dead letters; every other store
+// error is taken as transient and retried.
+var ErrRejected = errors.New("refused by storage")

@@ -194,6 +194,9 @@ func Decode(raw []byte, fallbackID string) (Event, error) {
 	if err := e.validate(); err != nil {
 		return Event{}, err
 	}
+	if err := e.checkValues(); err != nil {
+		return Event{}, err
+	}
 	switch {
 	case !e.IsConversationStart():
 		e.Prechat.TokenHash = "" // only a conversation start carries one

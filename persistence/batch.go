@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -34,12 +35,31 @@ const documentsLock int64 = 0x70726563686174 // "prechat"
 // therefore only ever locked by the holder of documentsLock, so a batch never
 // waits for rows that another holds through its document phase, and the
 // locks are always taken in the same order.
+//
+// An error that retrying cannot change (the batch's content is refused by
+// Postgres or cannot be encoded) wraps ErrRejected; see classify.
 func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (mapping.BatchResult, error) {
+	return s.applyBatch(ctx, b, m, false)
+}
+
+// TryBatch runs ApplyBatch's transaction for b and rolls it back, changing
+// nothing: it returns the error ApplyBatch would return, wrapping
+// ErrRejected when the batch's content is refused. The pipeline tries parts
+// of a refused batch with it to find the messages responsible.
+func (s *Store) TryBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) error {
+	_, err := s.applyBatch(ctx, b, m, true)
+	return err
+}
+
+// errTrial ends a TryBatch transaction, which rolls it back.
+var errTrial = errors.New("trial transaction rolled back")
+
+func (s *Store) applyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer, trial bool) (mapping.BatchResult, error) {
 	// Encoded before the transaction begins: rows that other batches may be
 	// waiting for are locked only while Postgres works.
 	effects, err := effectsOf(b)
 	if err != nil {
-		return mapping.BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), err)
+		return mapping.BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), classify(err))
 	}
 	var res mapping.BatchResult
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
@@ -47,26 +67,30 @@ func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Mat
 		if err := effects.send(ctx, tx); err != nil {
 			return fmt.Errorf("write effects: %w", err)
 		}
-		visitors, err := s.affectedVisitors(ctx, tx, b.State, m.TTL)
+		visitors, queued, err := s.affectedVisitors(ctx, tx, b.State, m.TTL)
 		if err != nil {
 			return err
 		}
 		if res, err = s.writeDocuments(ctx, tx, visitors, m); err != nil {
 			return err
 		}
+		res.Queued = queued
 		if err := notifyVisitors(ctx, tx, b, res.Visitors); err != nil {
 			return err
 		}
 		if err := writePositions(ctx, tx, b.Positions); err != nil {
 			return err
 		}
+		if trial {
+			return errTrial
+		}
 		if s.beforeCommit != nil {
 			s.beforeCommit()
 		}
 		return nil
 	})
-	if err != nil {
-		return mapping.BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), err)
+	if err != nil && !(trial && errors.Is(err, errTrial)) {
+		return mapping.BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), classify(err))
 	}
 	return res, nil
 }

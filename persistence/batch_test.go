@@ -19,7 +19,9 @@ import (
 
 type testBundle struct {
 	store *persistence.Store
-	mat   *mapping.Materializer
+	// url is the store's database.
+	url string
+	mat *mapping.Materializer
 	// now is the store's clock; tests may move it.
 	now time.Time
 }
@@ -33,7 +35,7 @@ func setup(t *testing.T) *testBundle {
 func newBundle(t *testing.T) *testBundle {
 	t.Helper()
 	tb := &testBundle{now: time.Now().UTC().Truncate(time.Microsecond)}
-	tb.store, _ = persistencetest.NewStore(t, &persistence.Config{Now: func() time.Time { return tb.now }})
+	tb.store, tb.url = persistencetest.NewStore(t, &persistence.Config{Now: func() time.Time { return tb.now }})
 	return withSettings(tb)
 }
 

@@ -24,7 +24,9 @@ import (
 // grow faster than autovacuum analyses them (a new deployment, a replay) such
 // plans made each batch slower than the last (BenchmarkPipeline, 200,000 new
 // visitors, two lanes: from 400 ms to 4 s per batch).
-const affectedVisitorsQuery = `
+// affectedLive is the common part of the queries below: "live", the
+// affected visitors with an unexpired conversation start.
+const affectedLive = `
 WITH touched AS (
     SELECT unnest($1::text[]) AS anonymous_id
     UNION
@@ -34,15 +36,30 @@ WITH touched AS (
     SELECT l.anonymous_id FROM unnest($3::text[]) AS g(id),
         LATERAL (SELECT member_id FROM group_memberships WHERE group_id = g.id AND member_kind = 'user' OFFSET 0) m,
         LATERAL (SELECT anonymous_id FROM identity_links WHERE user_id = m.member_id AND verified OFFSET 0) l
-)
-SELECT c.anonymous_id FROM touched,
+),
+live AS (
+    SELECT c.anonymous_id FROM touched,
     LATERAL (SELECT anonymous_id FROM conversations WHERE anonymous_id = touched.anonymous_id AND event_time > $4 OFFSET 0) c
-ORDER BY c.anonymous_id`
+)
+`
+
+// affectedVisitorsQuery lists at most $5 of them, in key order.
+const affectedVisitorsQuery = affectedLive + `SELECT anonymous_id FROM live ORDER BY anonymous_id LIMIT $5`
+
+// queueAffectedQuery queues those the batch did not touch itself (it
+// refreshes those) for a later refresh, without reading them into the
+// processor.
+const queueAffectedQuery = affectedLive + `INSERT INTO document_refreshes (anonymous_id)
+SELECT anonymous_id FROM live WHERE anonymous_id <> ALL($1) ORDER BY anonymous_id
+ON CONFLICT (anonymous_id) DO NOTHING`
 
 // affectedVisitors lists the visitors with an unexpired conversation start
 // whose documents the batch may change: those it touched directly, those
-// linked to a user it touched, and the members of a group it touched.
-func (s *Store) affectedVisitors(ctx context.Context, tx pgx.Tx, st *mapping.State, ttl time.Duration) ([]string, error) {
+// linked to a user it touched, and the members of a group it touched. When
+// they are more than FanOutLimit, it queues the others (document_refreshes)
+// and lists only those the batch touched directly, so the batch's own
+// visitors still read their writes; queued says how many were queued.
+func (s *Store) affectedVisitors(ctx context.Context, tx pgx.Tx, st *mapping.State, ttl time.Duration) (ids []string, queued int, err error) {
 	anons, users, groups := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	touch := func(sub mapping.Subject) {
 		switch {
@@ -69,17 +86,29 @@ func (s *Store) affectedVisitors(ctx context.Context, tx pgx.Tx, st *mapping.Sta
 		anons[a] = true
 	}
 	if len(anons)+len(users)+len(groups) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
-	rows, err := tx.Query(ctx, affectedVisitorsQuery, setKeys(anons), setKeys(users), setKeys(groups), s.now().Add(-ttl))
+	since := s.now().Add(-ttl)
+	find := func(users, groups []string, limit int) ([]string, error) {
+		rows, err := tx.Query(ctx, affectedVisitorsQuery, setKeys(anons), users, groups, since, limit)
+		if err != nil {
+			return nil, fmt.Errorf("find visitors to refresh: %w", err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("find visitors to refresh: %w", err)
+		}
+		return ids, nil
+	}
+	if ids, err = find(setKeys(users), setKeys(groups), s.fanOutLimit+1); err != nil || len(ids) <= s.fanOutLimit {
+		return ids, 0, err
+	}
+	tag, err := tx.Exec(ctx, queueAffectedQuery, setKeys(anons), setKeys(users), setKeys(groups), since)
 	if err != nil {
-		return nil, fmt.Errorf("find visitors to refresh: %w", err)
+		return nil, 0, fmt.Errorf("queue visitors to refresh: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("find visitors to refresh: %w", err)
-	}
-	return ids, nil
+	ids, err = find([]string{}, []string{}, len(anons))
+	return ids, int(tag.RowsAffected()), err
 }
 
 // visitorRowsQuery reads, in one round trip and through the primary keys,
@@ -169,11 +198,24 @@ func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, 
 }
 
 // writeDocuments rebuilds the visitors' documents and writes those that
-// changed.
+// changed, RefreshChunk visitors at a time: a change to a user or group with
+// very many live documents holds one chunk of states and documents in
+// memory, and sends statements of one chunk, however many it refreshes.
 func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer) (mapping.BatchResult, error) {
-	if len(anons) == 0 {
-		return mapping.BatchResult{}, nil
+	var res mapping.BatchResult
+	for chunk := range slices.Chunk(anons, s.refreshChunk) {
+		r, err := s.writeDocumentChunk(ctx, tx, chunk, m)
+		if err != nil {
+			return mapping.BatchResult{}, err
+		}
+		res.Documents += r.Documents
+		res.Visitors = append(res.Visitors, r.Visitors...)
 	}
+	return res, nil
+}
+
+// writeDocumentChunk rebuilds and writes the documents of some visitors.
+func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer) (mapping.BatchResult, error) {
 	st, err := loadState(ctx, tx, anons)
 	if err != nil {
 		return mapping.BatchResult{}, err

@@ -2,9 +2,11 @@ package persistence
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +42,18 @@ type Config struct {
 	// BeforeCommit, if set, is called inside each batch's transaction just
 	// before it commits: the window fault-injection tests kill the process in.
 	BeforeCommit func()
+	// RefreshChunk is the most documents a batch rebuilds and writes at once
+	// (one read of their state, one write): a change to a user or group with
+	// many live documents refreshes them in chunks of this size, within
+	// bounded memory. Default: 1000.
+	RefreshChunk int
+	// FanOutLimit is the most documents a batch refreshes in its own
+	// transaction. When a change to a shared user or group affects more,
+	// the batch refreshes only the visitors it touched itself and queues
+	// the rest (document_refreshes), which RefreshQueued works off a chunk
+	// per transaction: no batch needs one giant transaction or memory for
+	// every member of a large group. Default: 10000.
+	FanOutLimit int
 }
 
 // Store is Prechat's Postgres storage. It is safe for concurrent use.
@@ -48,6 +62,8 @@ type Store struct {
 	now          func() time.Time
 	beforeCommit func()
 	session      sessionTimeouts
+	refreshChunk int
+	fanOutLimit  int
 }
 
 // sessionTimeouts are the timeouts set on every connection, as Postgres
@@ -109,7 +125,15 @@ func Open(ctx context.Context, databaseURL string, cfg *Config) (*Store, error) 
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit, session: session}, nil
+	chunk := cfg.RefreshChunk
+	if chunk <= 0 {
+		chunk = 1000
+	}
+	fanOut := cfg.FanOutLimit
+	if fanOut <= 0 {
+		fanOut = 10000
+	}
+	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit, session: session, refreshChunk: chunk, fanOutLimit: fanOut}, nil
 }
 
 // Close closes every connection.
@@ -146,6 +170,38 @@ func (s *Store) withTx(ctx context.Context, fn func(pgx.Tx) error) error {
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+// ErrRejected is wrapped by ApplyBatch's and TryBatch's errors when the
+// batch's content is refused, which retrying cannot change; it is
+// mapping.ErrRejected, so that the pipeline need not import this package.
+var ErrRejected = mapping.ErrRejected
+
+// classify marks err as ErrRejected when it says the batch's content was
+// refused: a value that cannot be encoded as JSON, or a Postgres data
+// exception (SQLSTATE class 22: a number, a time or a JSON text out of
+// range), program limit (class 54) or check violation (23514). Any other
+// error (connection lost, deadlock, serialization failure, cancelled
+// context, a missing table) is returned as it is, to be retried.
+func classify(err error) error {
+	if err == nil || errors.Is(err, ErrRejected) {
+		return err
+	}
+	var (
+		pe *pgconn.PgError
+		me *json.MarshalerError
+		ve *json.UnsupportedValueError
+		te *json.UnsupportedTypeError
+	)
+	switch {
+	case errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "54") || pe.Code == "23514"):
+		// Not pe.Detail: it can quote the values, which the reason and the
+		// logs must not.
+	case errors.As(err, &me), errors.As(err, &ve), errors.As(err, &te):
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrRejected, err)
 }
 
 // interpret turns driver errors into this package's errors.

@@ -71,6 +71,13 @@ type Config struct {
 	// error. Default: 2s.
 	JoinGroupBackoff time.Duration
 
+	// RefreshBatch is the most queued documents refreshed in one
+	// transaction (see Store.RefreshQueued). Default: 1000.
+	RefreshBatch int
+	// RefreshInterval is how often the consumer looks for queued refreshes
+	// besides those its own batches queued. Default: 1s.
+	RefreshInterval time.Duration
+
 	// RetryMin and RetryMax bound the exponential backoff of retries when
 	// Postgres or Kafka fail. Defaults: 100ms and 10s.
 	RetryMin, RetryMax time.Duration
@@ -150,6 +157,10 @@ func (c Config) withDefaults() Config {
 	def(&c.HeartbeatInterval, 3*time.Second)
 	def(&c.RebalanceTimeout, 30*time.Second)
 	def(&c.JoinGroupBackoff, 2*time.Second)
+	if c.RefreshBatch <= 0 {
+		c.RefreshBatch = 1000
+	}
+	def(&c.RefreshInterval, time.Second)
 	def(&c.RetryMin, 100*time.Millisecond)
 	def(&c.RetryMax, 10*time.Second)
 	def(&c.ShutdownGrace, 10*time.Second)

@@ -19,22 +19,34 @@ import (
 type Store interface {
 	// ApplyBatch commits the batch's effects, dead letters and positions in
 	// one transaction and rebuilds the documents it changed.
+	// An error wrapping mapping.ErrRejected says the batch's content was
+	// refused, which retrying cannot change; any other error is retried.
 	ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (mapping.BatchResult, error)
+	// TryBatch runs ApplyBatch's transaction and rolls it back, returning
+	// the error ApplyBatch would: how a refused batch's culprits are found.
+	TryBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) error
 	// OffsetsGet returns the stored next offset per partition of a group's
 	// topic.
 	OffsetsGet(ctx context.Context, group, topic string) (map[int]int64, error)
 	// Suppressed returns which of ids are suppressed (processor forget):
 	// events naming them are dropped.
 	Suppressed(ctx context.Context, ids []string) (map[string]bool, error)
+	// RefreshQueued refreshes at most limit documents that batches queued
+	// for a later refresh (a change to a user or group with more live
+	// documents than one batch refreshes), in one transaction; the result's
+	// Queued says how many it took.
+	RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int) (mapping.BatchResult, error)
 }
 
 // Consumer applies a topic's events to a Store as a member of a consumer
 // group. See the package documentation for its delivery contract.
 type Consumer struct {
-	cfg     Config
-	store   Store
-	log     *zap.Logger
-	metrics *metrics
+	cfg Config
+	// refreshNow wakes refreshLoop when a batch queued refreshes.
+	refreshNow chan struct{}
+	store      Store
+	log        *zap.Logger
+	metrics    *metrics
 	// client fetches the partitions (see fetch) over transport.
 	client    *kafka.Client
 	transport *kafka.Transport
@@ -53,7 +65,7 @@ func New(cfg Config, store Store) (*Consumer, error) {
 	}
 	cfg = cfg.withDefaults()
 	t := transport(cfg.Dialer)
-	return &Consumer{cfg: cfg, store: store, metrics: newMetrics(cfg.Registerer),
+	return &Consumer{cfg: cfg, store: store, metrics: newMetrics(cfg.Registerer), refreshNow: make(chan struct{}, 1),
 		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: t}, transport: t,
 		log: cfg.Logger.With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID))}, nil
 }
@@ -81,6 +93,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	defer group.Close()
 	defer c.transport.CloseIdleConnections()
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() { defer close(refreshed); c.refreshLoop(refreshCtx) }()
+	defer func() { stopRefresh(); <-refreshed }()
 	c.log.Info("consumer started", zap.Strings("brokers", c.cfg.Brokers))
 	for {
 		gen, err := group.Next(ctx)
@@ -94,6 +110,36 @@ func (c *Consumer) Run(ctx context.Context) error {
 			continue
 		}
 		c.runGeneration(ctx, gen)
+	}
+}
+
+// refreshLoop works off the refresh queue (see Store.RefreshQueued),
+// RefreshBatch documents per transaction, whenever a batch queued some and
+// every RefreshInterval (a queue another member or a replay filled).
+func (c *Consumer) refreshLoop(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.RefreshInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-c.refreshNow:
+		}
+		for ctx.Err() == nil {
+			res, err := c.store.RefreshQueued(ctx, c.cfg.Materializer, c.cfg.RefreshBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					c.metrics.retries.Inc()
+					c.log.Warn("refreshing queued documents failed; retrying", zap.Error(err))
+				}
+				break
+			}
+			c.metrics.documents.Add(float64(res.Documents))
+			if res.Queued < c.cfg.RefreshBatch {
+				break
+			}
+		}
 	}
 }
 
@@ -155,12 +201,31 @@ func (c *Consumer) startOffsets(ctx context.Context, assigned []kafka.PartitionA
 	return out, true
 }
 
-// pending is a decoded batch on its way to the store.
+// pending is a decoded batch on its way to the store. It keeps the raw
+// messages it was reduced from (not their decoded events, which take more
+// memory), so that it can be rebuilt without the messages the store
+// refuses (see isolate).
 type pending struct {
-	batch    *mapping.Batch
-	tally    tally
-	messages int
-	start    time.Time
+	raw        []kafka.Message
+	suppressed map[string]bool
+	// refused holds the store's errors for messages it refused, by index in
+	// raw.
+	refused map[int]error
+	batch   *mapping.Batch
+	tally   tally
+	start   time.Time
+}
+
+// reduce (re)builds p's batch from its decoded messages, the refused ones
+// as dead letters.
+func (c *Consumer) reduce(p *pending, msgs []decoded) {
+	for i, err := range p.refused {
+		msgs[i].refused = err
+	}
+	p.batch, p.tally = batchOf(c.cfg.GroupID, c.cfg.Policy, msgs, p.suppressed)
+	if c.noPositions {
+		p.batch.Positions = nil
+	}
 }
 
 // batches runs the two stages of a generation: collect decodes the next
@@ -181,9 +246,9 @@ func (c *Consumer) batches(ctx context.Context, commit func([]mapping.Position) 
 	defer wg.Wait()
 	for p := range ready {
 		applyStart := time.Now()
-		res, err := c.apply(ctx, p.batch, log)
+		res, err := c.apply(ctx, &p, log)
 		if err != nil {
-			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", p.messages), zap.Error(err))
+			log.Warn("batch abandoned; its messages will be consumed again", zap.Int("messages", len(p.raw)), zap.Error(err))
 			for range ready { // let collect see ctx end and stop
 			}
 			return
@@ -196,7 +261,7 @@ func (c *Consumer) batches(ctx context.Context, commit func([]mapping.Position) 
 				log.Debug("kafka offset commit failed (postgres holds the offsets)", zap.Error(err))
 			}
 		}
-		info := BatchInfo{Messages: p.messages, DeadLetters: len(p.batch.DeadLetters), Result: res, Positions: p.batch.Positions, Took: time.Since(p.start)}
+		info := BatchInfo{Messages: len(p.raw), DeadLetters: len(p.batch.DeadLetters), Result: res, Positions: p.batch.Positions, Took: time.Since(p.start)}
 		for _, d := range p.batch.DeadLetters {
 			log.Warn("dead letter", zap.Int("partition", d.Partition), zap.Int64("offset", d.Offset), zap.String("reason", d.Reason))
 		}
@@ -260,12 +325,10 @@ func (c *Consumer) collect(ctx context.Context, msgs <-chan kafka.Message, ready
 				return
 			}
 		}
-		b, t := batchOf(c.cfg.GroupID, c.cfg.Policy, msgs, suppressed)
-		if c.noPositions {
-			b.Positions = nil
-		}
+		p := pending{raw: buf, suppressed: suppressed, start: start}
+		c.reduce(&p, msgs)
 		select {
-		case ready <- pending{batch: b, tally: t, messages: len(buf), start: start}:
+		case ready <- p:
 		case <-ctx.Done():
 			return
 		}
@@ -285,9 +348,16 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 		m.proofs.WithLabelValues(string(r)).Add(float64(n))
 	}
 	m.clamped.Add(float64(p.tally.clamped))
-	m.batchSize.Observe(float64(p.messages))
+	m.batchSize.Observe(float64(len(p.raw)))
 	m.apply.Observe(took.Seconds())
 	m.documents.Add(float64(res.Documents))
+	if res.Queued > 0 {
+		m.queued.Add(float64(res.Queued))
+		select {
+		case c.refreshNow <- struct{}{}:
+		default:
+		}
+	}
 	for _, pos := range p.batch.Positions {
 		if hw, ok := p.tally.highWaters[pos.Partition]; ok && hw > 0 {
 			m.setLag(pos.Topic, pos.Partition, hw-pos.NextOffset)
@@ -299,15 +369,25 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 // within the consumer's run) lasts. Each attempt may outlive ctx by
 // ShutdownGrace, so a batch in flight at a shutdown or a rebalance can
 // still commit; then it is cancelled, so that a Postgres that does not
-// answer cannot keep the member from leaving its generation.
-func (c *Consumer) apply(ctx context.Context, b *mapping.Batch, log *zap.Logger) (mapping.BatchResult, error) {
+// answer cannot keep the member from leaving its generation. When the
+// store refuses the batch's content (mapping.ErrRejected), the messages
+// responsible become dead letters (isolate) and the rest of the batch is
+// committed with them.
+func (c *Consumer) apply(ctx context.Context, p *pending, log *zap.Logger) (mapping.BatchResult, error) {
 	var res mapping.BatchResult
 	err := c.retry(ctx, "apply batch", log, func() error {
 		actx, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
 		defer cancel()
-		var err error
-		res, err = c.store.ApplyBatch(actx, b, c.cfg.Materializer)
-		return err
+		for {
+			var err error
+			res, err = c.store.ApplyBatch(actx, p.batch, c.cfg.Materializer)
+			if !errors.Is(err, mapping.ErrRejected) {
+				return err
+			}
+			if err := c.isolate(actx, p, err, log); err != nil {
+				return err
+			}
+		}
 	})
 	return res, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,6 +46,9 @@ type testBundle struct {
 	mu sync.Mutex
 	// applications counts, per messageId, the committed batches that held it.
 	applications map[string]int
+	// refusedWith records, per partition and offset of a message the store
+	// refused, how many messages the batch that dead-lettered it applied.
+	refusedWith map[[2]int64]int
 }
 
 // recordingStore is the real store, counting which messages each committed
@@ -61,6 +65,11 @@ func (s recordingStore) ApplyBatch(ctx context.Context, b *mapping.Batch, m *map
 		for _, a := range b.Applied {
 			s.tb.applications[a.MessageID]++
 		}
+		for _, d := range b.DeadLetters {
+			if strings.HasPrefix(d.Reason, "storage refused it: ") {
+				s.tb.refusedWith[[2]int64{int64(d.Partition), d.Offset}] = len(b.Applied)
+			}
+		}
 		s.tb.mu.Unlock()
 	}
 	return res, err
@@ -75,6 +84,7 @@ func setup(t *testing.T, partitions int32) *testBundle {
 		mat:          &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute},
 		now:          time.Now().UTC().Truncate(time.Microsecond),
 		applications: map[string]int{},
+		refusedWith:  map[[2]int64]int{},
 	}
 	tb.logs, tb.observed = observer.New(zap.InfoLevel)
 	tb.brokers = pipelinetest.NewCluster(t, partitions, tb.topic)

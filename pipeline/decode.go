@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -21,11 +22,13 @@ type tally struct {
 	clamped int
 }
 
-// decoded is one message with its event, or the reason it is a dead letter.
+// decoded is one message with its event, or the reason it is a dead letter:
+// err when it is not a valid event, refused when the store refused it.
 type decoded struct {
-	msg   *kafka.Message
-	event mapping.Event
-	err   error
+	msg     *kafka.Message
+	event   mapping.Event
+	err     error
+	refused error
 }
 
 // decodeAll decodes messages and lists the ids they name (anonymousId,
@@ -65,11 +68,11 @@ func batchOf(group string, policy *mapping.Policy, msgs []decoded, suppressed ma
 		t.highWaters[m.Partition] = max(t.highWaters[m.Partition], m.HighWaterMark)
 		switch {
 		case d.err != nil:
-			b.DeadLetters = append(b.DeadLetters, mapping.DeadLetter{
-				Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
-				Key: m.Key, Raw: m.Value, Reason: d.err.Error(), Time: m.Time,
-			})
+			b.DeadLetters = append(b.DeadLetters, deadLetter(m, d.err))
 			t.outcomes[[2]string{"invalid", "dead_letter"}]++
+		case d.refused != nil:
+			b.DeadLetters = append(b.DeadLetters, deadLetter(m, d.refused))
+			t.outcomes[[2]string{string(e.Type), "dead_letter"}]++
 		case suppressed[e.AnonymousID] || suppressed[e.UserID] || suppressed[e.PreviousID]:
 			t.outcomes[[2]string{string(e.Type), "suppressed"}]++
 			if b.Suppressed == nil {
@@ -108,6 +111,18 @@ func batchOf(group string, policy *mapping.Policy, msgs []decoded, suppressed ma
 		}
 	}
 	return b, t
+}
+
+// deadLetter records m with the reason it cannot be applied. Nothing in it
+// may be refused in turn: the reason is made valid UTF-8 without NUL, and a
+// record time outside the years 1 to 9999 (a producer sets it) is left out.
+func deadLetter(m *kafka.Message, reason error) mapping.DeadLetter {
+	at := m.Time
+	if at.Year() < 1 || at.Year() > 9999 {
+		at = time.Time{}
+	}
+	text := strings.ReplaceAll(strings.ToValidUTF8(reason.Error(), "\uFFFD"), "\x00", "\\u0000")
+	return mapping.DeadLetter{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Raw: m.Value, Reason: text, Time: at}
 }
 
 // fallbackID names a message that carries no messageId by its place in the

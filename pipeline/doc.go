@@ -11,8 +11,14 @@
 // with the effects, so a message is applied exactly once even when the
 // process dies between the two commits or a rebalance hands its partition to
 // another member. A message that is not a valid event becomes a dead letter
-// in the same transaction and never blocks its partition. Failures to reach
-// Postgres or Kafka are retried with backoff, forever: nothing is dropped.
+// in the same transaction and never blocks its partition. So does a message
+// the store refuses (mapping.ErrRejected: a value Postgres will not hold, a
+// document that cannot be encoded): the consumer splits the refused batch,
+// trying its halves in transactions that are rolled back (Store.TryBatch),
+// down to the messages responsible, and commits the rest of the batch with
+// them as dead letters, the store's error as their reason. Every other
+// failure (Postgres or Kafka unreachable, a deadlock, a serialization
+// failure, shutdown) is retried with backoff, forever: nothing is dropped.
 //
 // A consumer applies its partitions in Config.Lanes lanes: each lane owns a
 // share of the partitions and commits its own batches, so several

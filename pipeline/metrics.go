@@ -19,8 +19,10 @@ type metrics struct {
 	documents prometheus.Counter
 	retries   prometheus.Counter
 	skipped   prometheus.Counter
+	queued    prometheus.Counter
 	proofs    *prometheus.CounterVec
 	clamped   prometheus.Counter
+	splits    prometheus.Counter
 }
 
 type lagKey struct {
@@ -65,6 +67,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "prechat_retention_skipped_messages_total",
 			Help: "Messages that Kafka's retention deleted before they were consumed (never applied); anything above zero means the consumers fell further behind than the topic's retention.",
 		}),
+		queued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prechat_documents_queued_total",
+			Help: "Documents a batch queued for a later refresh instead of refreshing them itself: a change to a user or group with more live documents than FanOutLimit.",
+		}),
 		proofs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prechat_identity_proofs_total",
 			Help: "Identity proofs carried by consumed events (context.prechat.userHash or identityToken), by result: valid, invalid, expired, wrong_user, unconfigured. Only valid ones let a user's or group's shared traits reach a visitor.",
@@ -73,8 +79,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "prechat_event_time_clamped_total",
 			Help: "Events whose claimed time lay outside EVENT_TIME_PAST/EVENT_TIME_FUTURE around their Kafka record time, applied at the record time instead.",
 		}),
+		splits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prechat_batch_splits_total",
+			Help: "Batches the store refused (content it cannot hold, not a transient failure) and that were split to find the messages responsible, which became dead letters.",
+		}),
 	}
-	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped, m.proofs, m.clamped)
+	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped, m.queued, m.proofs, m.clamped, m.splits)
 	return m
 }
 

@@ -11,9 +11,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"hash/crc32"
 	"math/big"
 	"net"
 	"strings"
@@ -24,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/prechat/prechat/mapping"
 )
@@ -125,6 +128,45 @@ func Produce(t testing.TB, brokers []string, topic string, values ...[]byte) {
 	}
 }
 
+// ProduceAt writes one record to partition with a record time of millis
+// milliseconds since the Unix epoch, and returns its offset. Kafka holds
+// any int64 there and a producer sets it; the Go clients compute it from
+// nanoseconds and cannot write times past the year 2262, so the record batch
+// is built here.
+func ProduceAt(t testing.TB, brokers []string, topic string, partition int32, millis int64, key, value []byte) int64 {
+	t.Helper()
+	rec := kmsg.Record{Key: key, Value: value}
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // what follows the length, a 1-byte varint 0 here
+	batch := kmsg.RecordBatch{PartitionLeaderEpoch: -1, Magic: 2, FirstTimestamp: millis, MaxTimestamp: millis,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: rec.AppendTo(nil)}
+	raw := batch.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:12], uint32(len(raw)-12))                                          // Length: after itself
+	binary.BigEndian.PutUint32(raw[17:21], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli))) // CRC: from Attributes on
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = partition, raw
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	// Produce requests from Kafka 4.0 name topics by id; this one names it.
+	res, err := request(brokers, req, kgo.MaxVersions(kversion.V3_9_0()))
+	if err != nil {
+		t.Fatalf("produce to %s/%d at %d ms: %v", topic, partition, millis, err)
+	}
+	for _, rt := range res.(*kmsg.ProduceResponse).Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				t.Fatalf("produce to %s/%d at %d ms: %v", topic, partition, millis, err)
+			}
+			return rp.BaseOffset
+		}
+	}
+	t.Fatalf("produce to %s/%d at %d ms: no answer for the partition", topic, partition, millis)
+	return 0
+}
+
 // DeleteRecords deletes a partition's messages before offset, as Kafka's
 // retention does (the DeleteRecords API), and waits for the answer.
 func DeleteRecords(t testing.TB, brokers []string, topic string, partition int32, before int64) {
@@ -171,8 +213,8 @@ func DescribeGroup(brokers []string, group string) (kmsg.DescribeGroupsResponseG
 
 // request sends one request to the cluster with a short-lived client and
 // returns the answer.
-func request(brokers []string, req kmsg.Request) (kmsg.Response, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func request(brokers []string, req kmsg.Request, opts ...kgo.Opt) (kmsg.Response, error) {
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(brokers...))...)
 	if err != nil {
 		return nil, fmt.Errorf("create client: %w", err)
 	}

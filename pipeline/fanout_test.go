@@ -1,0 +1,62 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/prechat/prechat/mapping/mappingtest"
+	"github.com/prechat/prechat/persistence"
+	"github.com/prechat/prechat/persistence/persistencetest"
+	"github.com/prechat/prechat/pipeline/pipelinetest"
+)
+
+// TestConsumerWorksOffQueuedRefreshes: a group change with more live
+// members than the store's FanOutLimit is queued by its batch, and the
+// consumer refreshes every member's document on its own, without another
+// event.
+func TestConsumerWorksOffQueuedRefreshes(t *testing.T) {
+	tb := setup(t, 2)
+	tb.store, tb.dbURL = persistencetest.NewStore(t, &persistence.Config{FanOutLimit: 50})
+	reg := prometheus.NewRegistry()
+	tb.registerer = reg
+	const members = 200
+	at := tb.now.Add(-time.Minute).Format(time.RFC3339Nano)
+	var raws [][]byte
+	for i := range members {
+		a, u := fmt.Sprintf("member-%d", i), fmt.Sprintf("user-%d", i)
+		raws = append(raws,
+			[]byte(`{"type":"group","messageId":"g-`+a+`","anonymousId":"`+a+`","userId":"`+u+`","groupId":"big","context":`+mappingtest.Proof(u)+`,"timestamp":"`+at+`"}`),
+			[]byte(`{"type":"track","messageId":"c-`+a+`","anonymousId":"`+a+`","event":"Live Chat Conversation Started","timestamp":"`+at+`"}`))
+	}
+	pipelinetest.Produce(t, tb.brokers, tb.topic, raws...)
+	tb.start(t, 1000)
+	tb.waitConsumed(t, int64(len(raws)))
+	pipelinetest.Produce(t, tb.brokers, tb.topic, []byte(`{"type":"group","messageId":"change","userId":"user-7","groupId":"big","traits":{"website":"big.example"},"context":`+
+		mappingtest.Proof("user-7")+`,"timestamp":"`+tb.now.Format(time.RFC3339Nano)+`"}`))
+	tb.waitConsumed(t, int64(len(raws)+1))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stale := 0
+		for i := range members {
+			raw, _, err := tb.store.DocumentGet(context.Background(), fmt.Sprintf("member-%d", i))
+			if err != nil || !strings.Contains(string(raw), "big.example") {
+				stale++
+			}
+		}
+		if stale == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d members' documents still lack the group change after 30s", stale, members)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := counter(t, reg, "prechat_documents_queued_total", nil); n != members {
+		t.Errorf("prechat_documents_queued_total = %v, want %d (the change touched no member itself)", n, members)
+	}
+}
