@@ -9,7 +9,7 @@ import (
 // errorBody is every error answer's JSON body.
 type errorBody struct {
 	// Error is a stable code: bad_request, not_found, unauthorized,
-	// too_large, rate_limited, unavailable, internal.
+	// too_large, timeout, rate_limited, unavailable, internal.
 	Error string `json:"error"`
 	// Message says what went wrong, for people.
 	Message string `json:"message"`

@@ -47,6 +47,10 @@ func badRequest(format string, args ...any) error {
 	return &ingestError{status: http.StatusBadRequest, code: "bad_request", msg: fmt.Sprintf(format, args...)}
 }
 
+// refuseDrain bounds the time a refused ingest request's body is still
+// read (see ingestRequest).
+const refuseDrain = 500 * time.Millisecond
+
 var errUnauthorized = &ingestError{status: http.StatusUnauthorized, code: "unauthorized", msg: "unknown or missing write key"}
 
 // ingestLimits bound the ingest's work: per client its rate and its
@@ -98,9 +102,11 @@ func (s *Server) ingest(typ string) http.HandlerFunc {
 func (s *Server) ingestRequest(w http.ResponseWriter, r *http.Request, typ string) (events int, err error) {
 	rc := http.NewResponseController(w)
 	refuse := func(err error) (int, error) {
-		// Do not read what is left of the body: net/http would drain up to
-		// 256 KiB of it, at the sender's pace, before answering.
-		_ = rc.SetReadDeadline(time.Now())
+		// net/http drains up to 256 KiB of an unread body before answering,
+		// so that the sender, still writing, reads the answer rather than a
+		// reset connection; at the sender's pace, though. Drain for at most
+		// refuseDrain, then close.
+		_ = rc.SetReadDeadline(time.Now().Add(refuseDrain))
 		_ = r.Body.Close()
 		return 0, err
 	}

@@ -61,9 +61,9 @@ type Store struct {
 	pool         *pgxpool.Pool
 	now          func() time.Time
 	beforeCommit func()
+	session      sessionTimeouts
 	refreshChunk int
 	fanOutLimit  int
-	session      sessionTimeouts
 }
 
 // sessionTimeouts are the timeouts set on every connection, as Postgres
@@ -133,7 +133,7 @@ func Open(ctx context.Context, databaseURL string, cfg *Config) (*Store, error) 
 	if fanOut <= 0 {
 		fanOut = 10000
 	}
-	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit, refreshChunk: chunk, fanOutLimit: fanOut, session: session}, nil
+	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit, session: session, refreshChunk: chunk, fanOutLimit: fanOut}, nil
 }
 
 // Close closes every connection.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
 	"github.com/prechat/prechat/persistence"
 	"github.com/prechat/prechat/persistence/persistencetest"
@@ -65,8 +66,9 @@ func hostilePayloads() []hostile {
 		// Decode cannot see the record time: the store refuses the document
 		// (its createdAt is the record time) and the batch is split.
 		{name: "record time in the year 200000", key: "hostile-8", recordTime: time.Date(200000, 1, 1, 0, 0, 0, 0, time.UTC),
-			event:      `{"type":"track","event":"Live Chat Conversation Started","messageId":"hostile-8","anonymousId":"hostile-8","properties":{"subject":"x"}}`,
-			deadReason: "storage refused it: apply batch of 1 messages: refused by storage: encode document of id:"},
+			event: `{"type":"track","event":"Live Chat Conversation Started","messageId":"hostile-8","anonymousId":"hostile-8","properties":{"subject":"x"}}`,
+			// The visitor appears by its mapping.LogID, as the reason is logged too.
+			deadReason: "storage refused it: apply batch of 1 messages: refused by storage: encode document of " + mapping.LogID("hostile-8")},
 	}
 }
 
