@@ -1,4 +1,4 @@
-package helmtest
+package helmtest_test
 
 // The container image cannot be built here (no Docker engine), so these
 // tests check what can be checked without one: the Dockerfile's facts, that
