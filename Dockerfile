@@ -8,8 +8,13 @@
 # The Kubernetes chart (helm/prechat) runs the same image as the consumer
 # (ROLES=consumer), the API (ROLES=api) and the migration Job (migrate).
 # helm/test/image_test.go builds the binary exactly as below and checks it.
+#
+# The builder is the Go version go.mod's toolchain line names, to the patch
+# release (the test checks that they agree): a bump changes both (README,
+# "Supply chain"). Official golang images set GOTOOLCHAIN=local, so the
+# image's Go is the one that builds.
 
-FROM --platform=$BUILDPLATFORM golang:1.26 AS build
+FROM --platform=$BUILDPLATFORM golang:1.27.3 AS build
 ARG TARGETOS
 ARG TARGETARCH
 WORKDIR /src

@@ -1,4 +1,4 @@
-package helmtest
+package helmtest_test
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package helmtest
+package helmtest_test
 
 // The container image cannot be built here (no Docker engine), so these
 // tests check what can be checked without one: the Dockerfile's facts, that
@@ -75,18 +75,18 @@ func stages(ins []instruction) [][]instruction {
 	return out
 }
 
-// TestDockerfile asserts the image's facts: a golang:1.26 builder with a
-// static, trimmed, stripped build; a distroless static (or scratch) final
-// stage running as non-root with the processor as entrypoint and serve as
-// the default command.
+// TestDockerfile asserts the image's facts: a golang builder at go.mod's
+// toolchain version with a static, trimmed, stripped build; a distroless
+// static (or scratch) final stage running as non-root with the processor as
+// entrypoint and serve as the default command.
 func TestDockerfile(t *testing.T) {
 	st := stages(parseDockerfile(t))
 	if len(st) < 2 {
 		t.Fatalf("want a multi-stage build, got %d stage(s)", len(st))
 	}
 	build, final := st[0], st[len(st)-1]
-	if from := build[0].args; !regexp.MustCompile(`(^|\s)golang:1\.26(\.\d+)?(-\S+)?\s+AS\s+build$`).MatchString(from) {
-		t.Errorf("builder: FROM %s, want golang:1.26 AS build", from)
+	if v, want := "go"+dockerGoVersion(t), goModToolchain(t, filepath.Join(repoRoot(t), "go.mod")); v != want {
+		t.Errorf("builder: golang:%s, but go.mod's toolchain is %s", strings.TrimPrefix(v, "go"), want)
 	}
 	runs := filterCmd(build, "RUN")
 	if !slices.ContainsFunc(runs, func(s string) bool {
@@ -131,6 +131,54 @@ func TestDockerfile(t *testing.T) {
 		return strings.HasPrefix(s, "--from=build ") && strings.HasSuffix(s, " /processor")
 	}) {
 		t.Errorf("final stage: no COPY --from=build ... /processor in %v", copies)
+	}
+}
+
+// dockerGoVersion is the build stage's golang image tag, which must name a
+// patch release ("1.27.3"): the Go that builds the image.
+func dockerGoVersion(t *testing.T) string {
+	t.Helper()
+	from := stages(parseDockerfile(t))[0][0].args
+	m := regexp.MustCompile(`(?:^|\s)golang:(\d+\.\d+\.\d+)(?:-\S+)?\s+AS\s+build$`).FindStringSubmatch(from)
+	if m == nil {
+		t.Fatalf("builder: FROM %s, want golang:<major.minor.patch> AS build", from)
+	}
+	return m[1]
+}
+
+// goModToolchain is the toolchain line of a go.mod ("go1.27.3").
+func goModToolchain(t *testing.T, gomod string) string {
+	t.Helper()
+	data, err := os.ReadFile(gomod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^toolchain\s+(go\S+)\s*$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("%s has no toolchain line", gomod)
+	}
+	return string(m[1])
+}
+
+// TestOneGoVersion: every Go module of the repository (the service, these
+// tests, tools/vulndb) names the same toolchain, the Dockerfile builds with
+// it, and the README's set-up names it.
+func TestOneGoVersion(t *testing.T) {
+	root := repoRoot(t)
+	want := "go" + dockerGoVersion(t)
+	for _, mod := range []string{"go.mod", "helm/test/go.mod", "tools/vulndb/go.mod"} {
+		if got := goModToolchain(t, filepath.Join(root, mod)); got != want {
+			t.Errorf("%s: toolchain %s, the Dockerfile builds with %s", mod, got, want)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, setup, _ := strings.Cut(string(readme), "\n## Set-up\n")
+	setup, _, _ = strings.Cut(setup, "\n## ")
+	if !strings.Contains(setup, want) {
+		t.Errorf("README's Set-up does not name %s", want)
 	}
 }
 
@@ -341,6 +389,8 @@ func processorBinary(t *testing.T) string {
 			return
 		}
 		t.Logf("%s go build %s", strings.Join(env, " "), strings.Join(args, " "))
+		// The Go of the Dockerfile's golang image, not whichever runs the tests.
+		env = append(env, "GOTOOLCHAIN=go"+dockerGoVersion(t))
 		cmd := exec.Command("go", append([]string{"build"}, args...)...)
 		cmd.Dir = ctx
 		cmd.Env = append(os.Environ(), env...)
@@ -368,7 +418,7 @@ func TestMain(m *testing.M) {
 // and keeps what the build does.
 func TestBuildContext(t *testing.T) {
 	ignore := readDockerignore(t)
-	for _, p := range []string{".git/HEAD", "helm/prechat/Chart.yaml", "scripts/test", "api/browser_test.go",
+	for _, p := range []string{".git/HEAD", "helm/prechat/Chart.yaml", "scripts/test", "api/browser_test.go", "tools/vulndb/main.go",
 		"api/testdata/browser/node_modules/x.js", "processor", "prechat", "README.md"} {
 		if !ignore.excluded(p) {
 			t.Errorf(".dockerignore keeps %s", p)
@@ -432,8 +482,8 @@ func TestStaticBinary(t *testing.T) {
 	if info.Path != "github.com/prechat/prechat/cmd/processor" {
 		t.Errorf("main package %s", info.Path)
 	}
-	if !strings.HasPrefix(info.GoVersion, "go1.26") {
-		t.Errorf("built with %s, want go1.26 (golang:1.26)", info.GoVersion)
+	if want := "go" + dockerGoVersion(t); info.GoVersion != want {
+		t.Errorf("built with %s, want %s (the Dockerfile's golang image)", info.GoVersion, want)
 	}
 	t.Logf("%s: static ELF, %s, settings %v", filepath.Base(bin), info.GoVersion, settings)
 }
