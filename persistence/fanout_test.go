@@ -24,14 +24,7 @@ func TestApplyBatchRefreshesAGroupOfManyLiveMembersInChunks(t *testing.T) {
 	tb := &testBundle{now: time.Now().UTC().Truncate(time.Microsecond)}
 	tb.store, tb.url = persistencetest.NewStore(t, &persistence.Config{Now: func() time.Time { return tb.now }, RefreshChunk: chunk})
 	withSettings(tb)
-	at := tb.now.Add(-time.Minute).Format(time.RFC3339Nano)
-	var raws [][]byte
-	for i := range members {
-		a, u := fmt.Sprintf("member-%d", i), fmt.Sprintf("user-%d", i)
-		raws = append(raws,
-			[]byte(`{"type":"group","messageId":"g-`+a+`","anonymousId":"`+a+`","userId":"`+u+`","groupId":"big","context":`+mappingtest.Proof(u)+`,"timestamp":"`+at+`"}`),
-			[]byte(`{"type":"track","messageId":"c-`+a+`","anonymousId":"`+a+`","event":"Live Chat Conversation Started","timestamp":"`+at+`"}`))
-	}
+	raws := mappingtest.GroupMembers(members, "big", tb.now.Add(-time.Minute))
 	if res := tb.apply(t, tb.decodeAll(t, raws)); res.Documents != members {
 		t.Fatalf("documents written = %d, want %d", res.Documents, members)
 	}
@@ -84,14 +77,7 @@ func TestAGroupBeyondTheFanOutLimitIsRefreshedFromTheQueue(t *testing.T) {
 	tb.store, tb.url = persistencetest.NewStore(t, &persistence.Config{Now: func() time.Time { return tb.now }, FanOutLimit: limit})
 	withSettings(tb)
 	ctx := context.Background()
-	at := tb.now.Add(-time.Minute).Format(time.RFC3339Nano)
-	var raws [][]byte
-	for i := range members {
-		a, u := fmt.Sprintf("member-%d", i), fmt.Sprintf("user-%d", i)
-		raws = append(raws,
-			[]byte(`{"type":"group","messageId":"g-`+a+`","anonymousId":"`+a+`","userId":"`+u+`","groupId":"big","context":`+mappingtest.Proof(u)+`,"timestamp":"`+at+`"}`),
-			[]byte(`{"type":"track","messageId":"c-`+a+`","anonymousId":"`+a+`","event":"Live Chat Conversation Started","timestamp":"`+at+`"}`))
-	}
+	raws := mappingtest.GroupMembers(members, "big", tb.now.Add(-time.Minute))
 	first := tb.decodeAll(t, raws)
 	// The batch's own visitors are refreshed in it, however many.
 	if res := tb.apply(t, first); res.Documents != members || res.Queued != 0 {

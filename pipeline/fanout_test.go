@@ -25,14 +25,7 @@ func TestConsumerWorksOffQueuedRefreshes(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	tb.registerer = reg
 	const members = 200
-	at := tb.now.Add(-time.Minute).Format(time.RFC3339Nano)
-	var raws [][]byte
-	for i := range members {
-		a, u := fmt.Sprintf("member-%d", i), fmt.Sprintf("user-%d", i)
-		raws = append(raws,
-			[]byte(`{"type":"group","messageId":"g-`+a+`","anonymousId":"`+a+`","userId":"`+u+`","groupId":"big","context":`+mappingtest.Proof(u)+`,"timestamp":"`+at+`"}`),
-			[]byte(`{"type":"track","messageId":"c-`+a+`","anonymousId":"`+a+`","event":"Live Chat Conversation Started","timestamp":"`+at+`"}`))
-	}
+	raws := mappingtest.GroupMembers(members, "big", tb.now.Add(-time.Minute))
 	pipelinetest.Produce(t, tb.brokers, tb.topic, raws...)
 	tb.start(t, 1000)
 	tb.waitConsumed(t, int64(len(raws)))

@@ -78,3 +78,18 @@ func SignJWT(alg, kid string, key crypto.Signer, claims map[string]any) string {
 	}
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
+
+// GroupMembers is a company of n live visitors: for each, member-i, whose
+// verified user user-i joins groupID, and its conversation start, all at at.
+// A verified change to groupID then refreshes n documents.
+func GroupMembers(n int, groupID string, at time.Time) [][]byte {
+	ts := at.UTC().Format(time.RFC3339Nano)
+	raws := make([][]byte, 0, 2*n)
+	for i := range n {
+		a, u := fmt.Sprintf("member-%d", i), fmt.Sprintf("user-%d", i)
+		raws = append(raws,
+			[]byte(`{"type":"group","messageId":"g-`+a+`","anonymousId":"`+a+`","userId":"`+u+`","groupId":"`+groupID+`","context":`+Proof(u)+`,"timestamp":"`+ts+`"}`),
+			[]byte(`{"type":"track","messageId":"c-`+a+`","anonymousId":"`+a+`","event":"Live Chat Conversation Started","timestamp":"`+ts+`"}`))
+	}
+	return raws
+}
