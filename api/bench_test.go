@@ -142,8 +142,10 @@ func BenchmarkFetch(b *testing.B) {
 //
 //	go test ./api -run '^$' -bench Ingest -benchtime 1x
 func BenchmarkIngest(b *testing.B) {
-	s := newStack(b, stackOptions{noConsumer: true})
 	const conc = 32
+	// Every request comes from one address here: the per-client ingest
+	// rate and concurrency limits would measure themselves, not the ingest.
+	s := newStack(b, stackOptions{noConsumer: true, api: api.Config{IngestRateLimit: -1, MaxIngestRequestsPerClient: 2 * conc}})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
 	event := func(w int) string {
 		return fmt.Sprintf(`{"type":"track","event":"Product Viewed","anonymousId":"anon-%d","properties":{"sku":"sku-1","price":12.5},"writeKey":%q}`, w, testWriteKey)
