@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	analytics "github.com/segmentio/analytics-go/v3"
 
 	"github.com/prechat/prechat/browsertest"
 	"github.com/prechat/prechat/mapping"
@@ -71,13 +70,7 @@ func TestBrowserVerifiedUser(t *testing.T) {
 	requireBrowserDeps(t)
 	s := newStack(t, stackOptions{deploymentJS: standInJS, extraRoutes: browserRoutes()})
 	now := time.Now()
-	server, cb := goClient(t, s, testServerKey)
-	send(t, server, cb,
-		analytics.Identify{MessageId: "srv-identify", UserId: "grace", Timestamp: now,
-			Traits: analytics.NewTraits().SetEmail("grace@example.com").SetFirstName("Grace").SetLastName("Hopper")},
-		analytics.Group{MessageId: "srv-group", UserId: "grace", GroupId: "navy", Timestamp: now,
-			Traits: analytics.NewTraits().Set("website", "navy.test").Set("revenue", 42)},
-	)
+	serverIdentifiesGrace(t, s, now)
 	// The pages' events must find the server's applied.
 	waitApplied(t, s, "srv-identify", "srv-group")
 

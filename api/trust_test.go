@@ -45,6 +45,20 @@ func send(t *testing.T, c analytics.Client, cb *callback, msgs ...analytics.Mess
 	}
 }
 
+// serverIdentifiesGrace is the site's server, with its server write key,
+// identifying the user grace (email, first and last name) and her company
+// navy (website, revenue), as analytics-go sends them.
+func serverIdentifiesGrace(t *testing.T, s *stack, now time.Time) {
+	t.Helper()
+	server, cb := goClient(t, s, testServerKey)
+	send(t, server, cb,
+		analytics.Identify{MessageId: "srv-identify", UserId: "grace", Timestamp: now,
+			Traits: analytics.NewTraits().SetEmail("grace@example.com").SetFirstName("Grace").SetLastName("Hopper")},
+		analytics.Group{MessageId: "srv-group", UserId: "grace", GroupId: "navy", Timestamp: now,
+			Traits: analytics.NewTraits().Set("website", "navy.test").Set("revenue", 42)},
+	)
+}
+
 // TestVerifiedIdentityThroughTheIngest drives the trust model through the
 // real ingest with analytics-go: the site's server, with a server write
 // key, identifies a user and their company; a visitor that claims the user
@@ -56,13 +70,7 @@ func TestVerifiedIdentityThroughTheIngest(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	now := time.Now()
 
-	server, scb := goClient(t, s, testServerKey)
-	send(t, server, scb,
-		analytics.Identify{MessageId: "srv-identify", UserId: "grace", Timestamp: now,
-			Traits: analytics.NewTraits().SetEmail("grace@example.com").SetFirstName("Grace").SetLastName("Hopper")},
-		analytics.Group{MessageId: "srv-group", UserId: "grace", GroupId: "navy", Timestamp: now,
-			Traits: analytics.NewTraits().Set("website", "navy.test").Set("revenue", 42)},
-	)
+	serverIdentifiesGrace(t, s, now)
 	// The public key: an attacker claims grace, rewrites her email (dated
 	// 9999), forges a userHash, and a page of hers carries a real one.
 	public, pcb := goClient(t, s, testWriteKey)

@@ -36,7 +36,7 @@ type PrechatContext struct {
 // client that sends a malformed hash is broken, and storing its
 // conversation would only produce a document that no page can read).
 func prechatContext(raw json.RawMessage) (p PrechatContext, problem error) {
-	if isNull(raw) || raw[0] != '{' || !bytes.Contains(bytes.ToLower(raw), []byte("prechat")) {
+	if isNull(raw) || raw[0] != '{' || !containsFold(raw, "prechat") {
 		return PrechatContext{}, nil
 	}
 	var c struct {
@@ -66,6 +66,18 @@ func prechatContext(raw json.RawMessage) (p PrechatContext, problem error) {
 		}
 	}
 	return p, problem
+}
+
+// containsFold reports whether raw holds word in any letter case (JSON
+// object keys match fields case-insensitively), without copying raw.
+func containsFold(raw []byte, word string) bool {
+	w := []byte(word)
+	for i := 0; i+len(w) <= len(raw); i++ {
+		if bytes.EqualFold(raw[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
 }
 
 // isTokenHash reports whether h is TokenHashLength lowercase hex digits.

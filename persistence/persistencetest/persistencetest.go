@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/prechat/prechat/migrations"
 	"github.com/prechat/prechat/persistence"
@@ -61,7 +63,8 @@ func NewDatabase(t testing.TB) string {
 		t.Fatalf("prepare template database on %s: %v", redacted(), err)
 	}
 	url, err := tryCreateDatabase(t, name)
-	if err != nil && strings.Contains(err.Error(), "3D000") {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name
 		// Another checkout's tests dropped the template: build it again.
 		templateMu.Lock()
 		if templateName == name {
