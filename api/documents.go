@@ -88,22 +88,21 @@ func (s *Server) pollParams(r *http.Request) (time.Duration, []string, error) {
 // The reads share one deadline, ReadTimeout, which bounds the wait for a
 // pooled connection too: a saturated pool answers 503, not a hung request.
 //
-// The after messageIds are checked first: once they are all applied, every
-// transaction that applied them has committed, and so has the document
-// refresh that reflects them (the same transaction's, or a later one's
-// under the documents lock), so the document is then read from storage. The
-// cache may not have seen those commits' notifications yet, and a document
-// read before the check could predate them.
+// The after messageIds are checked first: once they are all applied and no
+// refresh of the visitor is queued, the refresh that reflects them has
+// committed, so the document is then read from storage. The cache may not
+// have seen that commit's notification yet, and a document read before the
+// check could predate it.
 func (s *Server) check(ctx context.Context, anon, token string, after []string) (doc []byte, ready bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
 	defer cancel()
 	applied := true
 	if len(after) > 0 {
-		missing, err := s.docs.AppliedMissing(ctx, after)
+		reflected, err := s.docs.Reflects(ctx, anon, after)
 		if err != nil {
 			return nil, false, err
 		}
-		applied = len(missing) == 0
+		applied = reflected
 	}
 	stored, err := s.document(ctx, anon, len(after) == 0 || !applied)
 	if err != nil {

@@ -24,8 +24,9 @@ type Documents interface {
 	// conversation start carried none), or an error wrapping
 	// mapping.ErrNotFound.
 	DocumentGet(ctx context.Context, anonymousID string) (doc []byte, tokenHash string, err error)
-	// AppliedMissing returns those of messageIDs not yet applied.
-	AppliedMissing(ctx context.Context, messageIDs []string) ([]string, error)
+	// Reflects reports whether the visitor's stored document reflects
+	// every one of messageIDs (applied, and the document rebuilt since).
+	Reflects(ctx context.Context, anonymousID string, messageIDs []string) (bool, error)
 }
 
 // Notifier wakes long-polls when a batch concerning a visitor commits;

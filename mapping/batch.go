@@ -72,10 +72,13 @@ type BatchResult struct {
 	Documents int
 	// Visitors are the anonymousIds whose documents were written.
 	Visitors []string
-	// Queued is how many visitors a batch queued for a later refresh (a
-	// change to a user or group with more live documents than one batch
-	// refreshes), or how many a refresh took from that queue.
+	// Queued is how many changes (visitors, users, groups) a batch queued
+	// for a document refresh, or how many a refresh took from that queue.
 	Queued int
+	// Unwritable are the visitors whose documents a refresh could not
+	// encode (a time the document's JSON cannot hold) or Postgres refused,
+	// left as they were.
+	Unwritable []string
 }
 
 // Materializer builds documents under one set of settings and TTL.

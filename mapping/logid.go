@@ -14,3 +14,12 @@ func LogID(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return "id:" + hex.EncodeToString(sum[:6])
 }
+
+// LogIDs is LogID of each id.
+func LogIDs(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = LogID(id)
+	}
+	return out
+}

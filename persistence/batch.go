@@ -14,74 +14,66 @@ import (
 	"github.com/prechat/prechat/mapping"
 )
 
-// documentsLock is the transaction-level advisory lock that serialises the
-// document phase of concurrent batches (two consumers of one group, or a
-// replay beside the live consumers): whoever takes it second reads what the
-// first committed, so no refresh is lost between them.
-const documentsLock int64 = 0x70726563686174 // "prechat"
-
 // ApplyBatch commits a pipeline batch in one transaction: its effects
 // (traits, links, memberships, conversations), the applied messageIds, its
-// dead letters, the refreshed documents of every visitor it changed, and the
-// next offsets. Either all of it is committed or none of it; applying the
-// same batch again writes nothing new.
+// dead letters, what it changed queued for a document refresh
+// (document_refreshes: its visitors, and the users and groups whose shared
+// rows it wrote), and the next offsets. Either all of it is committed or none
+// of it; applying the same batch again writes nothing new.
 //
-// The transaction has two phases. The first writes rows that belong to the
-// batch's own visitors and partitions (visitor traits, links, conversations,
-// applied messageIds, dead letters), which concurrent batches (apply lanes,
-// group members) rarely share. The second runs under documentsLock: the
-// rows that many visitors share (user and group traits, memberships,
-// suppression counts), then the documents and offsets. Shared rows are
-// therefore only ever locked by the holder of documentsLock, so a batch never
-// waits for rows that another holds through its document phase, and the
-// locks are always taken in the same order.
+// A batch does not rebuild documents: RefreshQueued does, after it commits,
+// once per visitor however many batches changed it meanwhile. No lock is
+// shared by all batches: concurrent batches (apply lanes, group members, a
+// replay) wait for each other only on the rows both write, which every
+// batch locks in the same order (its visitors' rows, then shared rows, then
+// its queue entries, each sorted by key). The result's Queued counts the
+// queue entries.
 //
 // An error that retrying cannot change (the batch's content is refused by
 // Postgres or cannot be encoded) wraps ErrRejected; see classify.
-func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (mapping.BatchResult, error) {
-	return s.applyBatch(ctx, b, m, false)
+func (s *Store) ApplyBatch(ctx context.Context, b *mapping.Batch) (mapping.BatchResult, error) {
+	return s.applyBatch(ctx, b, nil)
 }
 
-// TryBatch runs ApplyBatch's transaction for b and rolls it back, changing
+// TryBatch runs ApplyBatch's transaction for b, then rebuilds the documents
+// of what it changed as RefreshQueued would, and rolls it all back, changing
 // nothing: it returns the error ApplyBatch would return, wrapping
 // ErrRejected when the batch's content is refused. The pipeline tries parts
 // of a refused batch with it to find the messages responsible.
 func (s *Store) TryBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) error {
-	_, err := s.applyBatch(ctx, b, m, true)
+	_, err := s.applyBatch(ctx, b, m)
 	return err
 }
 
 // errTrial ends a TryBatch transaction, which rolls it back.
 var errTrial = errors.New("trial transaction rolled back")
 
-func (s *Store) applyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer, trial bool) (mapping.BatchResult, error) {
+// applyBatch is ApplyBatch, or with trial TryBatch.
+func (s *Store) applyBatch(ctx context.Context, b *mapping.Batch, trial *mapping.Materializer) (mapping.BatchResult, error) {
 	// Encoded before the transaction begins: rows that other batches may be
 	// waiting for are locked only while Postgres works.
-	effects, err := effectsOf(b)
+	effects, queued, err := effectsOf(b)
 	if err != nil {
 		return mapping.BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), classify(err))
 	}
 	var res mapping.BatchResult
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
-		res = mapping.BatchResult{}
+		res = mapping.BatchResult{Queued: queued}
 		if err := effects.send(ctx, tx); err != nil {
 			return fmt.Errorf("write effects: %w", err)
 		}
-		visitors, queued, err := s.affectedVisitors(ctx, tx, b.State, m.TTL)
-		if err != nil {
-			return err
-		}
-		if res, err = s.writeDocuments(ctx, tx, visitors, m); err != nil {
-			return err
-		}
-		res.Queued = queued
-		if err := notifyVisitors(ctx, tx, b, res.Visitors); err != nil {
+		// Waiting readers re-check: an after= wait on an event that changed
+		// no document is answered now, the others when their refresh commits.
+		if err := notifyVisitors(ctx, tx, b, nil); err != nil {
 			return err
 		}
 		if err := writePositions(ctx, tx, b.Positions); err != nil {
 			return err
 		}
-		if trial {
+		if trial != nil {
+			if err := s.tryRefresh(ctx, tx, b.State, trial); err != nil {
+				return err
+			}
 			return errTrial
 		}
 		if s.beforeCommit != nil {
@@ -89,7 +81,7 @@ func (s *Store) applyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Mat
 		}
 		return nil
 	})
-	if err != nil && !(trial && errors.Is(err, errTrial)) {
+	if err != nil && !(trial != nil && errors.Is(err, errTrial)) {
 		return mapping.BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), classify(err))
 	}
 	return res, nil
@@ -118,10 +110,11 @@ func (s statements) send(ctx context.Context, tx pgx.Tx) error {
 	return tx.SendBatch(ctx, &b).Close()
 }
 
-// effectsOf encodes every upsert of the batch, the visitor phase first,
-// then documentsLock, then the shared phase (see ApplyBatch). Rows are sorted
-// by key so concurrent batches lock rows in the same order.
-func effectsOf(b *mapping.Batch) (statements, error) {
+// effectsOf encodes every upsert of the batch: the rows of its own visitors
+// first, then the rows many visitors share, then its queue entries (see
+// ApplyBatch). Rows are sorted by key so concurrent batches lock rows in the
+// same order. queued is the number of queue entries.
+func effectsOf(b *mapping.Batch) (_ statements, queued int, _ error) {
 	st := b.State
 	var batch, shared statements
 	// The batch's statements are short and bounded by the batch size: JIT
@@ -138,10 +131,10 @@ func effectsOf(b *mapping.Batch) (statements, error) {
 	visitors := slices.DeleteFunc(slices.Clone(subjects), func(s mapping.Subject) bool { return !own(s) })
 	others := slices.DeleteFunc(subjects, own)
 	if err := queueTraits(&batch, st, visitors); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := queueTraits(&shared, st, others); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 
 	var ln struct {
@@ -247,8 +240,8 @@ ON CONFLICT (topic, "partition", "offset") DO NOTHING`, topics, parts, offs, key
 UPDATE suppressions s SET dropped = s.dropped + u.n
 FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, counts)
 	}
-	batch.Queue(`SELECT pg_advisory_xact_lock($1)`, documentsLock)
-	return append(batch, shared...), nil
+	queued = queueChanges(&shared, st)
+	return append(batch, shared...), queued, nil
 }
 
 // queueTraits queues the merge of these subjects' traits.

@@ -69,10 +69,12 @@ func (tb *testBundle) apply(t *testing.T, events []mapping.Event, positions ...m
 		b.Add(&events[i], tb.now)
 	}
 	b.Positions = positions
-	res, err := tb.store.ApplyBatch(context.Background(), b, tb.mat)
+	res, err := tb.store.ApplyBatch(context.Background(), b)
 	if err != nil {
 		t.Fatalf("apply batch: %v", err)
 	}
+	refreshed := persistencetest.Refresh(t, tb.store, tb.mat)
+	res.Documents, res.Visitors = refreshed.Documents, refreshed.Visitors
 	return res
 }
 
@@ -272,7 +274,7 @@ func TestApplyBatchKeepsEachDeadLetterOnce(t *testing.T) {
 		b.DeadLetters = append(b.DeadLetters, mapping.DeadLetter{Topic: "t", Partition: 0, Offset: int64(i), Raw: []byte(fmt.Sprintf("bad %d", i)), Reason: "invalid event: test", Time: tb.now})
 	}
 	for range 2 {
-		if _, err := tb.store.ApplyBatch(context.Background(), b, tb.mat); err != nil {
+		if _, err := tb.store.ApplyBatch(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package persistence
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -11,105 +12,6 @@ import (
 
 	"github.com/prechat/prechat/mapping"
 )
-
-// affectedVisitorsQuery finds the visitors with an unexpired conversation
-// start among those in $1, those with a verified link to the users in $2,
-// and those whose verified user is a member of the groups in $3: under the
-// trust model only they see a user's or a group's shared traits (a visitor's
-// own view of a group touches that visitor, in $1).
-//
-// Its inputs are bounded by the batch size, so every step is an index probe
-// per id. Each LATERAL subquery is fenced with OFFSET 0, which keeps Postgres
-// from flattening it into a join it might plan as a full scan: on tables that
-// grow faster than autovacuum analyses them (a new deployment, a replay) such
-// plans made each batch slower than the last (BenchmarkPipeline, 200,000 new
-// visitors, two lanes: from 400 ms to 4 s per batch).
-// affectedLive is the common part of the queries below: "live", the
-// affected visitors with an unexpired conversation start.
-const affectedLive = `
-WITH touched AS (
-    SELECT unnest($1::text[]) AS anonymous_id
-    UNION
-    SELECT l.anonymous_id FROM unnest($2::text[]) AS u(id),
-        LATERAL (SELECT anonymous_id FROM identity_links WHERE user_id = u.id AND verified OFFSET 0) l
-    UNION
-    SELECT l.anonymous_id FROM unnest($3::text[]) AS g(id),
-        LATERAL (SELECT member_id FROM group_memberships WHERE group_id = g.id AND member_kind = 'user' OFFSET 0) m,
-        LATERAL (SELECT anonymous_id FROM identity_links WHERE user_id = m.member_id AND verified OFFSET 0) l
-),
-live AS (
-    SELECT c.anonymous_id FROM touched,
-    LATERAL (SELECT anonymous_id FROM conversations WHERE anonymous_id = touched.anonymous_id AND event_time > $4 OFFSET 0) c
-)
-`
-
-// affectedVisitorsQuery lists at most $5 of them, in key order.
-const affectedVisitorsQuery = affectedLive + `SELECT anonymous_id FROM live ORDER BY anonymous_id LIMIT $5`
-
-// queueAffectedQuery queues those the batch did not touch itself (it
-// refreshes those) for a later refresh, without reading them into the
-// processor.
-const queueAffectedQuery = affectedLive + `INSERT INTO document_refreshes (anonymous_id)
-SELECT anonymous_id FROM live WHERE anonymous_id <> ALL($1) ORDER BY anonymous_id
-ON CONFLICT (anonymous_id) DO NOTHING`
-
-// affectedVisitors lists the visitors with an unexpired conversation start
-// whose documents the batch may change: those it touched directly, those
-// linked to a user it touched, and the members of a group it touched. When
-// they are more than FanOutLimit, it queues the others (document_refreshes)
-// and lists only those the batch touched directly, so the batch's own
-// visitors still read their writes; queued says how many were queued.
-func (s *Store) affectedVisitors(ctx context.Context, tx pgx.Tx, st *mapping.State, ttl time.Duration) (ids []string, queued int, err error) {
-	anons, users, groups := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	touch := func(sub mapping.Subject) {
-		switch {
-		case sub.Observer != "":
-			anons[sub.Observer] = true
-		case sub.Kind == mapping.KindAnonymous:
-			anons[sub.ID] = true
-		case sub.Kind == mapping.KindUser:
-			users[sub.ID] = true
-		case sub.Kind == mapping.KindGroup:
-			groups[sub.ID] = true
-		}
-	}
-	for sub := range st.Traits {
-		touch(sub)
-	}
-	for l := range st.Links {
-		anons[l.AnonymousID] = true
-	}
-	for m := range st.Memberships {
-		touch(m.Member)
-	}
-	for a := range st.Conversations {
-		anons[a] = true
-	}
-	if len(anons)+len(users)+len(groups) == 0 {
-		return nil, 0, nil
-	}
-	since := s.now().Add(-ttl)
-	find := func(users, groups []string, limit int) ([]string, error) {
-		rows, err := tx.Query(ctx, affectedVisitorsQuery, setKeys(anons), users, groups, since, limit)
-		if err != nil {
-			return nil, fmt.Errorf("find visitors to refresh: %w", err)
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return nil, fmt.Errorf("find visitors to refresh: %w", err)
-		}
-		return ids, nil
-	}
-	if ids, err = find(setKeys(users), setKeys(groups), s.fanOutLimit+1); err != nil || len(ids) <= s.fanOutLimit {
-		return ids, 0, err
-	}
-	tag, err := tx.Exec(ctx, queueAffectedQuery, setKeys(anons), setKeys(users), setKeys(groups), since)
-	if err != nil {
-		return nil, 0, fmt.Errorf("queue visitors to refresh: %w", err)
-	}
-	ids, err = find([]string{}, []string{}, len(anons))
-	return ids, int(tag.RowsAffected()), err
-}
 
 // visitorRowsQuery reads, in one round trip and through the primary keys,
 // everything the documents of the visitors in $1 are built from: their
@@ -210,6 +112,7 @@ func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m
 		}
 		res.Documents += r.Documents
 		res.Visitors = append(res.Visitors, r.Visitors...)
+		res.Unwritable = append(res.Unwritable, r.Unwritable...)
 	}
 	return res, nil
 }
@@ -222,30 +125,76 @@ func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []strin
 	}
 	ids, docs, expires := make([]string, 0, len(anons)), make([][]byte, 0, len(anons)), make([]time.Time, 0, len(anons))
 	tokens := make([]string, 0, len(anons))
+	var unwritable []string
 	for _, v := range st.Visitors(anons) {
 		doc := m.Document(v)
 		raw, err := json.Marshal(doc)
 		if err != nil {
-			return mapping.BatchResult{}, fmt.Errorf("encode document of %s: %w", mapping.LogID(v.AnonymousID), err)
+			// Only a time past the year 9999 fails here (event times are
+			// bounded by the admission window, so only a batch applied
+			// around it has one): the visitor is reported, the others are
+			// written; the queue must not stall on one visitor.
+			unwritable = append(unwritable, v.AnonymousID)
+			continue
 		}
 		ids, docs, expires = append(ids, v.AnonymousID), append(docs, raw), append(expires, doc.ExpiresAt)
 		tokens = append(tokens, v.Conversation.TokenHash)
 	}
-	rows, err := tx.Query(ctx, `
+	written, refused, err := upsertDocuments(ctx, tx, ids, docs, expires, tokens)
+	if err != nil {
+		return mapping.BatchResult{}, err
+	}
+	return mapping.BatchResult{Documents: len(written), Visitors: written, Unwritable: append(unwritable, refused...)}, nil
+}
+
+// upsertDocumentsQuery writes documents, those that changed only.
+const upsertDocumentsQuery = `
 INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at, token_hash)
 SELECT * FROM unnest($1::text[], $2::json[], $3::timestamptz[], $4::text[])
 ON CONFLICT (anonymous_id) DO UPDATE
 SET document = excluded.document, expires_at = excluded.expires_at, token_hash = excluded.token_hash, written_at = now()
 WHERE d.document::text IS DISTINCT FROM excluded.document::text OR d.token_hash IS DISTINCT FROM excluded.token_hash
-RETURNING anonymous_id`, ids, docs, expires, tokens)
-	if err != nil {
-		return mapping.BatchResult{}, fmt.Errorf("write documents: %w", err)
+RETURNING anonymous_id`
+
+// upsertDocuments writes the documents that changed, under a savepoint:
+// when Postgres refuses the statement's content (classify), the halves are
+// written apart, down to the single documents it refuses, which are
+// returned as refused and left as they were. Refreshes apply no event, so
+// nothing can be dead-lettered for such a refusal; it must not stall the
+// refresh queue either.
+func upsertDocuments(ctx context.Context, tx pgx.Tx, ids []string, docs [][]byte, expires []time.Time, tokens []string) (written, refused []string, err error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
 	}
-	written, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	sp, err := tx.Begin(ctx)
 	if err != nil {
-		return mapping.BatchResult{}, fmt.Errorf("write documents: %w", err)
+		return nil, nil, fmt.Errorf("write documents: %w", err)
 	}
-	return mapping.BatchResult{Documents: len(written), Visitors: written}, nil
+	rows, err := sp.Query(ctx, upsertDocumentsQuery, ids, docs, expires, tokens)
+	if err == nil {
+		written, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err == nil {
+		if err = sp.Commit(ctx); err == nil {
+			return written, nil, nil
+		}
+	}
+	if rbErr := sp.Rollback(ctx); rbErr != nil || !errors.Is(classify(err), ErrRejected) {
+		return nil, nil, fmt.Errorf("write documents: %w", err)
+	}
+	if len(ids) == 1 {
+		return nil, ids, nil
+	}
+	h := len(ids) / 2
+	w1, r1, err := upsertDocuments(ctx, tx, ids[:h], docs[:h], expires[:h], tokens[:h])
+	if err != nil {
+		return nil, nil, err
+	}
+	w2, r2, err := upsertDocuments(ctx, tx, ids[h:], docs[h:], expires[h:], tokens[h:])
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(w1, w2...), append(r1, r2...), nil
 }
 
 // DocumentGet returns the stored, unexpired document of a visitor as the

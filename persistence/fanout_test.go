@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
 	"github.com/prechat/prechat/persistence"
 	"github.com/prechat/prechat/persistence/persistencetest"
@@ -63,32 +64,36 @@ CREATE TRIGGER test_chunk_guard_update AFTER UPDATE ON prechat_documents REFEREN
 	}
 }
 
-// TestAGroupBeyondTheFanOutLimitIsRefreshedFromTheQueue: a trait change of
-// a group with more live members than FanOutLimit does not refresh them in
-// the batch's transaction: the batch queues them (in SQL, never reading
-// them into memory) and refreshes only the visitor it touched itself, and
-// RefreshQueued then works the queue off, at most limit documents a
-// transaction, until every member's document shows the change, exactly as
-// the model builds it.
-func TestAGroupBeyondTheFanOutLimitIsRefreshedFromTheQueue(t *testing.T) {
+// TestAGroupBeyondTheFanOutLimitIsRefreshedInPages: a trait change of a
+// group with more live members than FanOutLimit queues one entry (the group,
+// besides its sender's own); refreshes expand it a page of FanOutLimit
+// visitors at a time (in SQL, never more into memory), remembering where
+// they stopped, until every member's document shows the change, exactly as
+// the model builds it, and the queue is empty.
+func TestAGroupBeyondTheFanOutLimitIsRefreshedInPages(t *testing.T) {
 	t.Parallel()
-	const members, limit, chunk = 300, 100, 70
+	const members, limit = 300, 70
 	tb := &testBundle{now: time.Now().UTC().Truncate(time.Microsecond)}
 	tb.store, tb.url = persistencetest.NewStore(t, &persistence.Config{Now: func() time.Time { return tb.now }, FanOutLimit: limit})
 	withSettings(tb)
 	ctx := context.Background()
 	raws := mappingtest.GroupMembers(members, "big", tb.now.Add(-time.Minute))
 	first := tb.decodeAll(t, raws)
-	// The batch's own visitors are refreshed in it, however many.
-	if res := tb.apply(t, first); res.Documents != members || res.Queued != 0 {
-		t.Fatalf("first batch: %d documents, %d queued; want %d and 0", res.Documents, res.Queued, members)
+	if res := tb.apply(t, first); res.Documents != members {
+		t.Fatalf("first batch: %d documents, want %d", res.Documents, members)
 	}
 	change := tb.decodeAll(t, [][]byte{
 		[]byte(`{"type":"group","messageId":"change","anonymousId":"member-0","userId":"user-0","groupId":"big","traits":{"website":"big.example"},"context":` +
 			mappingtest.Proof("user-0") + `,"timestamp":"` + tb.now.Format(time.RFC3339Nano) + `"}`)})
-	res := tb.apply(t, change)
-	if res.Queued != members-1 || res.Documents != 1 {
-		t.Fatalf("the change: %d documents refreshed, %d queued; want 1 (its own visitor) and %d", res.Documents, res.Queued, members-1)
+	b := mapping.NewBatch()
+	b.Add(&change[0], tb.now)
+	res, err := tb.store.ApplyBatch(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The group, its sender's visitor and user (a membership).
+	if res.Queued != 3 || res.Documents != 0 {
+		t.Fatalf("the change: %d documents written, %d queued; want 0 and 3 (the group, member-0, user-0)", res.Documents, res.Queued)
 	}
 	conn, err := pgx.Connect(ctx, tb.url)
 	if err != nil {
@@ -102,26 +107,26 @@ func TestAGroupBeyondTheFanOutLimitIsRefreshedFromTheQueue(t *testing.T) {
 		}
 		return n
 	}
-	if n := showing(); n != 1 {
-		t.Fatalf("%d documents show the change before the queue is worked off, want 1", n)
+	if n := showing(); n != 0 {
+		t.Fatalf("%d documents show the change before a refresh, want 0", n)
 	}
 	var rounds, written int
 	for {
-		r, err := tb.store.RefreshQueued(ctx, tb.mat, chunk)
+		r, err := tb.store.RefreshQueued(ctx, tb.mat, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Queued > chunk {
-			t.Fatalf("one refresh took %d, more than its limit %d", r.Queued, chunk)
+		if r.Queued == 0 {
+			break
+		}
+		if r.Documents > limit+1 {
+			t.Fatalf("one refresh wrote %d documents, more than FanOutLimit %d (+ member-0, queued itself)", r.Documents, limit)
 		}
 		rounds++
 		written += r.Documents
-		if r.Queued < chunk {
-			break
-		}
 	}
-	if rounds != (members-1)/chunk+1 || written != members-1 || showing() != members {
-		t.Fatalf("%d rounds wrote %d documents, %d show the change; want %d rounds, %d documents, all %d", rounds, written, showing(), (members-1)/chunk+1, members-1, members)
+	if want := (members + limit - 1) / limit; rounds != want || written != members || showing() != members {
+		t.Fatalf("%d rounds wrote %d documents, %d show the change; want %d rounds, %d documents, all %d", rounds, written, showing(), want, members, members)
 	}
 	want := tb.modelDocuments(append(first, change...))
 	for _, a := range []string{"member-0", "member-150", "member-299"} {

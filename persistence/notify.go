@@ -216,3 +216,22 @@ WHERE NOT EXISTS (SELECT 1 FROM applied_messages a WHERE a.message_id = id)`, me
 	slices.Sort(missing)
 	return missing, nil
 }
+
+// Reflects reports whether the visitor's stored document reflects every
+// one of messageIDs: all of them are applied and no refresh of the
+// visitor's document is queued (document_refreshes). A batch queues the
+// refresh of every visitor it changes in the transaction that records its
+// messageIds, and the refresh that rebuilds the document deletes it, so a
+// document read after Reflects returned true shows those events.
+func (s *Store) Reflects(ctx context.Context, anonymousID string, messageIDs []string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `
+SELECT NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS id
+                   WHERE NOT EXISTS (SELECT 1 FROM applied_messages a WHERE a.message_id = id))
+   AND NOT EXISTS (SELECT 1 FROM document_refreshes WHERE subject_kind = 'anonymous' AND subject_id = $1)`,
+		anonymousID, messageIDs).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("check the document of %s reflects %d messages: %w", mapping.LogID(anonymousID), len(messageIDs), err)
+	}
+	return ok, nil
+}

@@ -3,54 +3,296 @@ package persistence
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/prechat/prechat/mapping"
 )
 
-// RefreshQueued refreshes, in one transaction, the documents of at most
-// limit visitors from the refresh queue (oldest first; see
-// Config.FanOutLimit), and removes them from it. Concurrent callers take
-// different visitors (SKIP LOCKED). Queued in the result is how many it
-// took; fewer than limit means the queue is drained. Expired visitors are
-// dropped from the queue without a refresh.
+// claimQuery takes the oldest queued changes that no other transaction
+// holds: those a refresh works on, and those a batch re-armed and has not
+// committed yet (their change is not visible yet).
+const claimQuery = `
+SELECT subject_kind, subject_id, resume_after FROM document_refreshes
+ORDER BY queued_at, subject_kind, subject_id LIMIT $1 FOR UPDATE SKIP LOCKED`
+
+// liveQuery keeps, of the visitors in $1, those with an unexpired
+// conversation start (queued_at $2): only they have documents.
+const liveQuery = `
+SELECT anonymous_id FROM conversations WHERE anonymous_id = ANY($1) AND event_time > $2`
+
+// expandQuery lists, for each queued user or group ($1 kinds, $2 ids, $3
+// where a paged expansion resumes), its live visitors in anonymous_id order,
+// at most $5 each: a user's visitors linked by a verified link, a group's
+// the visitors of its member users (only they see a group's shared traits;
+// a visitor's own view of a group is queued as that visitor). Each step is an
+// index probe per id, fenced with OFFSET 0 so that Postgres cannot flatten it
+// into a join planned as a full scan on tables not yet analysed (see
+// migration 004).
+const expandQuery = `
+SELECT m.ord, v.anonymous_id
+FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS m(kind, id, resume, ord),
+LATERAL (
+    SELECT DISTINCT l.anonymous_id
+    FROM (
+        SELECT m.id AS user_id WHERE m.kind = 'user'
+        UNION ALL
+        SELECT gm.member_id FROM (SELECT member_id FROM group_memberships
+            WHERE m.kind = 'group' AND group_id = m.id AND member_kind = 'user' OFFSET 0) gm
+    ) u,
+    LATERAL (SELECT anonymous_id FROM identity_links WHERE user_id = u.user_id AND verified OFFSET 0) l,
+    LATERAL (SELECT 1 FROM conversations c WHERE c.anonymous_id = l.anonymous_id AND c.event_time > $4 OFFSET 0) c
+    WHERE l.anonymous_id > coalesce(m.resume, '')
+    ORDER BY l.anonymous_id LIMIT $5
+) v
+ORDER BY m.ord, v.anonymous_id`
+
+// lockQuery locks the documents of the visitors in $1 (sorted), creating a
+// placeholder for those without one, which the transaction overwrites or
+// deletes: a refresh reads a visitor's state only once it holds the
+// visitor's row, so of two refreshes of one visitor the second reads what
+// the first committed. ON CONFLICT DO UPDATE … WHERE false locks an existing
+// row without writing it. It returns the placeholders.
+const lockQuery = `
+INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at)
+SELECT id, '{}', '-infinity' FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n) ORDER BY n
+ON CONFLICT (anonymous_id) DO UPDATE SET written_at = d.written_at WHERE false
+RETURNING anonymous_id`
+
+// RefreshQueued rebuilds, in one transaction, the documents that what
+// batches queued (document_refreshes) makes stale: it claims the limit
+// oldest entries no other transaction holds, expands users and groups to
+// their live visitors, locks and rebuilds each visitor's document once, and
+// writes those that changed. An expansion with more than FanOutLimit
+// visitors is paged: the rest waits, in order, for a later call. The
+// result's Queued is the number of entries claimed (limit: there may be
+// more), Documents and Visitors the documents written; every claimed
+// visitor is notified, so that a reader waiting for it re-checks.
+//
+// Concurrent calls (every consumer runs them) and batches never wait for a
+// lock that all of them share: see migration 008 for why no refresh is
+// lost.
 func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int) (mapping.BatchResult, error) {
 	var res mapping.BatchResult
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		// Serialise with the document phase of concurrent batches, which
-		// may be changing the same visitors.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, documentsLock); err != nil {
+		res = mapping.BatchResult{}
+		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `
-DELETE FROM document_refreshes WHERE anonymous_id IN (
-    SELECT anonymous_id FROM document_refreshes ORDER BY queued_at, anonymous_id LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING anonymous_id`, limit)
+		rows, err := tx.Query(ctx, claimQuery, limit)
+		if err != nil {
+			return fmt.Errorf("claim queued changes: %w", err)
+		}
+		var claimed []queued
+		var q queued
+		if _, err := pgx.ForEachRow(rows, []any{&q.kind, &q.id, &q.resume}, func() error {
+			claimed = append(claimed, q)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("claim queued changes: %w", err)
+		}
+		if len(claimed) == 0 {
+			return nil
+		}
+		res.Queued = len(claimed)
+		plan, err := s.planRefresh(ctx, tx, claimed, s.now().Add(-m.TTL))
 		if err != nil {
 			return err
 		}
-		taken, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil || len(taken) == 0 {
-			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT anonymous_id FROM conversations WHERE anonymous_id = ANY($1) AND event_time > $2 ORDER BY anonymous_id`,
-			taken, s.now().Add(-m.TTL))
+		written, err := s.rebuild(ctx, tx, plan.visitors, m)
 		if err != nil {
 			return err
 		}
-		live, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		res.Documents, res.Visitors, res.Unwritable = written.Documents, written.Visitors, written.Unwritable
+		if err := plan.settle(ctx, tx); err != nil {
 			return err
 		}
-		if res, err = s.writeDocuments(ctx, tx, live, m); err != nil {
-			return err
-		}
-		res.Queued = len(taken)
-		return notifyIDs(ctx, tx, res.Visitors)
+		return notifyIDs(ctx, tx, notified(plan.claimedVisitors, written.Visitors))
 	})
 	if err != nil {
 		return mapping.BatchResult{}, fmt.Errorf("refresh queued documents: %w", classify(err))
 	}
 	return res, nil
+}
+
+// tryRefresh rebuilds, in tx, the documents of what st changed, as a
+// refresh would once tx committed (TryBatch).
+func (s *Store) tryRefresh(ctx context.Context, tx pgx.Tx, st *mapping.State, m *mapping.Materializer) error {
+	changes := changesOf(st)
+	claimed := make([]queued, len(changes))
+	for i, c := range changes {
+		claimed[i] = queued{kind: c.kind, id: c.id}
+	}
+	plan, err := s.planRefresh(ctx, tx, claimed, s.now().Add(-m.TTL))
+	if err != nil {
+		return err
+	}
+	_, err = s.rebuild(ctx, tx, plan.visitors, m)
+	return err
+}
+
+// queued is a claimed document_refreshes entry.
+type queued struct {
+	kind, id string
+	resume   *string
+}
+
+// refreshPlan is what one refresh transaction rebuilds and how it leaves
+// the entries it claimed.
+type refreshPlan struct {
+	// visitors are the live visitors to rebuild, sorted.
+	visitors []string
+	// claimedVisitors are the claimed visitor entries (live or not).
+	claimedVisitors []string
+	// done are the entries worked off; resume the one paged expansion left
+	// unfinished, with where it stopped. Claimed entries in neither stay
+	// queued, untouched.
+	done   []change
+	resume *queuedResume
+}
+
+type queuedResume struct {
+	change
+	after string
+}
+
+// planRefresh expands the claimed entries to the live visitors to rebuild,
+// at most FanOutLimit beyond the claimed visitors themselves.
+func (s *Store) planRefresh(ctx context.Context, tx pgx.Tx, claimed []queued, since time.Time) (refreshPlan, error) {
+	var p refreshPlan
+	var kinds, ids []string
+	var resumes []*string
+	for _, q := range claimed {
+		if q.kind == changedVisitor {
+			p.claimedVisitors = append(p.claimedVisitors, q.id)
+			p.done = append(p.done, change{q.kind, q.id})
+			continue
+		}
+		kinds, ids, resumes = append(kinds, q.kind), append(ids, q.id), append(resumes, q.resume)
+	}
+	set := map[string]bool{}
+	if len(p.claimedVisitors) > 0 {
+		rows, err := tx.Query(ctx, liveQuery, p.claimedVisitors, since)
+		if err != nil {
+			return p, fmt.Errorf("find live visitors: %w", err)
+		}
+		live, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return p, fmt.Errorf("find live visitors: %w", err)
+		}
+		for _, v := range live {
+			set[v] = true
+		}
+	}
+	if len(kinds) > 0 {
+		budget := s.fanOutLimit
+		rows, err := tx.Query(ctx, expandQuery, kinds, ids, resumes, since, budget+1)
+		if err != nil {
+			return p, fmt.Errorf("expand queued users and groups: %w", err)
+		}
+		members := make([][]string, len(kinds))
+		var ord int64
+		var v string
+		if _, err := pgx.ForEachRow(rows, []any{&ord, &v}, func() error {
+			members[ord-1] = append(members[ord-1], v)
+			return nil
+		}); err != nil {
+			return p, fmt.Errorf("expand queued users and groups: %w", err)
+		}
+		// In claim order, while the budget lasts; the first expansion that
+		// does not fit is paged, the ones after it wait untouched.
+		for i, vs := range members {
+			c := change{kinds[i], ids[i]}
+			if len(vs) <= budget {
+				for _, v := range vs {
+					set[v] = true
+				}
+				budget -= len(vs)
+				p.done = append(p.done, c)
+				continue
+			}
+			if budget > 0 {
+				for _, v := range vs[:budget] {
+					set[v] = true
+				}
+				p.resume = &queuedResume{c, vs[budget-1]}
+			}
+			break
+		}
+	}
+	p.visitors = setKeys(set)
+	return p, nil
+}
+
+// settle deletes the entries worked off and records where a paged
+// expansion resumes.
+func (p refreshPlan) settle(ctx context.Context, tx pgx.Tx) error {
+	kinds, ids := make([]string, len(p.done)), make([]string, len(p.done))
+	for i, c := range p.done {
+		kinds[i], ids[i] = c.kind, c.id
+	}
+	if _, err := tx.Exec(ctx, `
+DELETE FROM document_refreshes r USING unnest($1::text[], $2::text[]) AS d(kind, id)
+WHERE r.subject_kind = d.kind AND r.subject_id = d.id`, kinds, ids); err != nil {
+		return fmt.Errorf("delete refreshed changes: %w", err)
+	}
+	if p.resume != nil {
+		if _, err := tx.Exec(ctx, `UPDATE document_refreshes SET resume_after = $3 WHERE subject_kind = $1 AND subject_id = $2`,
+			p.resume.kind, p.resume.id, p.resume.after); err != nil {
+			return fmt.Errorf("page the refresh of a %s: %w", p.resume.kind, err)
+		}
+	}
+	return nil
+}
+
+// rebuild locks the visitors' documents (lockQuery), rebuilds them and
+// writes those that changed (writeDocuments). A placeholder it did not
+// overwrite (a conversation that expired meanwhile, a document it could not
+// encode) is deleted.
+func (s *Store) rebuild(ctx context.Context, tx pgx.Tx, visitors []string, m *mapping.Materializer) (mapping.BatchResult, error) {
+	if len(visitors) == 0 {
+		return mapping.BatchResult{}, nil
+	}
+	rows, err := tx.Query(ctx, lockQuery, visitors)
+	if err != nil {
+		return mapping.BatchResult{}, fmt.Errorf("lock documents: %w", err)
+	}
+	placeholders, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return mapping.BatchResult{}, fmt.Errorf("lock documents: %w", err)
+	}
+	res, err := s.writeDocuments(ctx, tx, visitors, m)
+	if err != nil {
+		return mapping.BatchResult{}, err
+	}
+	wrote := make(map[string]bool, len(res.Visitors))
+	for _, v := range res.Visitors {
+		wrote[v] = true
+	}
+	if left := slices.DeleteFunc(placeholders, func(v string) bool { return wrote[v] }); len(left) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM prechat_documents WHERE anonymous_id = ANY($1) AND expires_at = '-infinity'`, left); err != nil {
+			return mapping.BatchResult{}, fmt.Errorf("delete document placeholders: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// notified lists, once each, the claimed visitors and the visitors whose
+// documents were written.
+func notified(claimed, written []string) []string {
+	ids := slices.Concat(claimed, written)
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// RefreshBacklog returns how many changes wait in the refresh queue: zero
+// once every document shows every committed batch.
+func (s *Store) RefreshBacklog(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM document_refreshes`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count queued document refreshes: %w", err)
+	}
+	return n, nil
 }

@@ -10,14 +10,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/prechat/prechat/mapping"
-	"github.com/prechat/prechat/mapping/mappingtest"
 	"github.com/prechat/prechat/persistence"
 	"github.com/prechat/prechat/persistence/persistencetest"
 )
-
-// documentsLockKey is the advisory lock every batch takes for its document
-// phase (persistence's documentsLock, "prechat" in ASCII).
-const documentsLockKey int64 = 0x70726563686174
 
 // holdLock takes a session advisory lock on url's database from a
 // connection of its own, until release is called.
@@ -29,6 +24,24 @@ func holdLock(t *testing.T, url string, key int64) (release func()) {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+		t.Fatal(err)
+	}
+	release = func() { conn.Close(ctx) }
+	t.Cleanup(release)
+	return release
+}
+
+// holdRefresh holds, from a transaction of its own, visitor a1's entry in
+// the refresh queue, as a refresh working on it does, until release is
+// called: a batch that changes a1 waits for it.
+func holdRefresh(t *testing.T, url string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `BEGIN; INSERT INTO document_refreshes (subject_kind, subject_id) VALUES ('anonymous', 'a1')`); err != nil {
 		t.Fatal(err)
 	}
 	release = func() { conn.Close(ctx) }
@@ -52,7 +65,7 @@ func TestApplyBatchDoesNotWaitForeverForALock(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			store, url := persistencetest.NewStore(t, &c.cfg)
-			holdLock(t, url, documentsLockKey)
+			holdRefresh(t, url)
 			now := time.Now()
 			e, err := mapping.Decode([]byte(`{"type":"identify","messageId":"m1","anonymousId":"a1","traits":{"email":"x@example.com"},"timestamp":"`+now.UTC().Format(time.RFC3339Nano)+`"}`), "")
 			if err != nil {
@@ -63,7 +76,7 @@ func TestApplyBatchDoesNotWaitForeverForALock(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			start := time.Now()
-			_, err = store.ApplyBatch(ctx, b, &mapping.Materializer{Settings: mappingtest.Settings(), TTL: time.Hour})
+			_, err = store.ApplyBatch(ctx, b)
 			var pe *pgconn.PgError
 			if !errors.As(err, &pe) || pe.Code != c.code || time.Since(start) > 5*time.Second {
 				t.Fatalf("ApplyBatch behind a held lock: %v after %v, want SQLSTATE %s within about 300ms", err, time.Since(start), c.code)
@@ -96,12 +109,12 @@ func TestMigrateLiftsTheTimeouts(t *testing.T) {
 		t.Fatalf("schema after migrate: %+v %v", st, err)
 	}
 	// The one pooled connection has its timeouts back.
-	release = holdLock(t, url, documentsLockKey)
+	release = holdRefresh(t, url)
 	defer release()
 	e, _ := mapping.Decode([]byte(`{"type":"identify","messageId":"m1","anonymousId":"a1","traits":{"email":"x@example.com"}}`), "")
 	b := mapping.NewBatch()
 	b.Add(&e, time.Now())
-	_, err = store.ApplyBatch(ctx, b, &mapping.Materializer{Settings: mappingtest.Settings(), TTL: time.Hour})
+	_, err = store.ApplyBatch(ctx, b)
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "55P03" {
 		t.Fatalf("after migrate, a batch behind a held lock: %v, want lock_timeout (55P03)", err)

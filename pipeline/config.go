@@ -33,17 +33,16 @@ type Config struct {
 	Policy *mapping.Policy
 
 	// BatchSize is the most messages applied in one transaction. Larger
-	// batches amortise document refreshes (a group change refreshes every
-	// member once per batch) and fold more events of one visitor, user or group
-	// into one row write; each lane holds at most two. Batches only fill under
+	// batches fold more events of one visitor, user or group into one row
+	// write and one queued refresh; each lane holds at most two. Batches only fill under
 	// backlog: otherwise BatchTimeout cuts them. Default: 10000.
 	BatchSize int
 	// Lanes is how many batches a consumer applies at once. Each lane owns a
 	// share of the assigned partitions (dealt in partition order) with its
 	// own batches and transactions, so Postgres works on several batches in
-	// parallel while each partition's batches stay in order; documents stay
-	// consistent because the document phase of every batch is serialised
-	// (see persistence.Store.ApplyBatch). Lanes beyond the number of assigned
+	// parallel while each partition's batches stay in order; no lock is
+	// shared by all lanes (documents are rebuilt from the refresh queue, see
+	// RefreshBatch). Lanes beyond the number of assigned
 	// partitions are not started. Each lane holds at most two batches in
 	// memory and one Postgres connection. Default: 2.
 	Lanes int
@@ -71,8 +70,10 @@ type Config struct {
 	// error. Default: 2s.
 	JoinGroupBackoff time.Duration
 
-	// RefreshBatch is the most queued documents refreshed in one
-	// transaction (see Store.RefreshQueued). Default: 1000.
+	// RefreshBatch is the most queued changes (visitors, users, groups)
+	// whose documents one refresh transaction rebuilds (see
+	// Store.RefreshQueued); every document is written by these refreshes,
+	// which run beside the lanes. Default: 1000.
 	RefreshBatch int
 	// RefreshInterval is how often the consumer looks for queued refreshes
 	// besides those its own batches queued. Default: 1s.

@@ -18,12 +18,14 @@ import (
 // satisfies it.
 type Store interface {
 	// ApplyBatch commits the batch's effects, dead letters and positions in
-	// one transaction and rebuilds the documents it changed.
+	// one transaction, with what it changed queued for a document refresh
+	// (the result's Queued counts the entries; RefreshQueued works them off).
 	// An error wrapping mapping.ErrRejected says the batch's content was
 	// refused, which retrying cannot change; any other error is retried.
-	ApplyBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) (mapping.BatchResult, error)
-	// TryBatch runs ApplyBatch's transaction and rolls it back, returning
-	// the error ApplyBatch would: how a refused batch's culprits are found.
+	ApplyBatch(ctx context.Context, b *mapping.Batch) (mapping.BatchResult, error)
+	// TryBatch runs ApplyBatch's transaction, rebuilds the documents the
+	// batch changes, and rolls it back, returning the error ApplyBatch would:
+	// how a refused batch's culprits are found.
 	TryBatch(ctx context.Context, b *mapping.Batch, m *mapping.Materializer) error
 	// OffsetsGet returns the stored next offset per partition of a group's
 	// topic.
@@ -31,10 +33,10 @@ type Store interface {
 	// Suppressed returns which of ids are suppressed (processor forget):
 	// events naming them are dropped.
 	Suppressed(ctx context.Context, ids []string) (map[string]bool, error)
-	// RefreshQueued refreshes at most limit documents that batches queued
-	// for a later refresh (a change to a user or group with more live
-	// documents than one batch refreshes), in one transaction; the result's
-	// Queued says how many it took.
+	// RefreshQueued rebuilds, in one transaction, the documents that at
+	// most limit of the changes batches queued make stale, oldest first; the
+	// result's Queued says how many changes it took, Documents how many
+	// documents it wrote.
 	RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int) (mapping.BatchResult, error)
 }
 
@@ -113,9 +115,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// refreshLoop works off the refresh queue (see Store.RefreshQueued),
-// RefreshBatch documents per transaction, whenever a batch queued some and
-// every RefreshInterval (a queue another member or a replay filled).
+// refreshLoop works off the refresh queue (refreshAll) whenever a batch
+// queued changes and every RefreshInterval (a queue another member or a
+// replay filled). Every document is written here: while batches queue
+// faster than it works, the changes of one visitor, user or group wait as
+// one entry, and its documents are rebuilt once for all of them.
 func (c *Consumer) refreshLoop(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.RefreshInterval)
 	defer tick.Stop()
@@ -126,21 +130,34 @@ func (c *Consumer) refreshLoop(ctx context.Context) {
 		case <-tick.C:
 		case <-c.refreshNow:
 		}
-		for ctx.Err() == nil {
-			res, err := c.store.RefreshQueued(ctx, c.cfg.Materializer, c.cfg.RefreshBatch)
-			if err != nil {
-				if ctx.Err() == nil {
-					c.metrics.retries.Inc()
-					c.log.Warn("refreshing queued documents failed; retrying", zap.Error(err))
-				}
-				break
-			}
-			c.metrics.documents.Add(float64(res.Documents))
-			if res.Queued < c.cfg.RefreshBatch {
-				break
-			}
+		if err := c.refreshAll(ctx); err != nil && ctx.Err() == nil {
+			c.metrics.retries.Inc()
+			c.log.Warn("refreshing queued documents failed; retrying", zap.Error(err))
 		}
 	}
+}
+
+// refreshAll runs refresh transactions (Store.RefreshQueued), RefreshBatch
+// changes each, until one finds fewer than that queued.
+func (c *Consumer) refreshAll(ctx context.Context) error {
+	for ctx.Err() == nil {
+		start := time.Now()
+		res, err := c.store.RefreshQueued(ctx, c.cfg.Materializer, c.cfg.RefreshBatch)
+		if err != nil {
+			return err
+		}
+		c.metrics.refresh.Observe(time.Since(start).Seconds())
+		c.metrics.documents.Add(float64(res.Documents))
+		if n := len(res.Unwritable); n > 0 {
+			c.metrics.unwritable.Add(float64(n))
+			c.log.Error("documents could not be written and were left as they were", zap.Int("visitors", n),
+				zap.Strings("anonymousIds", mapping.LogIDs(res.Unwritable)))
+		}
+		if res.Queued < c.cfg.RefreshBatch {
+			return nil
+		}
+	}
+	return ctx.Err()
 }
 
 // runGeneration consumes the partitions assigned in gen until the
@@ -380,7 +397,7 @@ func (c *Consumer) apply(ctx context.Context, p *pending, log *zap.Logger) (mapp
 		defer cancel()
 		for {
 			var err error
-			res, err = c.store.ApplyBatch(actx, p.batch, c.cfg.Materializer)
+			res, err = c.store.ApplyBatch(actx, p.batch)
 			if !errors.Is(err, mapping.ErrRejected) {
 				return err
 			}

@@ -171,8 +171,12 @@ func TestApplyIsCancelledWhenTheGenerationEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer holder.Close(ctx)
-	const documentsLock int64 = 0x70726563686174 // persistence's documents lock
-	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1)`, documentsLock); err != nil {
+	// Every batch queues refreshes; SHARE mode keeps its INSERT waiting.
+	held, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Exec(ctx, `LOCK TABLE document_refreshes IN SHARE MODE`); err != nil {
 		t.Fatal(err)
 	}
 
@@ -180,10 +184,10 @@ func TestApplyIsCancelledWhenTheGenerationEnds(t *testing.T) {
 	eventuallyTrue(t, 30*time.Second, "a is assigned", func() bool { return len(a.assigned()) == 2 })
 	pipelinetest.Produce(t, tb.brokers, tb.topic, tb.generator(13).Events(20)...)
 	// a's batch now waits for the lock.
-	eventuallyTrue(t, 10*time.Second, "a's batch waits for the documents lock", func() bool {
+	eventuallyTrue(t, 10*time.Second, "a's batch waits for the lock on the refresh queue", func() bool {
 		var n int
-		err := holder.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-			WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()`).Scan(&n)
+		err := held.QueryRow(ctx, `SELECT count(*) FROM pg_locks l
+			WHERE l.locktype = 'relation' AND l.relation = 'document_refreshes'::regclass AND l.mode = 'RowExclusiveLock' AND NOT l.granted`).Scan(&n)
 		return err == nil && n > 0
 	})
 
@@ -199,7 +203,7 @@ func TestApplyIsCancelledWhenTheGenerationEnds(t *testing.T) {
 		t.Fatal("a's stuck batch was not abandoned")
 	}
 	// Released, the batch is applied by whoever holds its partitions now.
-	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, documentsLock); err != nil {
+	if err := held.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
 	tb.waitConsumed(t, 20)

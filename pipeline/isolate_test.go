@@ -79,12 +79,12 @@ func testDeadLettersWhatStorageRefuses(t *testing.T, batchSize int) {
 }
 
 // TestConsumerDeadLettersAMessageRefusedOnlyWithAnother: when two messages
-// are refused together but each is accepted alone (a document combining a
-// trait of one with a property of the other), the first message refused on
-// top of those before it is dead-lettered, and the other applies.
+// are refused together but each is accepted alone (a visitor's traits
+// combining a trait of one with a trait of the other), the first message
+// refused on top of those before it is dead-lettered, and the other applies.
 func TestConsumerDeadLettersAMessageRefusedOnlyWithAnother(t *testing.T) {
 	tb := setup(t, 1)
-	tb.exec(t, `ALTER TABLE prechat_documents ADD CONSTRAINT test_no_pair CHECK (NOT (document::text LIKE '%ada@poison.example%' AND document::text LIKE '%Poisoned subject%'))`)
+	tb.exec(t, `ALTER TABLE traits ADD CONSTRAINT test_no_pair CHECK (NOT (traits::text LIKE '%ada@poison.example%' AND traits::text LIKE '%Poisoned name%'))`)
 	at := tb.now.Format(time.RFC3339Nano)
 	var raws [][]byte
 	for i := range 10 {
@@ -93,7 +93,7 @@ func TestConsumerDeadLettersAMessageRefusedOnlyWithAnother(t *testing.T) {
 		case 2:
 			raw = `{"type":"identify","messageId":"a","anonymousId":"pair","traits":{"email":"ada@poison.example"},"timestamp":"` + at + `"}`
 		case 7:
-			raw = `{"type":"track","messageId":"b","anonymousId":"pair","event":"Live Chat Conversation Started","properties":{"subject":"Poisoned subject"},"timestamp":"` + at + `"}`
+			raw = `{"type":"identify","messageId":"b","anonymousId":"pair","traits":{"firstName":"Poisoned name"},"timestamp":"` + at + `"}`
 		}
 		raws = append(raws, []byte(raw))
 	}
@@ -102,12 +102,12 @@ func TestConsumerDeadLettersAMessageRefusedOnlyWithAnother(t *testing.T) {
 	tb.waitConsumed(t, int64(len(raws)))
 	dead := tb.deadLetters(t)
 	if len(dead) != 1 || dead[[2]int64{0, 7}] == "" {
-		t.Fatalf("dead letters %v, want the conversation start at offset 7", dead)
+		t.Fatalf("dead letters %v, want the second identify at offset 7", dead)
 	}
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	if tb.applications["a"] != 1 || tb.applications["b"] != 0 || len(tb.applications) != 9 {
-		t.Fatalf("applications %v: all but the conversation start must apply once", tb.applications)
+		t.Fatalf("applications %v: all but the second identify must apply once", tb.applications)
 	}
 }
 

@@ -20,9 +20,12 @@ type metrics struct {
 	retries   prometheus.Counter
 	skipped   prometheus.Counter
 	queued    prometheus.Counter
-	proofs    *prometheus.CounterVec
-	clamped   prometheus.Counter
-	splits    prometheus.Counter
+	refresh   prometheus.Histogram
+	// unwritable counts documents a refresh could not write.
+	unwritable prometheus.Counter
+	proofs     *prometheus.CounterVec
+	clamped    prometheus.Counter
+	splits     prometheus.Counter
 }
 
 type lagKey struct {
@@ -69,7 +72,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		queued: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "prechat_documents_queued_total",
-			Help: "Documents a batch queued for a later refresh instead of refreshing them itself: a change to a user or group with more live documents than FanOutLimit.",
+			Help: "Changes (visitors, users, groups) batches queued for a document refresh; each visitor's, user's or group's changes wait as one entry until a refresh works it off.",
+		}),
+		refresh: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "prechat_refresh_duration_seconds",
+			Help:    "Duration of a refresh transaction: claiming queued changes, rebuilding and writing their documents, committing.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		unwritable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prechat_documents_unwritable_total",
+			Help: "Documents a refresh could not encode (a time past the year 9999) or that Postgres refused, left as they were; see the error log.",
 		}),
 		proofs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prechat_identity_proofs_total",
@@ -84,7 +96,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Batches the store refused (content it cannot hold, not a transient failure) and that were split to find the messages responsible, which became dead letters.",
 		}),
 	}
-	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped, m.queued, m.proofs, m.clamped, m.splits)
+	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped, m.queued, m.refresh, m.unwritable, m.proofs, m.clamped, m.splits)
 	return m
 }
 

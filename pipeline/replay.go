@@ -55,8 +55,9 @@ func (r Range) Messages() int64 {
 // Replay re-runs the pipeline over a range of the topic with its own
 // readers (no consumer group), applying batches to the store exactly as the
 // live consumers do, while they keep running. Effects are idempotent, so the
-// state converges to the same result. It returns when the range is applied,
-// or with ctx's error.
+// state converges to the same result. It refreshes queued documents while
+// it runs, as consumers do, and returns when the range is applied and the
+// refresh queue worked off, or with ctx's error.
 func Replay(ctx context.Context, cfg Config, store Store, opts ReplayOptions) (Range, error) {
 	c, err := New(cfg, store)
 	if err != nil {
@@ -72,11 +73,29 @@ func Replay(ctx context.Context, cfg Config, store Store, opts ReplayOptions) (R
 		opts.OnStart(rng)
 	}
 	c.log.Info("replay starting", zap.Int64("messages", rng.Messages()), zap.Any("start", rng.Start), zap.Any("end", rng.End))
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() { defer close(refreshed); c.refreshLoop(refreshCtx) }()
 	c.runLanes(ctx, rng.Start, rng.End, nil, c.log)
+	stopRefresh()
+	<-refreshed
 	if err := ctx.Err(); err != nil {
 		return rng, fmt.Errorf("replay stopped: %w", err)
 	}
-	return rng, nil
+	for {
+		err := c.refreshAll(ctx)
+		if err == nil {
+			return rng, nil
+		}
+		if ctx.Err() != nil {
+			return rng, fmt.Errorf("replay stopped: %w", ctx.Err())
+		}
+		c.log.Warn("refreshing queued documents failed; retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(c.cfg.RetryMin):
+		}
+	}
 }
 
 // resolve turns the options into offsets, asking each partition's leader.

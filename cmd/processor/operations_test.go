@@ -28,7 +28,7 @@ func TestDeadLettersListAndRequeue(t *testing.T) {
 		{Topic: topic, Partition: 0, Offset: 7, Key: []byte("a1"), Raw: []byte(fixed), Reason: "invalid event: an older rule", Time: time.Now()},
 		{Topic: topic, Partition: 0, Offset: 8, Raw: []byte(`{bad`), Reason: "invalid event: not a JSON event object", Time: time.Now()},
 	}
-	if _, err := store.ApplyBatch(context.Background(), b, &mapping.Materializer{Settings: mappingtest.Settings(), TTL: time.Minute}); err != nil {
+	if _, err := store.ApplyBatch(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "KAFKA_TOPIC=" + topic}
@@ -86,9 +86,10 @@ func TestForgetCommand(t *testing.T) {
 		mappingtest.Policy().Admit(&e, time.Now())
 		b.Add(&e, time.Now())
 	}
-	if _, err := store.ApplyBatch(context.Background(), b, &mapping.Materializer{Settings: mappingtest.Settings(), TTL: time.Hour}); err != nil {
+	if _, err := store.ApplyBatch(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
+	persistencetest.Refresh(t, store, &mapping.Materializer{Settings: mappingtest.Settings(), TTL: time.Hour})
 	env := []string{"DATABASE_URL=" + dbURL}
 	code, out, stderr := runCmd(t, env, "forget", "--user-id", "u1")
 	if code != 0 {

@@ -58,9 +58,10 @@ func referenceFingerprint(t *testing.T, raws [][]byte) map[string]string {
 		mappingtest.Policy().Admit(&e, time.Now())
 		b.Add(&e, time.Now())
 	}
-	if _, err := ref.ApplyBatch(context.Background(), b, &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}); err != nil {
+	if _, err := ref.ApplyBatch(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
+	persistencetest.Refresh(t, ref, &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute})
 	fp, err := ref.Fingerprint(context.Background())
 	if err != nil {
 		t.Fatal(err)

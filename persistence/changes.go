@@ -1,0 +1,80 @@
+package persistence
+
+import (
+	"cmp"
+
+	"github.com/prechat/prechat/mapping"
+)
+
+// Kinds of document_refreshes entries: a visitor, or a user or group whose
+// live visitors' documents are to be rebuilt.
+const (
+	changedVisitor = string(mapping.KindAnonymous)
+	changedUser    = string(mapping.KindUser)
+	changedGroup   = string(mapping.KindGroup)
+)
+
+// change is a document_refreshes entry.
+type change struct{ kind, id string }
+
+// changesOf lists, sorted, what the batch state changed that documents are
+// built from: every visitor whose own rows it wrote (traits, its view of a
+// group, links, memberships, conversation starts), every user whose traits
+// or memberships it wrote, and every group whose shared traits it wrote. A
+// visitor's document depends on its user and group only through these
+// rows, so rebuilding the live visitors of each (after the batch commits)
+// reflects everything the batch did.
+func changesOf(st *mapping.State) []change {
+	seen := map[change]bool{}
+	add := func(kind, id string) {
+		if id != "" {
+			seen[change{kind, id}] = true
+		}
+	}
+	subject := func(sub mapping.Subject) {
+		switch {
+		case sub.Observer != "":
+			add(changedVisitor, sub.Observer)
+		case sub.Kind == mapping.KindAnonymous:
+			add(changedVisitor, sub.ID)
+		case sub.Kind == mapping.KindUser:
+			add(changedUser, sub.ID)
+		case sub.Kind == mapping.KindGroup:
+			add(changedGroup, sub.ID)
+		}
+	}
+	for sub := range st.Traits {
+		subject(sub)
+	}
+	for l := range st.Links {
+		add(changedVisitor, l.AnonymousID)
+	}
+	for m := range st.Memberships {
+		subject(m.Member)
+	}
+	for a := range st.Conversations {
+		add(changedVisitor, a)
+	}
+	return sortedKeys(seen, func(a, b change) int { return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.id, b.id)) })
+}
+
+// queueChanges queues the batch's changes (changesOf) for a refresh and
+// returns how many. An entry already waiting is re-armed: the UPDATE holds
+// it until the batch commits, so no refresh claims it (SKIP LOCKED) before
+// the change is visible, and restarts a paged expansion; an entry a refresh
+// holds makes the batch wait for that refresh to commit, then queue anew.
+func queueChanges(batch *statements, st *mapping.State) int {
+	changes := changesOf(st)
+	if len(changes) == 0 {
+		return 0
+	}
+	kinds, ids := make([]string, len(changes)), make([]string, len(changes))
+	for i, c := range changes {
+		kinds[i], ids[i] = c.kind, c.id
+	}
+	batch.Queue(`
+INSERT INTO document_refreshes AS r (subject_kind, subject_id)
+SELECT * FROM unnest($1::text[], $2::text[])
+ON CONFLICT (subject_kind, subject_id) DO UPDATE SET resume_after = NULL`, kinds, ids)
+	return len(changes)
+}
