@@ -1,6 +1,9 @@
 package mapping
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Default bounds of Window: how far before and after the Kafka record time
 // an event's own time is believed.
@@ -64,7 +67,19 @@ type Admission struct {
 	Clamped bool
 	// Proof is the outcome of the event's identity proof.
 	Proof ProofResult
+	// Refused says why the event cannot be applied at all: its time, even
+	// bounded by the window, is after LatestEventTime (a record time no
+	// broker clock gives, but a producer may set). Nil otherwise.
+	Refused error
 }
+
+// LatestEventTime is the latest event time a document can hold: its
+// createdAt, updatedAt and expiresAt (a TTL of at most MaxTTL later) must
+// stay within the years JSON times have (up to 9999).
+var LatestEventTime = time.Date(9998, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// MaxTTL is the longest document TTL (a year), for LatestEventTime.
+const MaxTTL = 365 * 24 * time.Hour
 
 // Admit settles e's time (e.At) within the window around the record time
 // and checks its identity proof (e.Verified), as of the record time. A nil
@@ -76,6 +91,11 @@ func (p *Policy) Admit(e *Event, record time.Time) Admission {
 	e.At = time.Time{}
 	var a Admission
 	e.At, a.Clamped = p.Window.Bound(e.Time(record), record)
+	if e.At.After(LatestEventTime) {
+		a.Refused = fmt.Errorf("event time %s (the record time's, or within the window around it) is after %s: its document could not hold it",
+			e.At.UTC().Format(time.RFC3339), LatestEventTime.Format(time.DateOnly))
+		return a
+	}
 	a.Proof = p.Verifier.Verify(e, record)
 	e.Verified = a.Proof == ProofValid
 	return a

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -84,10 +85,28 @@ func benchEnv(name string, def int) int {
 
 func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users, groups int) {
 	b.StopTimer()
+	gen := mappingtest.NewGenerator(uint64(n), visitors, users, groups)
+	runBench(b, settings, gen.Events(n), false)
+}
+
+// benchRun is what runBench measured.
+type benchRun struct {
+	events    int
+	took      time.Duration
+	documents float64
+	dbURL     string
+}
+
+// runBench produces raws, measures the drain and CopyFrom baselines, then
+// runs the pipeline over them until every event is applied and the refresh
+// queue is empty (every document shows them), and reports the rates, their
+// ratios and the peak live heap. With sameRows it also measures the
+// same-rows baseline (copySameRows) and the rows written per event.
+func runBench(b *testing.B, settings *mapping.Settings, raws [][]byte, sameRows bool) {
+	b.StopTimer()
+	n := len(raws)
 	topic := pipelinetest.Name(b, "topic")
 	brokers := pipelinetest.NewCluster(b, benchPartitions, topic)
-	gen := mappingtest.NewGenerator(uint64(n), visitors, users, groups)
-	raws := gen.Events(n)
 	for i := 0; i < len(raws); i += 10000 {
 		pipelinetest.Produce(b, brokers, topic, raws[i:min(i+10000, len(raws))]...)
 	}
@@ -106,6 +125,7 @@ func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users,
 	group := pipelinetest.Name(b, "group")
 	var consumed atomic.Int64
 	done := make(chan struct{})
+	reg := prometheus.NewRegistry()
 	c, err := pipeline.New(pipeline.Config{
 		Brokers:           brokers,
 		Topic:             topic,
@@ -116,9 +136,10 @@ func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users,
 		BatchSize:         benchEnv("PRECHAT_BENCH_BATCH", 0),
 		Lanes:             benchEnv("PRECHAT_BENCH_LANES", 0),
 		Logger:            benchLogger(),
+		Registerer:        reg,
 		OnBatch: func(info pipeline.BatchInfo) {
 			if os.Getenv("PRECHAT_BENCH_DEBUG") != "" {
-				fmt.Fprintf(os.Stderr, "%s: batch %d msgs %d docs took %s\n", time.Now().Format("15:04:05.000"), info.Messages, info.Result.Documents, info.Took)
+				fmt.Fprintf(os.Stderr, "%s: batch %d msgs %d queued took %s\n", time.Now().Format("15:04:05.000"), info.Messages, info.Result.Queued, info.Took)
 			}
 			if consumed.Add(int64(info.Messages)) == int64(n) {
 				close(done)
@@ -135,8 +156,18 @@ func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users,
 	wg.Go(func() { _ = c.Run(ctx) })
 	select {
 	case <-done:
-	case <-time.After(5 * time.Minute):
-		b.Fatalf("pipeline consumed %d of %d events in 5 minutes", consumed.Load(), n)
+	case <-time.After(10 * time.Minute):
+		b.Fatalf("pipeline consumed %d of %d events in 10 minutes", consumed.Load(), n)
+	}
+	for {
+		backlog, err := store.RefreshBacklog(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if backlog == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	took := time.Since(start)
 	b.StopTimer()
@@ -145,15 +176,40 @@ func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users,
 	stopSampling()
 
 	pipe := float64(n) / took.Seconds()
+	docs := gathered(b, reg, "prechat_documents_written_total")
 	b.ReportMetric(pipe, "events/s")
+	b.ReportMetric(docs/took.Seconds(), "documents/s")
 	b.ReportMetric(drain, "drain-events/s")
 	b.ReportMetric(copyRate, "copyfrom-rows/s")
 	b.ReportMetric(pipe/drain, "x-drain")
 	b.ReportMetric(pipe/copyRate, "x-copyfrom")
 	work := float64(peak.Load()-min(base, peak.Load())) / (1 << 20)
 	b.ReportMetric(work, "pipeline-heap-MiB")
-	b.Logf("%d events: pipeline %.0f ev/s; kafka-go drain %.0f ev/s (pipeline %.2fx); pgx CopyFrom %.0f rows/s (pipeline %.2fx); pipeline heap %.1f MiB above the %.1f MiB held before it started",
-		n, pipe, drain, pipe/drain, copyRate, pipe/copyRate, work, float64(base)/(1<<20))
+	b.Logf("%d events: pipeline %.0f ev/s, %.0f documents/s; kafka-go drain %.0f ev/s (pipeline %.2fx); pgx CopyFrom %.0f rows/s (pipeline %.2fx); pipeline heap %.1f MiB above the %.1f MiB held before it started",
+		n, pipe, docs/took.Seconds(), drain, pipe/drain, copyRate, pipe/copyRate, work, float64(base)/(1<<20))
+	if sameRows {
+		store.Close() // its connections' table statistics are flushed as they end
+		rows, copyTook := copySameRows(b, dbURL)
+		b.ReportMetric(float64(rows)/float64(n), "rows/event")
+		b.ReportMetric(copyTook.Seconds()/took.Seconds(), "x-copy-same-rows")
+		b.Logf("the pipeline wrote %d rows (%.2f per event); COPYing as many into tables with the same indexes took %s: pipeline %.2fx of that baseline",
+			rows, float64(rows)/float64(n), copyTook.Round(time.Millisecond), copyTook.Seconds()/took.Seconds())
+	}
+}
+
+// gathered is the value of a counter in reg.
+func gathered(b *testing.B, reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	b.Fatalf("no metric %s", name)
+	return 0
 }
 
 func rate(n int, fn func()) float64 {

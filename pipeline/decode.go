@@ -85,6 +85,11 @@ func batchOf(group string, policy *mapping.Policy, msgs []decoded, suppressed ma
 			}
 		default:
 			a := policy.Admit(e, m.Time)
+			if a.Refused != nil {
+				b.DeadLetters = append(b.DeadLetters, deadLetter(m, a.Refused))
+				t.outcomes[[2]string{string(e.Type), "dead_letter"}]++
+				break
+			}
 			if a.Clamped {
 				t.clamped++
 			}

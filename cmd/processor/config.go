@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/prechat/prechat/api"
+	"github.com/prechat/prechat/mapping"
 )
 
 // Config is the processor's configuration: 12-factor environment variables,
@@ -291,8 +292,8 @@ func (c *Config) Validate(needs ...string) error {
 		if c.SettingsFile == "" {
 			return errors.New("SETTINGS_FILE: required (the destination settings JSON, see the README)")
 		}
-		if c.PrechatTTL <= 0 {
-			return fmt.Errorf("PRECHAT_TTL: %s must be positive", c.PrechatTTL)
+		if c.PrechatTTL <= 0 || c.PrechatTTL > mapping.MaxTTL {
+			return fmt.Errorf("PRECHAT_TTL: %s must be positive and at most %s (a year)", c.PrechatTTL, mapping.MaxTTL)
 		}
 	}
 	if len(c.Roles) == 0 {

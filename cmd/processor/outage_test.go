@@ -110,7 +110,11 @@ func TestPostgresRestartIsWaitedOut(t *testing.T) {
 			for _, o := range offs {
 				sum += o
 			}
-			return err == nil && sum >= n
+			if err != nil || sum < n {
+				return false
+			}
+			backlog, err := store.RefreshBacklog(ctx)
+			return err == nil && backlog == 0 // and every document refreshed
 		}
 	}
 	pipelinetest.Produce(t, brokers, topic, raws[:300]...)
@@ -215,9 +219,13 @@ func TestKafkaOutageIsWaitedOut(t *testing.T) {
 		}
 		acked = append(acked, id)
 	}
-	eventually(t, 60*time.Second, "every acknowledged event applied", func() bool {
-		missing, err := store.AppliedMissing(context.Background(), acked)
-		return err == nil && len(missing) == 0
+	eventually(t, 60*time.Second, "every acknowledged event applied and its document written", func() bool {
+		for _, id := range acked {
+			if ok, err := store.Reflects(context.Background(), id, []string{id}); err != nil || !ok {
+				return false
+			}
+		}
+		return true
 	})
 	for _, id := range acked {
 		if _, _, err := store.DocumentGet(context.Background(), id); err != nil {

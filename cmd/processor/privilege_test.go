@@ -293,7 +293,7 @@ ORDER BY c.relname`)
 			denied("setval of "+r.Name, "SELECT setval($1::regclass, 1000)", r.Name)
 		}
 	}
-	for _, want := range []string{"traits", "identity_links", "group_memberships", "conversations", "prechat_documents", "applied_messages", "dead_letters", "kafka_offsets", "suppressions", "prechat_schema_version"} {
+	for _, want := range []string{"traits", "identity_links", "group_memberships", "conversations", "prechat_documents", "applied_messages", "dead_letters", "kafka_offsets", "suppressions", "prechat_schema_version", "document_refreshes"} {
 		if !slices.Contains(tables, want) {
 			t.Errorf("table %s not found among %v: the check no longer covers it", want, tables)
 		}
