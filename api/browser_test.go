@@ -683,16 +683,20 @@ func browserRoutes() map[string]http.Handler {
 		})
 	}
 	return map[string]http.Handler{
-		"GET /test/page.html":         file("page.html"),
-		"GET /test/plain.html":        file("plain.html"),
-		"GET /test/late.html":         file("late.html"),
-		"GET /test/embedded.html":     file("embedded.html"),
-		"GET /test/messaging.html":    file("messaging.html"),
-		"GET /test/verified.html":     file("verified.html"),
-		"GET /test/esw.js":            standIn("esw.js"),
-		"GET /test/bootstrap.js":      standIn("bootstrap.js"),
-		"GET /test/analytics.js":      file("build/analytics.js"),
-		"GET /test/analytics-load.js": file("analytics-load.js"),
-		"GET " + standInJS:            standIn("deployment.js"),
+		"GET /test/page.html":               file("page.html"),
+		"GET /test/plain.html":              file("plain.html"),
+		"GET /test/late.html":               file("late.html"),
+		"GET /test/embedded.html":           file("embedded.html"),
+		"GET /test/messaging.html":          file("messaging.html"),
+		"GET /test/verified.html":           file("verified.html"),
+		"GET /test/messaging-verified.html": file("messaging-verified.html"),
+		"GET /test/csp.html":                cspPage(filepath.Join(browserDir, "csp.html")),
+		"GET /test/csp-config.js":           file("csp-config.js"),
+		"GET /test/csp-page.js":             file("csp-page.js"),
+		"GET /test/esw.js":                  standIn("esw.js"),
+		"GET /test/bootstrap.js":            standIn("bootstrap.js"),
+		"GET /test/analytics.js":            file("build/analytics.js"),
+		"GET /test/analytics-load.js":       file("analytics-load.js"),
+		"GET " + standInJS:                  standIn("deployment.js"),
 	}
 }
