@@ -351,7 +351,7 @@ func TestBrowserMessagingLogout(t *testing.T) {
 // with nonce-only scripts ('strict-dynamic') and Trusted Types required for
 // script sinks. The snippet, analytics-next and the stand-in work, and the
 // page reports no violation but the one of its inline script, there to show
-// the policy is in force. The policies are those docs/messaging.md
+// the policy is in force. The policies are those docs/migration-guide.md
 // gives, with the API, the ingest and Salesforce on the page's origin.
 func TestBrowserMessagingStrictCSP(t *testing.T) {
 	t.Parallel()
