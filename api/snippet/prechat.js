@@ -299,9 +299,9 @@
       o = o || {};
       if (is(o.identityToken, "String")) {
         idt = o.identityToken;
-        if (!o.anonymousId && !o.token && !o.after && !secret) return end(), p;
+        if (!o.anonymousId && !o.token && !o.after && !secret) o = 0;
       }
-      if (applied || busy) {
+      if (!o || applied || busy) {
         if (resolve) resolve(applied);
         return p;
       }
@@ -431,10 +431,12 @@
       wrapped = u;
       f = function (k, h) {
         var o = u[k];
-        if (typeof o == "function") u[k] = function (a) {
-          try { h(a); } catch (e) {}
-          return o.apply(this, arguments);
-        };
+        try {
+          if (typeof o == "function") u[k] = function (a) {
+            try { h(a); } catch (e) {}
+            return o.apply(this, arguments);
+          };
+        } catch (e) { warn("cannot follow userVerificationAPI." + k + ": " + e); }
       };
       if (cfg.identityToken !== false) f("setIdentityToken", function (a) { idt = is(a.identityToken, "String") || idt; });
       f("clearSession", function () { forget(1); });
