@@ -374,10 +374,12 @@
       t = e.type;
       if (e.messageId && (t == "identify" || t == "group" || (t == "track" && e.event == "Live Chat Conversation Started"))) {
         ids.push(String(e.messageId));
+        // A token the event carries already is kept.
         if (idt && (e.userId || t == "track")) {
           c = e.context = e.context || {};
-          (c.prechat = c.prechat || {}).identityToken = idt;
-          e.userId = e.userId || sub(idt);
+          c = c.prechat = c.prechat || {};
+          c.identityToken = c.identityToken || idt;
+          e.userId = e.userId || sub(c.identityToken);
         }
         if (t == "track") {
           t = 1;
