@@ -106,7 +106,31 @@ func New(t testing.TB, o Options) *Browser {
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	t.Cleanup(acancel)
 	b := &Browser{t: t, opts: o}
-	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithListener(b.listen))
+	b.open(actx, start...)
+	return b
+}
+
+// NewTab opens another tab in b's browser: the same profile, so the same
+// cookies and localStorage, as a visitor's second tab. It records its own
+// requests and console messages and closes when the test ends.
+func (b *Browser) NewTab() *Browser {
+	b.t.Helper()
+	tab := &Browser{t: b.t, opts: b.opts}
+	var start []chromedp.Action[chromedp.Void]
+	if o := b.opts; o.Width > 0 && o.Height > 0 {
+		start = append(start, chromedp.EmulateViewport(int64(o.Width), int64(o.Height)))
+	}
+	tab.open(b.ctx, start...)
+	return tab
+}
+
+// open opens the tab of b under parent (an allocator's context: a new
+// browser; a tab's: a new tab in its browser), runs start and records the
+// tab's console messages; when the test failed they are logged, with the
+// requests.
+func (b *Browser) open(parent context.Context, start ...chromedp.Action[chromedp.Void]) {
+	t := b.t
+	bctx, bcancel := chromedp.NewContext(parent, chromedp.WithListener(b.listen))
 	t.Cleanup(bcancel)
 	if err := chromedp.Do(bctx, start...); err != nil {
 		t.Fatalf("start %s: %v", ChromiumPath, err)
@@ -135,7 +159,6 @@ func New(t testing.TB, o Options) *Browser {
 			}
 		}
 	})
-	return b
 }
 
 // Context is the tab's context, for chromedp calls the helpers lack.

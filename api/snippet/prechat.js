@@ -16,8 +16,13 @@
 // - messaging (Messaging for Web): the page loads bootstrap.min.js and calls
 //   embeddedservice_bootstrap.init itself, after this snippet; once
 //   onEmbeddedMessagingReady fired the snippet sets the document's hidden and
-//   visible pre-chat fields, and never after
-//   onEmbeddedMessagingConversationStarted.
+//   visible pre-chat fields, and never once a conversation exists on the
+//   page: onEmbeddedMessagingConversationStarted (...Created in older
+//   builds) in the tab that started it, ...ConversationOpened in every page
+//   and tab it is loaded into. A later onEmbeddedMessagingReady (the
+//   conversation ended and its window closed, or clearSession) makes the
+//   page ready for another conversation, whose start brings its own
+//   document.
 //
 // The server renders one variant per product (see renderSnippet in
 // snippet.go), keeping the lines between "//#if TAG..." and "//#end" when
@@ -30,7 +35,7 @@
 // The server also strips blank lines, lines that start with // and
 // indentation, and the spaces that separate no words: keep every comment on
 // a line of its own, and end statements with semicolons. Plain ES5, no
-// dependencies; every variant must stay under 6 KB (browser_test.go checks
+// dependencies; every variant must stay under 7 KB (browser_test.go checks
 // them).
 //
 // The conversation secret: on each conversation start sent through
@@ -43,8 +48,19 @@
 // A conversation started server-side passes its secret to
 // prechat.start({token}).
 //
+// Verified users: an identity token (a JWT whose sub is the userId, such as
+// the one a page gives Messaging's User Verification) goes with this page's
+// identify and group events that carry a userId and with its conversation
+// starts, as context.prechat.identityToken; a conversation start without a
+// userId gets the token's sub. The token comes from
+// prechatConfig.identityToken, prechat.start({identityToken}) or, on
+// Messaging pages, the page's
+// embeddedservice_bootstrap.userVerificationAPI.setIdentityToken (unless
+// prechatConfig.identityToken is false); its clearSession (logout) makes
+// the snippet forget the user's document, token, events and secret.
+//
 // Options, set before the snippet loads: window.prechatConfig = {apiBase,
-// wait, scriptUrl, product, onError, onApplied}.
+// wait, scriptUrl, product, identityToken, onError, onApplied}.
 //
 // The snippet trusts a global (prechatConfig, the product's, its own) only
 // when it is a plain object, document.currentScript only when it is a
@@ -78,8 +94,17 @@
   // the product: 0 loading, 1 ready, 2 failed; queue runs when it settles
   var la = 0;
   var queue = [];
-  var busy, inited, hooked, started, secret;
+  var busy, inited, hooked, secret, wrapped;
   var applied = null;
+  // the identity token this page's events carry
+  var idt = is(cfg.identityToken, "String");
+  // generation: forget() makes every start under way a stale one
+  var gen = 0;
+  //#if messaging
+  // the conversation on this page: 0 none, 1 started in this tab, 2 of
+  // another page or tab, opened here
+  var conv = 0;
+  //#end
 
   // The API is where this script came from (document.currentScript, else
   // the last script from a /v1/prechat.js); an inline copy uses the page's
@@ -122,6 +147,26 @@
     var q = queue;
     queue = [];
     for (var i = 0; i < q.length; i++) q[i]();
+  }
+
+  // forget ends this page's conversation: its document is no longer the
+  // applied one, and starts under way apply nothing. On logout (all) the
+  // user's token, the ids of their events and the secret go too.
+  function forget(all) {
+    gen++;
+    applied = null;
+    inited = busy = false;
+    //#if messaging
+    conv = 0;
+    //#end
+    if (all) idt = secret = null, ids = [];
+  }
+
+  // sub is the sub claim of a JWT, unverified (the server verifies it).
+  function sub(t) {
+    try {
+      return is(JSON.parse(decodeURIComponent(escape(atob(t.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))))).sub, "String");
+    } catch (e) {}
   }
 
   // every calls f now and every 250 ms until it returns true, for 30 s.
@@ -174,7 +219,10 @@
     if (!x) return "the document has no " + product + " output: add it to the settings' products";
     //#end
     //#if messaging
-    if (started) return "the conversation already started, the pre-chat fields were not set";
+    if (conv == 1) return "the conversation already started, the pre-chat fields were not set";
+    // A conversation of another page or tab runs here: its fields were set
+    // where it started; nothing to set, nothing wrong.
+    if (conv) return "";
     //#end
     //#if liveAgent
     for (i = 0; i < es.length; i++) o[es[i].entityName] = es[i];
@@ -232,20 +280,28 @@
     return "";
   }
 
-  // start fetches the visitor's document and applies it, once per page. It
-  // returns a Promise of the applied document (null on failure) where
-  // Promise exists.
+  // start fetches the visitor's document and applies it, once per page (once
+  // per conversation on Messaging pages). It returns a Promise of the
+  // applied document (null on failure) where Promise exists. An
+  // identityToken becomes the page's; given alone before any conversation
+  // start, that is all start does.
   function start(o) {
-    var P = w.Promise, resolve, tries = 0;
+    var P = w.Promise, resolve, tries = 0, g = gen;
     var p = P && new P(function (r) { resolve = r; });
     var end = function (msg) {
-      busy = false;
-      if (msg) fail(msg);
-      if (resolve) resolve(applied);
+      if (g == gen) {
+        busy = false;
+        if (msg) fail(msg);
+      }
+      if (resolve) resolve(g == gen ? applied : null);
     };
     try {
       o = o || {};
-      if (applied || busy) {
+      if (is(o.identityToken, "String")) {
+        idt = o.identityToken;
+        if (!o.anonymousId && !o.token && !o.after && !secret) o = 0;
+      }
+      if (!o || applied || busy) {
         if (resolve) resolve(applied);
         return p;
       }
@@ -263,10 +319,11 @@
         x.timeout = (wait + 10) * 1000;
         x.onload = function () {
           var s = x.status, doc = null;
+          if (g != gen) return end();
           if ((s == 503 || s == 429) && ++tries < 3) return setTimeout(get, 1000 * tries);
           try { doc = s == 200 && JSON.parse(x.responseText); } catch (e) {}
           if (!doc) return end(s == 404 ? "no pre-chat document for " + id : "document request failed: HTTP " + s);
-          var go = function () { end(apply(doc)); };
+          var go = function () { end(g == gen ? apply(doc) : ""); };
           if (la) return go();
           queue.push(go);
           //#if embeddedChat messaging
@@ -289,12 +346,15 @@
   }
 
   // middleware is an analytics.js source middleware: it records the page's
-  // identify, group and conversation start messageIds and, on a conversation
-  // start, makes a new conversation secret, adds its hash to the event
-  // (context.prechat.tokenHash) and, once the events are applied, fetches
-  // the document with the secret. analytics-next waits for the Promise it
-  // then returns, analytics.js 1.x for next. Without crypto.subtle (a page
-  // not served over https) it fetches without a secret.
+  // identify, group and conversation start messageIds, adds the page's
+  // identity token to those of them that carry a userId and to conversation
+  // starts (with the token's sub as userId when there is none) and, on a
+  // conversation start, makes a new conversation secret, adds its hash to
+  // the event (context.prechat.tokenHash) and, once the events are applied,
+  // fetches the document with the secret. analytics-next waits for the
+  // Promise it then returns, analytics.js 1.x for next. Without
+  // crypto.subtle (a page not served over https) it fetches without a
+  // secret.
   function middleware(o) {
     // go lets the event go with hash h of secret k (none without h), and
     // fetches the document after a conversation start.
@@ -314,6 +374,13 @@
       t = e.type;
       if (e.messageId && (t == "identify" || t == "group" || (t == "track" && e.event == "Live Chat Conversation Started"))) {
         ids.push(String(e.messageId));
+        // A token the event carries already is kept.
+        if (idt && (e.userId || t == "track")) {
+          c = e.context = e.context || {};
+          c = c.prechat = c.prechat || {};
+          c.identityToken = c.identityToken || idt;
+          e.userId = e.userId || sub(c.identityToken);
+        }
         if (t == "track") {
           t = 1;
           // The secret: 256 random bits as hex; its hash: the hex SHA-256
@@ -357,9 +424,39 @@
   };
 
   //#if messaging
-  // The page calls embeddedservice_bootstrap.init after this snippet.
-  w.addEventListener("onEmbeddedMessagingReady", function () { settle(1); });
-  w.addEventListener("onEmbeddedMessagingConversationStarted", function () { started = 1; });
+  // watch follows the page's User Verification: the token it gives
+  // setIdentityToken becomes the page's (unless prechatConfig.identityToken
+  // is false), clearSession (logout) forgets the user.
+  var watch = function () {
+    var u = is(w[G]) && is(w[G].userVerificationAPI), f;
+    if (u && u != wrapped) {
+      wrapped = u;
+      f = function (k, h) {
+        var o = u[k];
+        try {
+          if (typeof o == "function") u[k] = function (a) {
+            try { h(a); } catch (e) {}
+            return o.apply(this, arguments);
+          };
+        } catch (e) { warn("cannot follow userVerificationAPI." + k + ": " + e); }
+      };
+      if (cfg.identityToken !== false) f("setIdentityToken", function (a) { idt = is(a.identityToken, "String") || idt; });
+      f("clearSession", function () { forget(1); });
+    }
+    return wrapped;
+  };
+  // The page calls embeddedservice_bootstrap.init after this snippet. The
+  // listeners capture, so they run before the page's own at window.
+  var on = function (n, f) { w.addEventListener("onEmbeddedMessaging" + n, f, true); };
+  on("Ready", function () {
+    if (conv || applied) forget();
+    watch();
+    settle(1);
+  });
+  on("ConversationStarted", function () { conv = 1; });
+  on("ConversationCreated", function () { conv = 1; });
+  on("ConversationOpened", function () { conv = conv || 2; });
+  every(watch);
   //#end
   //#if embeddedChat
   // esw.min.js defines embedded_svc; it may load after this snippet.

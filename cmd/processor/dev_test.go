@@ -152,14 +152,16 @@ func TestDevFailsClearlyWithoutPostgres(t *testing.T) {
 var devOriginalCalls = mappingtest.OriginalLiveAgentCalls("Order 42 is late")
 
 // devMessagingLog is what the stand-in bootstrap.js records for the example
-// visitor: the page's init, the ready event, the snippet's hidden fields
-// (by each mapping's messagingField) and visible fields (not editable:
-// visibleFieldsEditable is false), launchChat from the page's onApplied,
-// and the conversation start.
+// visitor: the page's init, the ready event, the snippet's document
+// request answered (the page logs it), the hidden fields (by each mapping's
+// messagingField) and visible fields (not editable: visibleFieldsEditable is
+// false), launchChat from the page's onApplied, and the conversation start
+// and its opening in this tab.
 const devMessagingLog = `[
 	["init", "00D3D000000DIdG", "Prechat_Messaging", "https://example.my.site.com/ESWPrechatMessaging1",
 		{"scrt2URL": "https://example.my.salesforce-scrt.com"}],
 	["onEmbeddedMessagingReady"],
+	["document", 200],
 	["setHiddenPrechatFields", {"Email": "ada@example.com", "Case_Status": "New", "Account_Website": "acme.test", "Account_Revenue": "100"}],
 	["setVisiblePrechatFields", {
 		"_email": {"value": "ada@example.com", "isEditableByEndUser": false},
@@ -167,7 +169,8 @@ const devMessagingLog = `[
 		"_lastName": {"value": "Lovelace", "isEditableByEndUser": false},
 		"_subject": {"value": "Order 42 is late", "isEditableByEndUser": false}}],
 	["launchChat"],
-	["onEmbeddedMessagingConversationStarted"]
+	["onEmbeddedMessagingConversationStarted"],
+	["onEmbeddedMessagingConversationOpened"]
 ]`
 
 // devDemoProduct is the demo page run for one chat product.
@@ -219,12 +222,13 @@ func TestDevDemoPageInBrowser(t *testing.T) {
 	messaging := devDemoProduct{
 		product: "messaging", screenshot: "demo-page-messaging.png",
 		// Before the chat, the timeline shows init and the ready
-		// event done, the other four steps pending.
+		// event done, the other six steps pending.
 		loaded: `(window.__messagingLog || []).length === 2 && document.querySelectorAll('#messaging-timeline li.done').length === 2 &&
-			document.querySelectorAll('#messaging-timeline li.pending').length === 4`,
-		done:  `document.querySelectorAll('#messaging-timeline li.done').length === 6`,
+			document.querySelectorAll('#messaging-timeline li.pending').length === 6`,
+		done:  `document.querySelectorAll('#messaging-timeline li.done').length === 8`,
 		empty: "Set after onEmbeddedMessagingReady, once the document arrived",
 		check: checkDemoMessaging,
+		after: checkDemoMessagingLifecycle,
 	}
 	// The same visitor with "Verified by the site's server" unchecked: the
 	// same values, each marked "this browser".
@@ -558,8 +562,8 @@ func checkDemoMessaging(t *testing.T, b *browsertest.Browser) {
 
 	steps := browsertest.Eval[[]string](b, `Array.prototype.map.call(document.querySelectorAll('#messaging-timeline li'), function (li) {
 		return li.getAttribute('data-step') + ' ' + li.className; })`)
-	want := []string{"init done", "onEmbeddedMessagingReady done", "setHiddenPrechatFields done", "setVisiblePrechatFields done",
-		"launchChat done", "onEmbeddedMessagingConversationStarted done"}
+	want := []string{"init done", "onEmbeddedMessagingReady done", "document done", "setHiddenPrechatFields done", "setVisiblePrechatFields done",
+		"launchChat done", "onEmbeddedMessagingConversationStarted done", "onEmbeddedMessagingConversationOpened done"}
 	if !slices.Equal(steps, want) {
 		t.Errorf("the timeline shows %q, want %q", steps, want)
 	}
@@ -591,6 +595,73 @@ func checkDemoMessaging(t *testing.T, b *browsertest.Browser) {
 	if got := b.Text("#status-text"); got != "Applied: 4 hidden and 4 visible pre-chat fields set, then launchChat" {
 		t.Errorf("status %q", got)
 	}
+}
+
+// checkDemoMessagingLifecycle runs the demo page's Messaging buttons once
+// the first conversation runs. "Second conversation" ends it (the stand-in
+// fires ...ConversationClosed, then the ready event again) and starts chat
+// again with the form, whose case subject changed: the snippet sets the
+// fields again from the new document, before the second conversation
+// starts. "Reopen on another page" loads the page again while that
+// conversation runs: Messaging reopens it there, and a chat start on that
+// page makes the snippet fetch the document and set nothing, with no error.
+// The note under the buttons, and the status, say what happened.
+func checkDemoMessagingLifecycle(t *testing.T, b *browsertest.Browser) {
+	if hidden := browsertest.Eval[bool](b, `document.getElementById('messaging-lifecycle').hidden`); hidden {
+		t.Fatal("the conversation runs, but its buttons are hidden")
+	}
+	b.Do(10*time.Second, chromedp.SetValue(chromedp.ID("subject"), "Refund, please"))
+	b.Do(10*time.Second, chromedp.Click(chromedp.ID("second")))
+	b.Poll(30*time.Second, `/^Conversation 2, applied/.test(document.getElementById('status-text').textContent) &&
+		__messagingLog.filter(function (c) { return c[0] === 'onEmbeddedMessagingConversationOpened'; }).length === 2`)
+	browsertest.AssertJSON(t, "the second conversation's calls and events", b.Eval(`__messagingLog.slice(8)`), `[
+		["onEmbeddedMessagingConversationClosed"], ["onEmbeddedMessagingReady"], ["document", 200],
+		["setHiddenPrechatFields", {"Email": "ada@example.com", "Case_Status": "New", "Account_Website": "acme.test", "Account_Revenue": "100"}],
+		["setVisiblePrechatFields", {
+			"_email": {"value": "ada@example.com", "isEditableByEndUser": false},
+			"_firstName": {"value": "Ada", "isEditableByEndUser": false},
+			"_lastName": {"value": "Lovelace", "isEditableByEndUser": false},
+			"_subject": {"value": "Refund, please", "isEditableByEndUser": false}}],
+		["launchChat"], ["onEmbeddedMessagingConversationStarted"], ["onEmbeddedMessagingConversationOpened"]]`)
+	if got := b.Text("#lifecycle-note"); !strings.Contains(got, "fired onEmbeddedMessagingReady again") {
+		t.Errorf("the note after the second conversation: %q", got)
+	}
+	if got := b.Text("#status-text"); got != "Conversation 2, applied: 4 hidden and 4 visible pre-chat fields set, then launchChat" {
+		t.Errorf("status %q", got)
+	}
+	// The agent view shows the second conversation's fields.
+	if got := b.Text(`#messaging-visible tr[data-field="_subject"]`); !strings.Contains(got, "Refund, please") {
+		t.Errorf("the visible _subject shown: %q", got)
+	}
+
+	b.Do(10*time.Second, chromedp.Click(chromedp.ID("reopen")))
+	b.PollAcrossLoads(20*time.Second, `location.search === '?product=messaging&page=another' && !!window.prechat &&
+		(window.__messagingLog || []).some(function (c) { return c[0] === 'onEmbeddedMessagingConversationOpened'; }) &&
+		/opened from another page/.test(document.getElementById('status-text').textContent)`)
+	if browsertest.Eval[bool](b, `document.getElementById('page-note').hidden`) {
+		t.Error("the other page does not say what it is")
+	}
+	steps := browsertest.Eval[[]string](b, `Array.prototype.map.call(document.querySelectorAll('#messaging-timeline li'), function (li) {
+		return li.getAttribute('data-step') + ' ' + li.className; })`)
+	if want := []string{"init done", "onEmbeddedMessagingReady done", "onEmbeddedMessagingConversationOpened done"}; !slices.Equal(steps, want) {
+		t.Errorf("the other page's timeline shows %q, want %q", steps, want)
+	}
+	b.Poll(10*time.Second, `!!prechat.anonymousId()`)
+	b.Do(10*time.Second, chromedp.Click(chromedp.ID("fill")))
+	b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
+	b.Poll(30*time.Second, `/^Nothing set/.test(document.getElementById('status-text').textContent)`)
+	browsertest.AssertJSON(t, "the other page's calls and events", b.Eval(`window.__messagingLog`), `[
+		["init", "00D3D000000DIdG", "Prechat_Messaging", "https://example.my.site.com/ESWPrechatMessaging1",
+			{"scrt2URL": "https://example.my.salesforce-scrt.com"}],
+		["onEmbeddedMessagingReady"], ["onEmbeddedMessagingConversationOpened"], ["document", 200]]`)
+	browsertest.AssertJSON(t, "prechatAPI calls the stand-in refused", b.Eval(`window.__messagingViolations`), `[]`)
+	if got := b.Text("#lifecycle-note"); !strings.Contains(got, "The snippet set nothing, called no onError") {
+		t.Errorf("the note on the other page: %q", got)
+	}
+	if state := browsertest.Eval[string](b, `document.body.getAttribute('data-state')`); state == "error" {
+		t.Errorf("the other page shows an error: %s", b.Text("#status-text"))
+	}
+	b.AssertNoExceptions()
 }
 
 // checkDemoCompare: the compare panel shows the document's three

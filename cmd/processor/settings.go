@@ -37,8 +37,22 @@ func settingsCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: valid\n\n", args[1])
+	printWarnings(stdout, s.Warnings())
 	printSettings(stdout, s)
 	return nil
+}
+
+// printWarnings lists what in valid settings cannot work as written
+// (mapping.Settings.Warnings), one setting per line, before the rest.
+func printWarnings(w io.Writer, warnings []mapping.SettingsWarning) {
+	if len(warnings) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "Warnings: %d setting(s) cannot work as written in Salesforce\n", len(warnings))
+	for _, x := range warnings {
+		fmt.Fprintf(w, "  %s\n", x)
+	}
+	fmt.Fprintln(w)
 }
 
 // productNames are the products as the output names them.

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -143,6 +147,53 @@ func TestSettingsCheckProductErrors(t *testing.T) {
 			code, out, stderr := runCmd(t, nil, "settings", "check", writeSettings(t, []byte(c.settings)))
 			if code != 1 || !strings.Contains(stderr, c.want) {
 				t.Fatalf("exit %d, stderr %q, stdout %q; want exit 1 and %q", code, stderr, out, c.want)
+			}
+		})
+	}
+}
+
+// TestSettingsCheckWarnings runs "processor settings check" over the
+// settings files of mapping's warning cases (mapping/testdata/warnings):
+// each is valid (exit 0), and the output lists exactly its warnings,
+// "field: problem", before the mappings; clean settings print no warning.
+func TestSettingsCheckWarnings(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob(filepath.Join("..", "..", "mapping", "testdata", "warnings", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no warning cases: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".json"), func(t *testing.T) {
+			t.Parallel()
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c struct {
+				Input json.RawMessage `json:"input"`
+				Want  []struct{ Field, Problem string }
+			}
+			if err := json.Unmarshal(raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			code, out, stderr := runCmd(t, nil, "settings", "check", writeSettings(t, c.Input))
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			head, _, _ := strings.Cut(out, "Products: ")
+			if len(c.Want) == 0 {
+				if strings.Contains(out, "Warnings: ") {
+					t.Errorf("clean settings printed warnings:\n%s", out)
+				}
+				return
+			}
+			if want := fmt.Sprintf("Warnings: %d setting(s) cannot work as written in Salesforce\n", len(c.Want)); !strings.Contains(head, want) {
+				t.Errorf("the output does not start with %q:\n%s", want, out)
+			}
+			for _, w := range c.Want {
+				if !strings.Contains(head, "  "+w.Field+": ") || !strings.Contains(head, w.Problem) {
+					t.Errorf("the warnings lack %s: …%s…:\n%s", w.Field, w.Problem, head)
+				}
 			}
 		})
 	}

@@ -10,6 +10,14 @@
 // guide gives, and renders what the stand-in received as an agent view
 // (views.js), beside the compare panel of the visitor's document. It sets
 // window.prechatConfig before the snippet loads.
+//
+// For Messaging for Web, once a conversation runs, "Reopen on another page"
+// loads /?product=messaging&page=another, where the stand-in reopens the
+// conversation (onEmbeddedMessagingConversationOpened) and a chat start
+// shows the snippet setting nothing, quietly; "Second conversation" ends
+// the conversation as the visitor would (the ready event comes again) and
+// starts chat again with the form: its own document, set again. The note
+// under the buttons says what happened.
 (function () {
   'use strict';
 
@@ -17,7 +25,8 @@
   var $ = function (id) { return document.getElementById(id); };
   var el = PrechatViews.el;
   var PRODUCT = document.documentElement.getAttribute('data-product') || 'liveAgent';
-  var state = { doc: null, error: null, sending: false, analytics: false, product: false };
+  var state = { doc: null, error: null, sending: false, analytics: false, product: false, applied: 0, second: false };
+  var ANOTHER_PAGE = /[?&]page=another(&|$)/.test(location.search);
 
   function setStatus(kind, text) {
     $('status').setAttribute('data-state', kind);
@@ -94,7 +103,8 @@
       onApplied: function () { embeddedservice_bootstrap.utilAPI.launchChat(); },
       applied: function (doc) {
         var m = doc.messaging || {};
-        return 'Applied: ' + Object.keys(m.hiddenFields || {}).length + ' hidden and ' +
+        return (state.applied > 1 ? 'Conversation ' + state.applied + ', applied: ' : 'Applied: ') +
+          Object.keys(m.hiddenFields || {}).length + ' hidden and ' +
           Object.keys(m.visibleFields || {}).length + ' visible pre-chat fields set, then launchChat';
       }
     }
@@ -107,7 +117,8 @@
 
   function maybeReady() {
     if (!state.product && product.ready()) state.product = true;
-    if (state.analytics && state.product && !state.sending && !state.doc && !state.error) {
+    var running = PRODUCT === 'messaging' && since().indexOf('onEmbeddedMessagingConversationOpened') >= 0;
+    if (state.analytics && state.product && !state.sending && !state.doc && !state.error && !running) {
       setStatus('idle', 'Ready: fill the form and start a chat');
     }
     return state.product;
@@ -150,6 +161,7 @@
     onApplied: function (doc) {
       state.doc = doc;
       state.error = null;
+      state.applied++;
       if (product.onApplied) product.onApplied(doc);
       setStatus('applied', product.applied(doc));
       $('start').textContent = 'Chat started';
@@ -180,9 +192,13 @@
     Object.keys(example).forEach(function (k) { $(k).value = example[k]; });
   });
   $('reset').addEventListener('click', function () {
-    // A new visitor: a fresh anonymousId, and a page whose chat product was
-    // not initialised yet (the product stays, it is in the URL).
-    Promise.resolve(analytics.reset()).then(function () { location.reload(); });
+    // A new visitor: a fresh anonymousId, no running Messaging conversation,
+    // and a page whose chat product was not initialised yet (the product
+    // stays, it is in the URL).
+    if (window.__messagingStandIn) window.__messagingStandIn.end();
+    Promise.resolve(analytics.reset()).then(function () {
+      location.assign('/?product=' + PRODUCT);
+    });
   });
 
   function sent(type, path, promise, proof) {
@@ -252,6 +268,72 @@
     }).then(function (body) { return body.userHash; });
   }
 
+  // ---- Messaging: the conversation outlives the page ----------------------------
+  //
+  // The stand-in keeps the conversation in localStorage, as Messaging keeps
+  // it across pages and tabs. The page logs the snippet's document requests
+  // in the stand-in's log, so the timeline shows when each document came.
+  function messagingLog() { return window.__messagingLog || []; }
+
+  // since lists the steps of the log after the last ready event.
+  function since() {
+    var log = messagingLog(), i = log.length;
+    while (i-- && log[i][0] !== 'onEmbeddedMessagingReady');
+    return log.slice(i + 1).map(function (c) { return c[0]; });
+  }
+
+  function note(text) { $('lifecycle-note').textContent = text; }
+
+  if (PRODUCT === 'messaging') {
+    var open = XMLHttpRequest.prototype.open;
+    XMLHttpRequest.prototype.open = function (method, url) {
+      if (/\/v1\/prechat\//.test(url)) {
+        this.addEventListener('load', function () {
+          var status = this.status, applied = state.applied;
+          messagingLog().push(['document', status]);
+          // After the snippet's own handler: did it apply the document?
+          setTimeout(function () {
+            var after = since();
+            if (status === 200 && state.applied === applied && after.indexOf('onEmbeddedMessagingConversationOpened') >= 0) {
+              state.sending = false;
+              setStatus('idle', 'Nothing set: a conversation already runs on this page, so the snippet left the fields alone and reported no error');
+              note('The document arrived while the conversation runs here: its fields were set where it started, and can no longer be set. ' +
+                'The snippet set nothing, called no onError, and start() resolved to null.');
+              $('start').disabled = false;
+            }
+            render();
+          }, 0);
+        });
+      }
+      return open.apply(this, arguments);
+    };
+    $('page-note').hidden = !ANOTHER_PAGE;
+    $('reopen').addEventListener('click', function () {
+      location.assign('/?product=messaging&page=another');
+    });
+    $('second').addEventListener('click', function () {
+      state.second = true;
+      $('second').disabled = $('reopen').disabled = true;
+      note('Ending the conversation, as the visitor does from its window…');
+      window.__messagingStandIn.end();
+    });
+    window.addEventListener('onEmbeddedMessagingReady', function () {
+      if (!state.second) return;
+      state.second = false;
+      note('The conversation ended and its window closed: Messaging fired onEmbeddedMessagingReady again, and the page may ' +
+        'start another conversation. Start chat went out again: the snippet fetches the new conversation start’s document and sets its fields again.');
+      $('prechat-form').requestSubmit();
+    });
+    window.addEventListener('onEmbeddedMessagingConversationOpened', function () {
+      $('messaging-lifecycle').hidden = false;
+      $('second').disabled = $('reopen').disabled = false;
+      if (ANOTHER_PAGE && !state.applied && !$('lifecycle-note').textContent) {
+        note('This page reopened the conversation of the first page (onEmbeddedMessagingConversationOpened after the ready event).');
+        setStatus('idle', 'A conversation runs: it was opened from another page');
+      }
+    });
+  }
+
   // ---- the agent view and the compare panel ---------------------------------------
   function render() {
     var view = PrechatViews[PRODUCT](state.doc);
@@ -275,7 +357,8 @@
   }
 
   // The stand-ins' records change on these events, and in onApplied.
-  ['liveagent-call', 'onEmbeddedMessagingReady', 'onEmbeddedMessagingConversationStarted'].forEach(function (name) {
+  ['liveagent-call', 'onEmbeddedMessagingReady', 'onEmbeddedMessagingConversationStarted', 'onEmbeddedMessagingConversationCreated',
+    'onEmbeddedMessagingConversationOpened', 'onEmbeddedMessagingConversationClosed'].forEach(function (name) {
     window.addEventListener(name, render);
   });
   window.addEventListener('onEmbeddedMessagingReady', maybeReady);

@@ -355,15 +355,26 @@
   // ---- Messaging for Web ------------------------------------------------------
   //
   // What embeddedservice_bootstrap received, from bootstrap.js's
-  // __messagingLog: the timeline of calls and events, and the fields.
+  // __messagingLog (with the page's ["document", status] when the snippet's
+  // document request is answered): the timeline of calls and events, and
+  // the fields of the last conversation that got them. Until a conversation
+  // exists, the steps of a fresh one that are still to come show pending.
   var STEPS = [
     ['init', 'the page’s own init call'],
     ['onEmbeddedMessagingReady', 'ready: pre-chat fields may be set from now'],
+    ['document', 'the snippet’s document request answered'],
     ['setHiddenPrechatFields', 'prechatAPI, by the snippet'],
     ['setVisiblePrechatFields', 'prechatAPI, by the snippet'],
     ['launchChat', 'utilAPI.launchChat(), from onApplied'],
-    ['onEmbeddedMessagingConversationStarted', 'the conversation started: no field can be set from now']
+    ['onEmbeddedMessagingConversationStarted', 'the conversation started in this tab: no field can be set from now'],
+    ['onEmbeddedMessagingConversationOpened', 'the conversation is loaded into this page']
   ];
+  var LATER = {
+    onEmbeddedMessagingConversationCreated: 'the conversation started (older builds’ name): no field can be set from now',
+    onEmbeddedMessagingConversationClosed: 'the conversation ended; once its window closes, the ready event comes again',
+    setIdentityToken: 'userVerificationAPI, by the page: the snippet forwards the token',
+    clearSession: 'userVerificationAPI, the page’s logout: the snippet forgets the user'
+  };
 
   function count(o) {
     var n = Object.keys(o || {}).length;
@@ -375,7 +386,7 @@
     var out = { log: log, body: null, warnings: [] };
     if (!log.length) return out;
     (window.__messagingViolations || []).forEach(function (v) {
-      out.warnings.push('prechatAPI.' + v[0] + ' called ' + v[1]);
+      out.warnings.push((v[0] === 'setIdentityToken' ? 'userVerificationAPI.' : 'prechatAPI.') + v[0] + ' called ' + v[1]);
     });
     var last = {};
     log.forEach(function (c) { last[c[0]] = c; });
@@ -383,19 +394,21 @@
     var visible = last.setVisiblePrechatFields && last.setVisiblePrechatFields[1];
     var init = last.init;
 
-    // The recorded steps in their order, then the expected ones still to come.
+    // The recorded steps in their order, then the expected ones still to
+    // come, while no conversation exists yet.
     var seen = {};
     var items = log.map(function (c, i) {
       seen[c[0]] = true;
       var about = STEPS.filter(function (s) { return s[0] === c[0]; })[0];
       var detail = c[0] === 'init' ? c[2] + ' · ' + c[3]
-        : c[0] === 'setHiddenPrechatFields' || c[0] === 'setVisiblePrechatFields' ? count(c[1]) : null;
+        : c[0] === 'setHiddenPrechatFields' || c[0] === 'setVisiblePrechatFields' ? count(c[1])
+          : c[0] === 'document' ? 'HTTP ' + c[1] : null;
       return el('li', { class: 'done', 'data-step': c[0] },
         el('span', { class: 'n' }, String(i + 1)),
-        el('div', null, el('code', { class: 'step' }, c[0]), el('span', { class: 'muted' }, (about ? about[1] : 'recorded') + (detail ? ' · ' + detail : ''))));
+        el('div', null, el('code', { class: 'step' }, c[0]), el('span', { class: 'muted' }, (about ? about[1] : LATER[c[0]] || 'recorded') + (detail ? ' · ' + detail : ''))));
     });
     STEPS.forEach(function (s) {
-      if (!seen[s[0]]) {
+      if (!seen[s[0]] && !seen.onEmbeddedMessagingConversationOpened) {
         items.push(el('li', { class: 'pending', 'data-step': s[0] }, el('span', { class: 'n' }, ''),
           el('div', null, el('code', { class: 'step' }, s[0]), el('span', { class: 'muted' }, 'not yet'))));
       }
