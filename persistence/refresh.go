@@ -109,7 +109,13 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 		if err := plan.settle(ctx, tx); err != nil {
 			return err
 		}
-		return notifyIDs(ctx, tx, notified(plan.claimedVisitors, written.Visitors))
+		if err := notifyIDs(ctx, tx, notified(plan.claimedVisitors, written.Visitors)); err != nil {
+			return err
+		}
+		if s.beforeCommit != nil {
+			s.beforeCommit()
+		}
+		return nil
 	})
 	if err != nil {
 		return mapping.BatchResult{}, fmt.Errorf("refresh queued documents: %w", classify(err))

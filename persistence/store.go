@@ -39,8 +39,9 @@ type Config struct {
 	// Now is the clock used to decide which documents are unexpired.
 	// Default: time.Now.
 	Now func() time.Time
-	// BeforeCommit, if set, is called inside each batch's transaction just
-	// before it commits: the window fault-injection tests kill the process in.
+	// BeforeCommit, if set, is called inside each batch's and each
+	// refresh's transaction just before it commits: the window
+	// fault-injection tests kill the process in, or hold it open.
 	BeforeCommit func()
 	// RefreshChunk is the most documents a batch rebuilds and writes at once
 	// (one read of their state, one write): a change to a user or group with

@@ -1,0 +1,161 @@
+package persistence_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/prechat/prechat/mapping"
+	"github.com/prechat/prechat/mapping/mappingtest"
+	"github.com/prechat/prechat/persistence"
+	"github.com/prechat/prechat/persistence/persistencetest"
+)
+
+// holdable is a store whose next transaction, once armed, stops just
+// before its commit until released: another process's transaction in
+// flight, as long as a test needs.
+type holdable struct {
+	*persistence.Store
+	armed   atomic.Bool
+	holding chan struct{}
+	release chan struct{}
+}
+
+func openHoldable(t *testing.T, url string, now func() time.Time) *holdable {
+	t.Helper()
+	h := &holdable{holding: make(chan struct{}), release: make(chan struct{})}
+	s, err := persistence.Open(context.Background(), url, &persistence.Config{Now: now, BeforeCommit: func() {
+		if h.armed.CompareAndSwap(true, false) {
+			h.holding <- struct{}{}
+			<-h.release
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	h.Store = s
+	return h
+}
+
+// hold runs fn, a transaction of h's, in the background, returns once it
+// is held before its commit, and returns a func that releases it and
+// returns fn's error.
+func (h *holdable) hold(t *testing.T, fn func() error) (release func() error) {
+	t.Helper()
+	h.armed.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case <-h.holding:
+	case err := <-done:
+		t.Fatalf("the transaction to hold ended first: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the transaction to hold never reached its commit")
+	}
+	return func() error { h.release <- struct{}{}; return <-done }
+}
+
+// TestTwoProcessesWriteDocumentsAtOnce: two stores on one database (two
+// consumer processes) share no lock beyond the rows both write. While one
+// process's batch, then its refresh, is held open just before its commit,
+// the other applies a batch and rebuilds a document of another visitor
+// (with the documents lock of old, both waited for the held transaction).
+// A change to the held refresh's own visitor waits for it instead, and is
+// then in that visitor's document: no refresh is lost.
+func TestTwoProcessesWriteDocumentsAtOnce(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	clock := func() time.Time { return now }
+	url := persistencetest.NewDatabase(t)
+	a, b := openHoldable(t, url, clock), openHoldable(t, url, clock)
+	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	seq := 0
+	batch := func(raws ...string) *mapping.Batch {
+		bt := mapping.NewBatch()
+		for _, raw := range raws {
+			seq++
+			raw = strings.ReplaceAll(raw, "AT", now.Add(time.Duration(seq)*time.Millisecond).Format(time.RFC3339Nano))
+			e, err := mapping.Decode([]byte(raw), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			mappingtest.Policy().Admit(&e, now)
+			bt.Add(&e, now)
+		}
+		return bt
+	}
+	identify := func(anon, name string) *mapping.Batch {
+		return batch(`{"type":"identify","messageId":"` + anon + name + `","anonymousId":"` + anon + `","traits":{"firstName":"` + name + `"},"timestamp":"AT"}`)
+	}
+	shows := func(anon, name string) bool {
+		raw, _, err := a.DocumentGet(ctx, anon)
+		return err == nil && strings.Contains(string(raw), `"`+name+`"`)
+	}
+	if _, err := b.ApplyBatch(ctx, batch(
+		`{"type":"track","messageId":"ca","anonymousId":"va","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"AT"}`,
+		`{"type":"track","messageId":"cb","anonymousId":"vb","event":"Live Chat Conversation Started","properties":{"subject":"y"},"timestamp":"AT"}`)); err != nil {
+		t.Fatal(err)
+	}
+	persistencetest.Refresh(t, b.Store, mat)
+
+	// A batch of a's in flight: b applies one and refreshes its visitor.
+	release := a.hold(t, func() error { _, err := a.ApplyBatch(ctx, identify("va", "Ada")); return err })
+	if _, err := b.ApplyBatch(ctx, identify("vb", "Bea")); err != nil {
+		t.Fatalf("b's batch beside a's: %v", err)
+	}
+	if res, err := b.RefreshQueued(ctx, mat, 1000); err != nil || res.Documents != 1 || !shows("vb", "Bea") {
+		t.Fatalf("b's refresh beside a's batch: %+v, %v; vb shows Bea: %v", res, err, shows("vb", "Bea"))
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A refresh of a's in flight (va's document): b refreshes vb's.
+	release = a.hold(t, func() error { _, err := a.RefreshQueued(ctx, mat, 1000); return err })
+	if _, err := b.ApplyBatch(ctx, identify("vb", "Bee")); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := b.RefreshQueued(ctx, mat, 1000); err != nil || res.Documents != 1 || !shows("vb", "Bee") {
+		t.Fatalf("b's refresh beside a's: %+v, %v", res, err)
+	}
+	// A change to va now waits for a's refresh, then is queued anew.
+	changed := make(chan error, 1)
+	go func() { _, err := b.ApplyBatch(ctx, identify("va", "Ava")); changed <- err }()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for waiting := 0; waiting == 0; {
+		select {
+		case err := <-changed:
+			t.Fatalf("a change to va committed while a's refresh of va held its queue entry: %v", err)
+		case <-ctx.Done():
+			t.Fatal("b's change to va never waited for a's refresh")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-changed; err != nil {
+		t.Fatal(err)
+	}
+	if !shows("va", "Ada") || shows("va", "Ava") {
+		t.Fatal("a's refresh did not write va's document as of its own read")
+	}
+	persistencetest.Refresh(t, b.Store, mat)
+	if !shows("va", "Ava") {
+		t.Fatal("the change to va made during a's refresh is lost")
+	}
+}
