@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -238,8 +239,16 @@ func (l *liveRun) conversation(id string) error {
 	sum := sha256.Sum256([]byte(token))
 	tokenHash := hex.EncodeToString(sum[:])
 	anon, user, group := "anon-"+id, "user-"+id, "group-"+id
+	// The site's server vouches for the user: processor dev plays it.
+	code, body, err := l.get("/dev/user-hash?userId=" + url.QueryEscape(user))
+	var proof struct {
+		UserHash string `json:"userHash"`
+	}
+	if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &proof) != nil || proof.UserHash == "" {
+		return fmt.Errorf("GET /dev/user-hash: %d %v %s", code, err, body)
+	}
 	events := []struct{ path, body string }{
-		{"/v1/i", fmt.Sprintf(`{"writeKey":%q,"anonymousId":%q,"userId":%q,"messageId":"i-%s","traits":{"email":"%s@example.com","firstName":"Ada","lastName":"Lovelace"}}`, "dev-write-key", anon, user, id, id)},
+		{"/v1/i", fmt.Sprintf(`{"writeKey":%q,"anonymousId":%q,"userId":%q,"messageId":"i-%s","traits":{"email":"%s@example.com","firstName":"Ada","lastName":"Lovelace"},"context":{"prechat":{"userHash":%q}}}`, "dev-write-key", anon, user, id, id, proof.UserHash)},
 		{"/v1/g", fmt.Sprintf(`{"writeKey":%q,"anonymousId":%q,"groupId":%q,"messageId":"g-%s","traits":{"website":"example.com","revenue":1000000}}`, "dev-write-key", anon, group, id)},
 		{"/v1/p", fmt.Sprintf(`{"writeKey":%q,"anonymousId":%q,"messageId":"p-%s","name":"Pricing"}`, "dev-write-key", anon, id)},
 		{"/v1/t", fmt.Sprintf(`{"writeKey":%q,"anonymousId":%q,"messageId":"t-%s","event":"Live Chat Conversation Started","properties":{"subject":"Shoes","caseStatus":"New"},"context":{"prechat":{"tokenHash":%q}}}`, "dev-write-key", anon, id, tokenHash)},
@@ -253,7 +262,7 @@ func (l *liveRun) conversation(id string) error {
 			return fmt.Errorf("POST %s: %d", e.path, code)
 		}
 	}
-	code, body, err := l.get("/v1/prechat/"+anon+"?wait=10&after=t-"+id, "X-Prechat-Token", token)
+	code, body, err = l.get("/v1/prechat/"+anon+"?wait=10&after=t-"+id, "X-Prechat-Token", token)
 	if err != nil {
 		return err
 	}
@@ -448,6 +457,7 @@ func TestLiveRunExports(t *testing.T) {
 		`prechat_events_total\{outcome="ignored",type="page"\} [1-9]`,
 		`prechat_events_total\{outcome="dead_letter",type="invalid"\} 1\n`,
 		`prechat_documents_written_total [1-9]`,
+		`prechat_identity_proofs_total\{result="valid"\} 3\n`,
 		`prechat_document_cache_total\{result="hit"\} [1-9]`,
 		`prechat_ingest_events_total\{result="produced"\} [1-9]`,
 		`prechat_ingest_events_total\{result="unauthorized"\} 1\n`,
