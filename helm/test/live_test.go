@@ -306,6 +306,26 @@ func (l *liveRun) produceRaw(key, value string) error {
 	return nil
 }
 
+// produceRawMany writes records to the topic at once, keyed by their
+// order (spread over the partitions).
+func (l *liveRun) produceRawMany(values []string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.kafka), kgo.ProducerBatchMaxBytes(1<<20))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	records := make([]*kgo.Record, len(values))
+	for i, v := range values {
+		records[i] = &kgo.Record{Topic: l.topic, Key: []byte(fmt.Sprint(i)), Value: []byte(v)}
+	}
+	if err := cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		return fmt.Errorf("produce %d records to %s: %w", len(values), l.topic, err)
+	}
+	return nil
+}
+
 // scrape reads the admin port's /metrics.
 func (l *liveRun) scrape() (string, error) {
 	res, err := http.Get(l.admin + "/metrics")
