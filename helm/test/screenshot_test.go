@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,8 +183,9 @@ func traffic(t *testing.T, l *liveRun, d time.Duration) {
 }
 
 // TestDashboardScreenshot: every panel of the dashboard shows data from a
-// real run, evaluated by a real Prometheus; the page drawing them renders
-// in headless Chromium.
+// real run, evaluated by a real Prometheus; so do the alerts (the one the
+// run caused fires, the others stay quiet); the page drawing the panels
+// renders in headless Chromium.
 func TestDashboardScreenshot(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -229,6 +231,7 @@ func TestDashboardScreenshot(t *testing.T) {
 			t.Errorf("panel %q shows no data from the run", p.Title)
 		}
 	}
+	checkAlertsOnRun(t, prom, end)
 	dir := t.TempDir()
 	page, err := os.ReadFile("testdata/dashboard.html")
 	if err != nil {
@@ -267,6 +270,48 @@ func TestDashboardScreenshot(t *testing.T) {
 		t.Logf("screenshot kept at %s", keep)
 	}
 	t.Logf("%d panels with data from %s to %s, screenshot %d bytes", len(results), start.Format(time.TimeOnly), end.Format(time.TimeOnly), info.Size())
+}
+
+// checkAlertsOnRun evaluates the chart's alert expressions (as the
+// features value set renders them: this Prometheus's job and namespace
+// labels are the ones the default selector picks) at the end of the run:
+// all evaluate, the dead letters alert fires for the malformed messages,
+// and those whose cause the run never had stay quiet.
+func checkAlertsOnRun(t *testing.T, prom string, at time.Time) {
+	t.Helper()
+	r := mustRender(t, readValues(t, valueSetFile("features")))
+	quiet := []string{"PrechatConsumerStalled", "PrechatRetrying", "PrechatRetentionSkipped", "PrechatBatchSplits",
+		"PrechatIngestUnavailable", "PrechatWaitersNearLimit", "PrechatPodsNotReady"}
+	for _, rule := range ruleGroups(t, r).Groups[0].Rules {
+		q := url.Values{"query": {rule.Expr}, "time": {strconv.FormatInt(at.Unix(), 10)}}
+		res, err := http.Get(prom + "/api/v1/query?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+			Data   struct {
+				Result []struct {
+					Metric map[string]string `json:"metric"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		switch {
+		case err != nil || body.Status != "success":
+			t.Errorf("alert %s: Prometheus cannot evaluate it: %v %s", rule.Alert, err, body.Error)
+		case rule.Alert == "PrechatDeadLetters":
+			if len(body.Data.Result) != 1 || body.Data.Result[0].Metric["type"] != "invalid" {
+				t.Errorf("alert %s: %v, want it firing for type invalid", rule.Alert, body.Data.Result)
+			}
+		case slices.Contains(quiet, rule.Alert) && len(body.Data.Result) > 0:
+			t.Errorf("alert %s fires on a run that never had its cause: %v", rule.Alert, body.Data.Result)
+		default:
+			t.Logf("alert %s: %d series", rule.Alert, len(body.Data.Result))
+		}
+	}
 }
 
 func copyFile(from, to string) error {
