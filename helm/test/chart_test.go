@@ -37,7 +37,7 @@ var (
 
 // the manifests of the default install
 func defaultKinds() map[string][]string {
-	return map[string][]string{
+	return withTestHook(map[string][]string{
 		"ConfigMap":           {fullname + "-settings"},
 		"Deployment":          {api, consumer},
 		"Job":                 {migrate},
@@ -45,7 +45,17 @@ func defaultKinds() map[string][]string {
 		"Secret":              {fullname, migrate},
 		"Service":             {api},
 		"ServiceAccount":      {fullname},
+	}, "api", "consumer")
+}
+
+// withTestHook adds the "helm test" hook's manifests (on by default): its
+// pod, and a Service on the admin port of each enabled role.
+func withTestHook(kinds map[string][]string, roles ...string) map[string][]string {
+	kinds = plus(kinds, "Pod", fullname+"-test")
+	for _, role := range roles {
+		kinds = plus(kinds, "Service", fullname+"-"+role+"-test")
 	}
+	return kinds
 }
 
 func plus(base map[string][]string, kind string, names ...string) map[string][]string {
@@ -68,12 +78,12 @@ var valueSets = []valueSet{
 	{
 		name:  "existing-secret",
 		files: []string{valueSetFile("existing-secret")},
-		want: map[string][]string{
+		want: withTestHook(map[string][]string{
 			"Deployment":          {api, consumer},
 			"Job":                 {migrate},
 			"PodDisruptionBudget": {api, consumer},
 			"Service":             {api},
-		},
+		}, "api", "consumer"),
 		check: checkExistingSecret,
 	},
 	{
@@ -103,33 +113,33 @@ var valueSets = []valueSet{
 	{
 		name:  "consumer-only",
 		files: []string{valueSetFile("consumer-only")},
-		want: map[string][]string{
+		want: withTestHook(map[string][]string{
 			"ConfigMap":           {fullname + "-settings"},
 			"Deployment":          {consumer},
 			"Job":                 {migrate},
 			"PodDisruptionBudget": {consumer},
 			"Secret":              {fullname, migrate},
 			"ServiceAccount":      {fullname},
-		},
+		}, "consumer"),
 		check: checkConsumerOnly,
 	},
 	{
 		name:  "api-only",
 		files: []string{valueSetFile("api-only")},
-		want: map[string][]string{
+		want: withTestHook(map[string][]string{
 			"ConfigMap":           {fullname + "-settings"},
 			"Deployment":          {api},
 			"PodDisruptionBudget": {api},
 			"Secret":              {fullname},
 			"Service":             {api},
 			"ServiceAccount":      {fullname},
-		},
+		}, "api"),
 		check: checkAPIOnly,
 	},
 	{
 		name:  "production-example",
 		files: []string{"../examples/production-values.yaml"},
-		want: map[string][]string{
+		want: withTestHook(map[string][]string{
 			"ConfigMap":               {fullname + "-settings"},
 			"Deployment":              {api, consumer},
 			"HorizontalPodAutoscaler": {api},
@@ -139,7 +149,25 @@ var valueSets = []valueSet{
 			"Service":                 {api, api + "-metrics", consumer + "-metrics"},
 			"ServiceAccount":          {fullname},
 			"ServiceMonitor":          {fullname},
-		},
+		}, "api", "consumer"),
+	},
+	{
+		name:  "features",
+		files: []string{valueSetFile("features")},
+		want: withTestHook(map[string][]string{
+			"ConfigMap":           {fullname + "-dashboard", fullname + "-extra", fullname + "-settings"},
+			"Deployment":          {api, consumer},
+			"Job":                 {migrate},
+			"NetworkPolicy":       {api, consumer},
+			"PodDisruptionBudget": {api, consumer},
+			"PrometheusRule":      {fullname},
+			"ScaledObject":        {consumer},
+			"Secret":              {fullname + "-keda-prometheus"},
+			"Service":             {api, api + "-metrics", consumer + "-metrics"},
+			"ServiceAccount":      {fullname},
+			"ServiceMonitor":      {fullname},
+		}, "api", "consumer"),
+		check: checkFeatures,
 	},
 }
 
@@ -470,7 +498,7 @@ func checkNetworkPolicy(t *testing.T, r *release) {
 	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
 		t.Errorf("NetworkPolicy %s: policyTypes %v", api, np.Spec.PolicyTypes)
 	}
-	if len(np.Spec.Ingress) != 2 || np.Spec.Ingress[0].Ports[0].Port.String() != "http" ||
+	if len(np.Spec.Ingress) != 3 || np.Spec.Ingress[0].Ports[0].Port.String() != "http" ||
 		np.Spec.Ingress[0].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" ||
 		np.Spec.Ingress[1].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
 		t.Errorf("NetworkPolicy %s: ingress %+v", api, np.Spec.Ingress)
@@ -480,8 +508,24 @@ func checkNetworkPolicy(t *testing.T, r *release) {
 		t.Errorf("NetworkPolicy %s: egress %+v", api, np.Spec.Egress)
 	}
 	cnp := r.find("NetworkPolicy", consumer).(*networkingv1.NetworkPolicy)
-	if len(cnp.Spec.Ingress) != 1 || cnp.Spec.Ingress[0].Ports[0].Port.String() != "admin" {
-		t.Errorf("NetworkPolicy %s: the consumer only accepts the admin port, got %+v", consumer, cnp.Spec.Ingress)
+	if len(cnp.Spec.Ingress) != 2 || cnp.Spec.Ingress[0].Ports[0].Port.String() != "admin" {
+		t.Errorf("NetworkPolicy %s: the consumer only accepts the admin port (and the test pod), got %+v", consumer, cnp.Spec.Ingress)
+	}
+	// The "helm test" pod reaches what it checks: each role's admin port,
+	// and the API's http port.
+	for _, x := range []struct {
+		np    *networkingv1.NetworkPolicy
+		ports []string
+	}{{np, []string{"http", "admin"}}, {cnp, []string{"admin"}}} {
+		rule := x.np.Spec.Ingress[len(x.np.Spec.Ingress)-1]
+		var ports []string
+		for _, p := range rule.Ports {
+			ports = append(ports, p.Port.String())
+		}
+		if len(rule.From) != 1 || rule.From[0].PodSelector == nil || rule.From[0].PodSelector.MatchLabels["app.kubernetes.io/component"] != "test" ||
+			!slices.Equal(ports, x.ports) {
+			t.Errorf("NetworkPolicy %s: the test pod's rule %+v, want ports %v from the test pod", x.np.Name, rule, x.ports)
+		}
 	}
 }
 

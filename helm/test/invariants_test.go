@@ -363,9 +363,9 @@ func checkDeployment(t *testing.T, r *release, d *appsv1.Deployment) {
 	checkGoMemLimit(t, r, what, c)
 
 	// Replicas, or the HPA's.
-	if role == "api" && r.boolean("api.autoscaling.enabled") {
+	if role == "api" && r.boolean("api.autoscaling.enabled") || role == "consumer" && r.boolean("keda.enabled") {
 		if d.Spec.Replicas != nil {
-			t.Errorf("%s: replicas set although the HPA owns them", what)
+			t.Errorf("%s: replicas set although the HPA (or KEDA) owns them", what)
 		}
 	} else if d.Spec.Replicas == nil || float64(*d.Spec.Replicas) != r.number(role+".replicaCount") {
 		t.Errorf("%s: replicas %v, want %v", what, d.Spec.Replicas, r.number(role+".replicaCount"))
@@ -532,8 +532,8 @@ func checkMigrations(t *testing.T, r *release) {
 			t.Errorf("%s: the migration gets more than it needs: %s", what, name)
 		}
 	}
-	if len(spec.Volumes) != 1 {
-		t.Errorf("%s: %d volumes, want only its /tmp", what, len(spec.Volumes))
+	if want := 1 + r.listLen("extraVolumes"); len(spec.Volumes) != want {
+		t.Errorf("%s: %d volumes, want only its /tmp and extraVolumes (%d)", what, len(spec.Volumes), want)
 	}
 	checkPodSecurity(t, what, spec)
 	checkGoMemLimit(t, r, what, c)

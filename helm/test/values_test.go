@@ -47,6 +47,12 @@ var badValues = []struct {
 	{"event time without unit", "schema", "config: {eventTimePast: '24'}", []string{"/config/eventTimePast"}},
 	{"token keys path", "schema", "identity: {jwtKeys: {configMap: jwks, key: ../etc/passwd}}", []string{"/identity/jwtKeys/key"}},
 	{"unknown identity key", "schema", "identity: {jwksURL: https://x}", []string{"/identity", "'jwksURL' not allowed"}},
+	{"unknown alert left out", "schema", "prometheusRule: {disabled: [PrechatTypo]}", []string{"/prometheusRule/disabled/0"}},
+	{"runbook base with a fragment", "schema", "prometheusRule: {runbookBaseURL: 'docs/x.md#y'}", []string{"/prometheusRule/runbookBaseURL"}},
+	{"volume mount without path", "schema", "extraVolumeMounts: [{name: pg-ca}]", []string{"/extraVolumeMounts/0", "mountPath"}},
+	{"envFrom typo", "schema", "extraEnvFrom: [{secretReff: {name: x}}]", []string{"/extraEnvFrom/0", "'secretReff' not allowed"}},
+	{"KEDA server not a URL", "schema", "keda: {prometheus: {serverAddress: 'prometheus:9090'}}", []string{"/keda/prometheus/serverAddress"}},
+	{"dashboard label value not a string", "schema", "grafanaDashboard: {labelValue: 1}", []string{"/grafanaDashboard/labelValue", "want string"}},
 
 	// Template checks (fail): what a schema cannot say.
 	{"grace not longer than SHUTDOWN_GRACE", "template", "consumer: {terminationGracePeriodSeconds: 20}",
@@ -78,6 +84,11 @@ var badValues = []struct {
 	{"token keys twice", "template", "identity: {jwtKeys: {configMap: a, secret: b}}", []string{"identity.jwtKeys.configMap and identity.jwtKeys.secret: set one, not both"}},
 	{"issuer without token keys", "template", "identity: {jwtIssuer: 'https://shop.example.com'}",
 		[]string{"identity.jwtIssuer and identity.jwtAudience: need identity.jwtKeys"}},
+	{"KEDA without Prometheus", "template", "keda: {enabled: true}", []string{"keda.prometheus.serverAddress: required when keda.enabled"}},
+	{"KEDA beyond the partitions", "template", "kafka: {partitions: 3}\nkeda: {enabled: true, maxReplicaCount: 6, prometheus: {serverAddress: 'http://prometheus:9090'}}",
+		[]string{"keda.maxReplicaCount: 6 consumers for 3 partitions"}},
+	{"KEDA min above max", "template", "keda: {enabled: true, minReplicaCount: 4, maxReplicaCount: 2, prometheus: {serverAddress: 'http://prometheus:9090'}}",
+		[]string{"keda.minReplicaCount: must not exceed keda.maxReplicaCount"}},
 	{"HPA min above max", "template", "api: {autoscaling: {enabled: true, minReplicas: 5, maxReplicas: 3}}", []string{"minReplicas: must not exceed maxReplicas"}},
 }
 

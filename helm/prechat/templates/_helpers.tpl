@@ -250,3 +250,16 @@ checksum/settings: {{ include "prechat.settingsJSON" . | sha256sum }}
 checksum/secret: {{ include "prechat.secretData" . | sha256sum }}
 {{- end }}
 {{- end }}
+
+{{/*
+PromQL label matchers that pick this release's series, for the alerts, the
+KEDA trigger: prometheusRule.selector when set (even to ""), else the
+namespace and the jobs of the chart's ServiceMonitor (one per metrics Service).
+*/}}
+{{- define "prechat.promSelector" -}}
+{{- if kindIs "string" .Values.prometheusRule.selector }}
+{{- .Values.prometheusRule.selector }}
+{{- else }}
+{{- printf "namespace=%q,job=~%q" .Release.Namespace (printf "%s-(consumer|api)-metrics" (include "prechat.fullname" .)) }}
+{{- end }}
+{{- end }}

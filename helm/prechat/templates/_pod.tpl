@@ -201,7 +201,7 @@ metadata:
   labels:
     {{- include "prechat.componentLabels" $ctx | nindent 4 }}
 spec:
-  {{- if not (and (eq $c "api") $role.autoscaling.enabled) }}
+  {{- if not (or (and (eq $c "api") $role.autoscaling.enabled) (and (eq $c "consumer") $v.keda.enabled)) }}
   replicas: {{ $role.replicaCount }}
   {{- end }}
   revisionHistoryLimit: 5
@@ -251,6 +251,10 @@ spec:
           args: ["serve"]
           env:
             {{- include "prechat.env" $ctx | trim | nindent 12 }}
+          {{- with $v.extraEnvFrom }}
+          envFrom:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
           ports:
             {{- if eq $c "api" }}
             - name: http
@@ -303,6 +307,9 @@ spec:
             {{- end }}
             - name: tmp
               mountPath: /tmp
+            {{- with $v.extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
       volumes:
         - name: settings
           configMap:
@@ -335,6 +342,9 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
+        {{- with $v.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- if $role.affinity }}
       affinity:
         {{- toYaml $role.affinity | nindent 8 }}

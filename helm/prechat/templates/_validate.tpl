@@ -13,7 +13,18 @@ fails once with the whole list.
 {{- if not $v.kafka.brokers }}
 {{- $errs = append $errs "kafka.brokers: required (bootstrap brokers, host:port)" }}
 {{- end }}
-{{- if and $v.kafka.partitions $v.consumer.enabled (gt (int $v.consumer.replicaCount) (int $v.kafka.partitions)) }}
+{{- if and $v.keda.enabled $v.consumer.enabled }}
+{{- if not $v.keda.prometheus.serverAddress }}
+{{- $errs = append $errs "keda.prometheus.serverAddress: required when keda.enabled (the Prometheus KEDA queries for prechat_consumer_lag)" }}
+{{- end }}
+{{- if gt (int $v.keda.minReplicaCount) (int $v.keda.maxReplicaCount) }}
+{{- $errs = append $errs "keda.minReplicaCount: must not exceed keda.maxReplicaCount" }}
+{{- end }}
+{{- if and $v.kafka.partitions (gt (int $v.keda.maxReplicaCount) (int $v.kafka.partitions)) }}
+{{- $errs = append $errs (printf "keda.maxReplicaCount: %d consumers for %d partitions; members beyond the partition count sit idle" (int $v.keda.maxReplicaCount) (int $v.kafka.partitions)) }}
+{{- end }}
+{{- end }}
+{{- if and $v.kafka.partitions $v.consumer.enabled (not $v.keda.enabled) (gt (int $v.consumer.replicaCount) (int $v.kafka.partitions)) }}
 {{- $errs = append $errs (printf "consumer.replicaCount: %d consumers for %d partitions; members beyond the partition count sit idle" (int $v.consumer.replicaCount) (int $v.kafka.partitions)) }}
 {{- end }}
 {{- if and $v.kafka.sasl.mechanism (not $v.kafka.sasl.username) }}
