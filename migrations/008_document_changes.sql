@@ -10,10 +10,14 @@
 --
 -- Why nothing is lost without a global lock:
 -- * an entry is committed with the change that queued it, and is claimed
---   only once that change is visible; a batch that queues an entry already
---   waiting re-arms it (an UPDATE), which holds it until the batch commits,
---   and one that queues an entry being worked waits for that refresh to
---   commit and queues it anew;
+--   only once that change is visible: a batch that queues an entry already
+--   waiting re-arms it (an UPDATE that clears claimed_until), which holds
+--   the row until the batch commits, and a claim skips locked rows;
+-- * a claim is a short transaction of its own that sets claimed_until (a
+--   lease); the refresh that follows deletes the entries it worked off only
+--   where claimed_until is still its own, so an entry re-armed meanwhile
+--   stays queued and is refreshed again; a refresh that died leaves its
+--   entries to be claimed again when the lease ends;
 -- * a user or group is expanded to visitors after its change committed, so
 --   every membership and link committed by then is followed; one that
 --   commits later was queued (its visitor, or its user) by its own batch;
@@ -28,11 +32,13 @@ ALTER TABLE document_refreshes ADD COLUMN subject_kind text COLLATE "C" NOT NULL
     CHECK (subject_kind IN ('anonymous', 'user', 'group'));
 ALTER TABLE document_refreshes ALTER COLUMN subject_kind DROP DEFAULT;
 ALTER TABLE document_refreshes ADD COLUMN resume_after text COLLATE "C";
+ALTER TABLE document_refreshes ADD COLUMN claimed_until timestamptz;
 ALTER TABLE document_refreshes DROP CONSTRAINT document_refreshes_pkey;
 ALTER TABLE document_refreshes ADD PRIMARY KEY (subject_kind, subject_id);
 ALTER TABLE document_refreshes SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 COMMENT ON TABLE document_refreshes IS 'What batches changed and documents do not show yet: visitors (anonymous), users and groups whose live visitors'' documents must be rebuilt. Every consumer works it off, oldest first. GET /v1/prechat/{anonymousId}?after= waits while its visitor is here. A long queue is a consumer behind; steady state is near empty.';
 COMMENT ON COLUMN document_refreshes.resume_after IS 'For a user or group with more live visitors than one refresh writes: the last visitor (anonymous_id order) already refreshed; NULL: from the start.';
+COMMENT ON COLUMN document_refreshes.claimed_until IS 'Set while a refresh works on the entry (its lease, until then); NULL: waiting. A batch that changes the subject again clears it.';
 
 ---- create above / drop below ----
 
@@ -55,6 +61,7 @@ DELETE FROM document_refreshes WHERE subject_kind <> 'anonymous';
 ALTER TABLE document_refreshes DROP CONSTRAINT document_refreshes_pkey;
 ALTER TABLE document_refreshes ADD PRIMARY KEY (subject_id);
 ALTER TABLE document_refreshes DROP COLUMN resume_after;
+ALTER TABLE document_refreshes DROP COLUMN claimed_until;
 ALTER TABLE document_refreshes DROP COLUMN subject_kind;
 ALTER TABLE document_refreshes RENAME COLUMN subject_id TO anonymous_id;
 ALTER TABLE document_refreshes RESET (fillfactor, autovacuum_vacuum_scale_factor, autovacuum_analyze_scale_factor);

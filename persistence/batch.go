@@ -133,7 +133,11 @@ func effectsOf(b *mapping.Batch) (_ statements, queued int, _ error) {
 	if err := queueTraits(&batch, st, visitors); err != nil {
 		return nil, 0, err
 	}
-	if err := queueTraits(&shared, st, others); err != nil {
+	// Users' rows before groups': a group's row is shared by the most
+	// batches (every member's), so it is locked last, for the shortest time.
+	users := slices.DeleteFunc(slices.Clone(others), func(s mapping.Subject) bool { return s.Kind == mapping.KindGroup })
+	groups := slices.DeleteFunc(others, func(s mapping.Subject) bool { return s.Kind != mapping.KindGroup })
+	if err := queueTraits(&shared, st, users); err != nil {
 		return nil, 0, err
 	}
 
@@ -239,6 +243,9 @@ ON CONFLICT (topic, "partition", "offset") DO NOTHING`, topics, parts, offs, key
 		shared.Queue(`
 UPDATE suppressions s SET dropped = s.dropped + u.n
 FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, counts)
+	}
+	if err := queueTraits(&shared, st, groups); err != nil {
+		return nil, 0, err
 	}
 	queued = queueChanges(&shared, st)
 	return append(batch, shared...), queued, nil

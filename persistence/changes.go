@@ -59,10 +59,10 @@ func changesOf(st *mapping.State) []change {
 }
 
 // queueChanges queues the batch's changes (changesOf) for a refresh and
-// returns how many. An entry already waiting is re-armed: the UPDATE holds
+// returns how many. An entry already queued is re-armed: the UPDATE holds
 // it until the batch commits, so no refresh claims it (SKIP LOCKED) before
-// the change is visible, and restarts a paged expansion; an entry a refresh
-// holds makes the batch wait for that refresh to commit, then queue anew.
+// the change is visible; it clears a refresh's claim, so that refresh
+// leaves the entry queued, and restarts a paged expansion.
 func queueChanges(batch *statements, st *mapping.State) int {
 	changes := changesOf(st)
 	if len(changes) == 0 {
@@ -75,6 +75,6 @@ func queueChanges(batch *statements, st *mapping.State) int {
 	batch.Queue(`
 INSERT INTO document_refreshes AS r (subject_kind, subject_id)
 SELECT * FROM unnest($1::text[], $2::text[])
-ON CONFLICT (subject_kind, subject_id) DO UPDATE SET resume_after = NULL`, kinds, ids)
+ON CONFLICT (subject_kind, subject_id) DO UPDATE SET resume_after = NULL, claimed_until = NULL`, kinds, ids)
 	return len(changes)
 }

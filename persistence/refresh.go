@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -11,12 +12,24 @@ import (
 	"github.com/prechat/prechat/mapping"
 )
 
-// claimQuery takes the oldest queued changes that no other transaction
-// holds: those a refresh works on, and those a batch re-armed and has not
-// committed yet (their change is not visible yet).
+// claimQuery claims, for a lease of $2, the oldest queued changes that no
+// refresh holds (claimed_until unset or past) and no transaction has
+// locked (a batch that re-armed one has not committed: its change is not
+// visible yet). It returns them and the claim's stamp (the claim
+// transaction's start plus the lease: the same for all of them, and
+// another claim's only if it started in the same microsecond, when the two
+// claimed different entries).
 const claimQuery = `
-SELECT subject_kind, subject_id, resume_after FROM document_refreshes
-ORDER BY queued_at, subject_kind, subject_id LIMIT $1 FOR UPDATE SKIP LOCKED`
+UPDATE document_refreshes r SET claimed_until = now() + $2::interval
+FROM (SELECT subject_kind, subject_id FROM document_refreshes
+      WHERE claimed_until IS NULL OR claimed_until < now()
+      ORDER BY queued_at, subject_kind, subject_id LIMIT $1 FOR UPDATE SKIP LOCKED) c
+WHERE r.subject_kind = c.subject_kind AND r.subject_id = c.subject_id
+RETURNING r.subject_kind, r.subject_id, r.resume_after, r.claimed_until`
+
+// refreshLease is how long a claim keeps other refreshes off its entries:
+// longer than a refresh takes; a refresh that died frees them after it.
+const refreshLease = time.Minute
 
 // liveQuery keeps, of the visitors in $1, those with an unexpired
 // conversation start (queued_at $2): only they have documents.
@@ -75,28 +88,16 @@ RETURNING anonymous_id`
 // lock that all of them share: see migration 008 for why no refresh is
 // lost.
 func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int) (mapping.BatchResult, error) {
+	claimed, stamp, err := s.claim(ctx, limit)
+	if err != nil || len(claimed) == 0 {
+		return mapping.BatchResult{}, err
+	}
 	var res mapping.BatchResult
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		res = mapping.BatchResult{}
+	err = s.withTx(ctx, func(tx pgx.Tx) error {
+		res = mapping.BatchResult{Queued: len(claimed)}
 		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, claimQuery, limit)
-		if err != nil {
-			return fmt.Errorf("claim queued changes: %w", err)
-		}
-		var claimed []queued
-		var q queued
-		if _, err := pgx.ForEachRow(rows, []any{&q.kind, &q.id, &q.resume}, func() error {
-			claimed = append(claimed, q)
-			return nil
-		}); err != nil {
-			return fmt.Errorf("claim queued changes: %w", err)
-		}
-		if len(claimed) == 0 {
-			return nil
-		}
-		res.Queued = len(claimed)
 		plan, err := s.planRefresh(ctx, tx, claimed, s.now().Add(-m.TTL))
 		if err != nil {
 			return err
@@ -106,7 +107,7 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 			return err
 		}
 		res.Documents, res.Visitors, res.Unwritable = written.Documents, written.Visitors, written.Unwritable
-		if err := plan.settle(ctx, tx); err != nil {
+		if err := plan.settle(ctx, tx, claimed, stamp); err != nil {
 			return err
 		}
 		if err := notifyIDs(ctx, tx, notified(plan.claimedVisitors, written.Visitors)); err != nil {
@@ -118,9 +119,57 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 		return nil
 	})
 	if err != nil {
+		// Free the entries for the next refresh now rather than at the
+		// lease's end (best effort: the lease frees them anyway).
+		s.unclaim(claimed, stamp)
 		return mapping.BatchResult{}, fmt.Errorf("refresh queued documents: %w", classify(err))
 	}
 	return res, nil
+}
+
+// claim claims at most limit queued changes (claimQuery) in a transaction
+// of its own, so that no batch waits for the refresh that follows.
+func (s *Store) claim(ctx context.Context, limit int) ([]queued, time.Time, error) {
+	var claimed []queued
+	var stamp time.Time
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		claimed = claimed[:0]
+		rows, err := tx.Query(ctx, claimQuery, limit, refreshLease)
+		if err != nil {
+			return err
+		}
+		var q queued
+		_, err = pgx.ForEachRow(rows, []any{&q.kind, &q.id, &q.resume, &stamp}, func() error {
+			claimed = append(claimed, q)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("claim queued changes: %w", err)
+	}
+	return claimed, stamp, nil
+}
+
+// unclaim clears the claim of entries whose refresh failed.
+func (s *Store) unclaim(claimed []queued, stamp time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kinds, ids := queuedKeys(claimed)
+	_, _ = s.pool.Exec(ctx, `
+UPDATE document_refreshes r SET claimed_until = NULL FROM unnest($1::text[], $2::text[]) AS c(kind, id)
+WHERE r.subject_kind = c.kind AND r.subject_id = c.id AND r.claimed_until = $3`, kinds, ids, stamp)
+}
+
+// queuedKeys returns the entries' kinds and ids, in key order.
+func queuedKeys(qs []queued) (kinds, ids []string) {
+	qs = slices.Clone(qs)
+	slices.SortFunc(qs, func(a, b queued) int { return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.id, b.id)) })
+	kinds, ids = make([]string, len(qs)), make([]string, len(qs))
+	for i, q := range qs {
+		kinds[i], ids[i] = q.kind, q.id
+	}
+	return kinds, ids
 }
 
 // tryRefresh rebuilds, in tx, the documents of what st changed, as a
@@ -232,23 +281,38 @@ func (s *Store) planRefresh(ctx context.Context, tx pgx.Tx, claimed []queued, si
 	return p, nil
 }
 
-// settle deletes the entries worked off and records where a paged
-// expansion resumes.
-func (p refreshPlan) settle(ctx context.Context, tx pgx.Tx) error {
-	kinds, ids := make([]string, len(p.done)), make([]string, len(p.done))
+// settle ends the claim of the entries: those worked off are deleted,
+// the paged expansion records where it resumes, the others are freed; each
+// only while the claim is still stamp (an entry a batch re-armed meanwhile
+// stays queued, to be refreshed again). Rows are locked in key order first,
+// the order in which batches queue them.
+func (p refreshPlan) settle(ctx context.Context, tx pgx.Tx, claimed []queued, stamp time.Time) error {
+	kinds, ids := queuedKeys(claimed)
+	if _, err := tx.Exec(ctx, `
+SELECT 1 FROM document_refreshes r JOIN unnest($1::text[], $2::text[]) AS c(kind, id)
+    ON r.subject_kind = c.kind AND r.subject_id = c.id
+WHERE r.claimed_until = $3 ORDER BY r.subject_kind, r.subject_id FOR UPDATE OF r`, kinds, ids, stamp); err != nil {
+		return fmt.Errorf("lock refreshed changes: %w", err)
+	}
+	doneKinds, doneIDs := make([]string, len(p.done)), make([]string, len(p.done))
 	for i, c := range p.done {
-		kinds[i], ids[i] = c.kind, c.id
+		doneKinds[i], doneIDs[i] = c.kind, c.id
 	}
 	if _, err := tx.Exec(ctx, `
 DELETE FROM document_refreshes r USING unnest($1::text[], $2::text[]) AS d(kind, id)
-WHERE r.subject_kind = d.kind AND r.subject_id = d.id`, kinds, ids); err != nil {
+WHERE r.subject_kind = d.kind AND r.subject_id = d.id AND r.claimed_until = $3`, doneKinds, doneIDs, stamp); err != nil {
 		return fmt.Errorf("delete refreshed changes: %w", err)
 	}
 	if p.resume != nil {
-		if _, err := tx.Exec(ctx, `UPDATE document_refreshes SET resume_after = $3 WHERE subject_kind = $1 AND subject_id = $2`,
-			p.resume.kind, p.resume.id, p.resume.after); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE document_refreshes SET resume_after = $3 WHERE subject_kind = $1 AND subject_id = $2 AND claimed_until = $4`,
+			p.resume.kind, p.resume.id, p.resume.after, stamp); err != nil {
 			return fmt.Errorf("page the refresh of a %s: %w", p.resume.kind, err)
 		}
+	}
+	if _, err := tx.Exec(ctx, `
+UPDATE document_refreshes r SET claimed_until = NULL FROM unnest($1::text[], $2::text[]) AS c(kind, id)
+WHERE r.subject_kind = c.kind AND r.subject_id = c.id AND r.claimed_until = $3`, kinds, ids, stamp); err != nil {
+		return fmt.Errorf("free unrefreshed changes: %w", err)
 	}
 	return nil
 }
