@@ -301,3 +301,21 @@ func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// waitParked waits until waiters (a notifier's count of subscriptions)
+// reaches n: the long-polls are parked, neither answered nor failed. A
+// value on answered first, or 10 seconds without it, fails the test.
+func waitParked(t testing.TB, waiters func() int, n int, answered <-chan response) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for waiters() < n {
+		select {
+		case r := <-answered:
+			t.Fatalf("answered before it was parked: %d %s", r.status, r.body)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d long-polls parked within 10s", waiters(), n)
+		}
+	}
+}
