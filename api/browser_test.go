@@ -538,7 +538,7 @@ func anySlice[T any](s []T) []any {
 // under 6 KB; an unknown product is a 400.
 func TestBrowserSnippetSize(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true})
+	s := newFakeStack(t, api.Config{})
 	url, err := json.Marshal(mappingtest.Settings().ScriptURL())
 	if err != nil {
 		t.Fatal(err)

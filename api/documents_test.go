@@ -132,7 +132,7 @@ func TestLongPollTimesOutAsSpecified(t *testing.T) {
 
 func TestDocumentRequestValidation(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true})
+	s := newFakeStack(t, api.Config{})
 	for _, path := range []string{
 		"/v1/prechat/" + strings.Repeat("a", 129),
 		"/v1/prechat/has%20space",
@@ -157,7 +157,7 @@ func TestDocumentRequestValidation(t *testing.T) {
 
 func TestCORS(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{AllowedOrigins: []string{"https://shop.example"}}})
+	s := newFakeStack(t, api.Config{AllowedOrigins: []string{"https://shop.example"}})
 	r := s.do("GET", "/v1/prechat/x", "", map[string]string{"Origin": "https://shop.example"})
 	if r.header.Get("Access-Control-Allow-Origin") != "https://shop.example" {
 		t.Fatalf("allowed origin not echoed: %v", r.header)
@@ -179,7 +179,7 @@ func TestCORS(t *testing.T) {
 
 func TestRateLimitPerClient(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{RateLimit: 1, RateBurst: 3, ClientIPHeader: "X-Forwarded-For"}})
+	s := newFakeStack(t, api.Config{RateLimit: 1, RateBurst: 3, ClientIPHeader: "X-Forwarded-For"})
 	client := func(ip string) int {
 		return s.do("GET", "/v1/prechat/x", "", map[string]string{"X-Forwarded-For": ip}).status
 	}
@@ -199,14 +199,14 @@ func TestRateLimitPerClient(t *testing.T) {
 
 func TestWaiterCapAndDrain(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{MaxWaiters: 2}})
+	s := newFakeStack(t, api.Config{MaxWaiters: 2})
 	var wg sync.WaitGroup
 	results := make(chan response, 2)
 	for i := range 2 {
 		wg.Go(func() { results <- s.do("GET", fmt.Sprintf("/v1/prechat/waiter-%d?wait=20", i), "", nil) })
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for s.hub.Waiters() < 2 && time.Now().Before(deadline) {
+	for s.waiters() < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if r := s.do("GET", "/v1/prechat/third?wait=20", "", nil); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {

@@ -78,6 +78,9 @@ func (s recordingStore) ApplyBatch(ctx context.Context, b *mapping.Batch, m *map
 
 func setup(t *testing.T, partitions int32) *testBundle {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: this test needs Postgres; -short runs the tests on the in-memory store only (setupFake)")
+	}
 	t.Parallel()
 	tb := &testBundle{
 		topic:        pipelinetest.Name(t, "topic"),
