@@ -70,6 +70,9 @@ func TestLongPollReturnsWhenTheDocumentCommits(t *testing.T) {
 	t.Parallel()
 	const bound = 10 * time.Second
 	s := newStack(t, stackOptions{api: api.Config{RecheckInterval: time.Hour}})
+	// The hub's (re)connection wakes every waiter too: it must not be what
+	// answers.
+	s.waitListening()
 	identify, group, start := visitorEvents("visitor-2", time.Now())
 	s.produce(identify, group)
 
