@@ -96,16 +96,16 @@ func TestRenderLiveAgent(t *testing.T) {
 
 // TestRenderEmbeddedChat: the Embedded Service Chat settings and init
 // arguments stored in each document, and that they are EmbeddedChatOf the
-// stored document.
+// stored document with the settings' init arguments.
 func TestRenderEmbeddedChat(t *testing.T) {
 	t.Parallel()
-	cases, docs, _ := productDocuments(t)
+	cases, docs, settings := productDocuments(t)
 	for _, file := range sortedKeys(cases) {
-		c, doc := cases[file], docs[file]
+		c, doc, s := cases[file], docs[file], settings[file]
 		t.Run(file, func(t *testing.T) {
 			assertJSONEqual(t, doc.EmbeddedChat, c.Want.EmbeddedChat)
 			if doc.EmbeddedChat != nil {
-				assertJSONEqual(t, mapping.EmbeddedChatOf(&doc, doc.EmbeddedChat.Init), c.Want.EmbeddedChat)
+				assertJSONEqual(t, mapping.EmbeddedChatOf(&doc, s.EmbeddedChatInit()), c.Want.EmbeddedChat)
 			}
 		})
 	}
