@@ -39,6 +39,23 @@ func (s *stack) slowPost(path string, header map[string]string, contentLength in
 	return conn
 }
 
+// waitIngestsHeld waits until requests ingest requests hold a slot and
+// bytes of body between them (the slow posts are being read).
+func (s *stack) waitIngestsHeld(requests int, bytes int64) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, b := s.server.IngestsHeld()
+		if r == requests && b == bytes {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("ingests hold %d slots and %d bytes after 10s, want %d and %d", r, b, requests, bytes)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // answer reads the response on conn within d.
 func answer(t *testing.T, conn net.Conn, d time.Duration) (*http.Response, time.Duration) {
 	t.Helper()
@@ -78,7 +95,7 @@ func TestIngestSlowBodyTimesOutAndFreesItsSlot(t *testing.T) {
 	s := newFakeStack(t, api.Config{MaxIngestRequests: 1, IngestReadTimeout: 500 * time.Millisecond})
 	auth := map[string]string{"Authorization": basicAuth(testWriteKey)}
 	conn := s.slowPost("/v1/t", auth, 1000, `{"event":`)
-	time.Sleep(100 * time.Millisecond)
+	s.waitIngestsHeld(1, 1000)
 	if r := s.do("POST", "/v1/t", `{"event":"e","anonymousId":"a"}`, auth); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 		t.Fatalf("second request while the only slot is held: %d %v %s", r.status, r.header, r.body)
 	}
@@ -100,7 +117,7 @@ func TestIngestCapsRequestsPerClient(t *testing.T) {
 	slow := map[string]string{"Authorization": basicAuth(testWriteKey), "X-Forwarded-For": "192.0.2.1"}
 	s.slowPost("/v1/t", slow, 1000, `{"event":`)
 	s.slowPost("/v1/t", slow, 1000, `{"event":`)
-	time.Sleep(100 * time.Millisecond)
+	s.waitIngestsHeld(2, 2000)
 	if r := s.do("POST", "/v1/t", `{"event":"e","anonymousId":"a"}`, slow); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 		t.Fatalf("a third request of the client holding two: %d %v %s", r.status, r.header, r.body)
 	}
@@ -119,7 +136,7 @@ func TestIngestCapsBytesInFlight(t *testing.T) {
 		MaxBatchBytes: 40000, MaxEventBytes: 10000, MaxIngestBytes: 60000, IngestReadTimeout: time.Minute})
 	auth := map[string]string{"Authorization": basicAuth(testWriteKey)}
 	s.slowPost("/v1/b", auth, 40000, `{"batch":[`) // holds 40,000 bytes
-	time.Sleep(100 * time.Millisecond)
+	s.waitIngestsHeld(1, 40000)
 	conn := s.slowPost("/v1/b", auth, 30000, `{"batch":[`)
 	if res, _ := answer(t, conn, 5*time.Second); res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("a batch beyond the byte budget: %d %v", res.StatusCode, res.Header)
