@@ -130,7 +130,11 @@ func TestBrowserNoConversation(t *testing.T) {
 
 	b.Do(30*time.Second, chromedp.Navigate(s.url+"/test/plain.html"))
 	b.Poll(10*time.Second, `typeof window.liveagent === 'object' && typeof liveagent.init === 'function'`)
-	time.Sleep(time.Second)
+	// The page's load event waits for deployment.js, whose load handler
+	// settles the snippet; a timer queued after it runs after whatever that
+	// handler queued.
+	b.Poll(10*time.Second, `document.readyState === 'complete'`)
+	b.Eval(nextTask, chromedp.EvalAwaitPromise)
 	browsertest.AssertJSON(t, "liveagent calls", b.Eval(`window.__liveagentCalls`), `[]`)
 	browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
 
@@ -536,7 +540,7 @@ func anySlice[T any](s []T) []any {
 // 6.4 KB); an unknown product is a 400.
 func TestBrowserSnippetSize(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true})
+	s := newFakeStack(t, api.Config{})
 	url, err := json.Marshal(mappingtest.Settings().ScriptURL())
 	if err != nil {
 		t.Fatal(err)
@@ -652,15 +656,30 @@ func newBrowser(t *testing.T) *browsertest.Browser {
 
 // browserRoutes serves the test pages and scripts under /test/, on the
 // API's origin.
+// nextTask is a Promise that resolves in a task queued now: after every
+// zero-delay timer the page queued before.
+const nextTask = `new Promise(function (resolve) { setTimeout(resolve, 0); })`
+
 // assertSecondStartChangesNothing clicks the page's start button again: once
-// its track call is posted, the product's recorded calls (log, a JavaScript
-// expression; what names them) are still want, the snippet reported no error
-// and onApplied ran once.
+// its track call is posted (the snippet's middleware queued the second
+// start before it let the event go) and the start ran, the page fetched no
+// second document, the product's recorded calls (log, a JavaScript
+// expression; what names them) are still want, the snippet reported no
+// error and onApplied ran once.
 func assertSecondStartChangesNothing(t *testing.T, b *browsertest.Browser, s *stack, what, log, want string) {
 	t.Helper()
 	b.Do(10*time.Second, chromedp.Click(chromedp.ID("start")))
 	b.WaitRequests(10*time.Second, func(rs []browsertest.Request) bool { return browsertest.CountPosts(rs, s.url+"/v1/t") >= 2 })
-	time.Sleep(300 * time.Millisecond)
+	b.Eval(nextTask, chromedp.EvalAwaitPromise)
+	fetches := 0
+	for _, r := range b.Requests() {
+		if r.Method == "GET" && strings.HasPrefix(r.URL, s.url+"/v1/prechat/") {
+			fetches++
+		}
+	}
+	if fetches != 1 {
+		t.Errorf("the page fetched the document %d times, want once: a second start must not fetch it again", fetches)
+	}
 	browsertest.AssertJSON(t, what+" after a second start", b.Eval(log), want)
 	browsertest.AssertJSON(t, "onError calls", b.Eval(`window.__prechatErrors`), `[]`)
 	if n := browsertest.Eval[int](b, `window.__prechatApplied.length`); n != 1 {

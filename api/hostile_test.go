@@ -39,6 +39,23 @@ func (s *stack) slowPost(path string, header map[string]string, contentLength in
 	return conn
 }
 
+// waitIngestsHeld waits until requests ingest requests hold a slot and
+// bytes of body between them (the slow posts are being read).
+func (s *stack) waitIngestsHeld(requests int, bytes int64) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, b := s.server.IngestsHeld()
+		if r == requests && b == bytes {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("ingests hold %d slots and %d bytes after 10s, want %d and %d", r, b, requests, bytes)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // answer reads the response on conn within d.
 func answer(t *testing.T, conn net.Conn, d time.Duration) (*http.Response, time.Duration) {
 	t.Helper()
@@ -57,7 +74,7 @@ func answer(t *testing.T, conn net.Conn, d time.Duration) (*http.Response, time.
 // that is still on its way.
 func TestIngestChecksTheWriteKeyBeforeReadingTheBody(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{IngestReadTimeout: time.Minute}})
+	s := newFakeStack(t, api.Config{IngestReadTimeout: time.Minute})
 	conn := s.slowPost("/v1/b", map[string]string{"Authorization": basicAuth("nope")}, 400<<10, `{"batch":[`)
 	res, took := answer(t, conn, 5*time.Second)
 	if res.StatusCode != http.StatusUnauthorized || took > 2*time.Second {
@@ -75,10 +92,10 @@ func TestIngestChecksTheWriteKeyBeforeReadingTheBody(t *testing.T) {
 // within IngestReadTimeout gets 408, and its request slot is free again.
 func TestIngestSlowBodyTimesOutAndFreesItsSlot(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{MaxIngestRequests: 1, IngestReadTimeout: 500 * time.Millisecond}})
+	s := newFakeStack(t, api.Config{MaxIngestRequests: 1, IngestReadTimeout: 500 * time.Millisecond})
 	auth := map[string]string{"Authorization": basicAuth(testWriteKey)}
 	conn := s.slowPost("/v1/t", auth, 1000, `{"event":`)
-	time.Sleep(100 * time.Millisecond)
+	s.waitIngestsHeld(1, 1000)
 	if r := s.do("POST", "/v1/t", `{"event":"e","anonymousId":"a"}`, auth); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 		t.Fatalf("second request while the only slot is held: %d %v %s", r.status, r.header, r.body)
 	}
@@ -96,11 +113,11 @@ func TestIngestSlowBodyTimesOutAndFreesItsSlot(t *testing.T) {
 // client's goes through.
 func TestIngestCapsRequestsPerClient(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{MaxIngestRequestsPerClient: 2, IngestReadTimeout: time.Minute, ClientIPHeader: "X-Forwarded-For"}})
+	s := newFakeStack(t, api.Config{MaxIngestRequestsPerClient: 2, IngestReadTimeout: time.Minute, ClientIPHeader: "X-Forwarded-For"})
 	slow := map[string]string{"Authorization": basicAuth(testWriteKey), "X-Forwarded-For": "192.0.2.1"}
 	s.slowPost("/v1/t", slow, 1000, `{"event":`)
 	s.slowPost("/v1/t", slow, 1000, `{"event":`)
-	time.Sleep(100 * time.Millisecond)
+	s.waitIngestsHeld(2, 2000)
 	if r := s.do("POST", "/v1/t", `{"event":"e","anonymousId":"a"}`, slow); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 		t.Fatalf("a third request of the client holding two: %d %v %s", r.status, r.header, r.body)
 	}
@@ -115,11 +132,11 @@ func TestIngestCapsRequestsPerClient(t *testing.T) {
 // not fit gets 503, a smaller one that fits goes through.
 func TestIngestCapsBytesInFlight(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{
-		MaxBatchBytes: 40000, MaxEventBytes: 10000, MaxIngestBytes: 60000, IngestReadTimeout: time.Minute}})
+	s := newFakeStack(t, api.Config{
+		MaxBatchBytes: 40000, MaxEventBytes: 10000, MaxIngestBytes: 60000, IngestReadTimeout: time.Minute})
 	auth := map[string]string{"Authorization": basicAuth(testWriteKey)}
 	s.slowPost("/v1/b", auth, 40000, `{"batch":[`) // holds 40,000 bytes
-	time.Sleep(100 * time.Millisecond)
+	s.waitIngestsHeld(1, 40000)
 	conn := s.slowPost("/v1/b", auth, 30000, `{"batch":[`)
 	if res, _ := answer(t, conn, 5*time.Second); res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("a batch beyond the byte budget: %d %v", res.StatusCode, res.Header)
@@ -133,7 +150,7 @@ func TestIngestCapsBytesInFlight(t *testing.T) {
 // keyed like the document fetches'.
 func TestIngestRateLimitPerClient(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{IngestRateLimit: 0.5, IngestRateBurst: 2, ClientIPHeader: "X-Forwarded-For"}})
+	s := newFakeStack(t, api.Config{IngestRateLimit: 0.5, IngestRateBurst: 2, ClientIPHeader: "X-Forwarded-For"})
 	post := func(ip string) response {
 		return s.do("POST", "/v1/t", `{"event":"e","anonymousId":"a"}`, map[string]string{"Authorization": basicAuth(testWriteKey), "X-Forwarded-For": ip})
 	}
@@ -155,7 +172,7 @@ func TestIngestRateLimitPerClient(t *testing.T) {
 // JSON: the decoder stopped there.
 func TestIngestRefusesOversizedBatchesWhileDecoding(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true})
+	s := newFakeStack(t, api.Config{})
 	body := `{"writeKey":"` + testWriteKey + `","batch":[` + strings.Repeat(`{},`, 2501) + `this is not JSON`
 	r := s.do("POST", "/v1/b", body, nil)
 	if r.status != http.StatusBadRequest || !strings.Contains(r.json(t)["message"].(string), "at most 2500 events") {
@@ -168,7 +185,7 @@ func TestIngestRefusesOversizedBatchesWhileDecoding(t *testing.T) {
 // address the proxy appended.
 func TestSpoofedForwardedForDoesNotEvadeTheRateLimit(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{RateLimit: 1, RateBurst: 3, ClientIPHeader: "X-Forwarded-For"}})
+	s := newFakeStack(t, api.Config{RateLimit: 1, RateBurst: 3, ClientIPHeader: "X-Forwarded-For"})
 	limited := 0
 	for i := range 10 {
 		r := s.do("GET", "/v1/prechat/x", "", map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d, 192.0.2.1", i)})
@@ -185,7 +202,7 @@ func TestSpoofedForwardedForDoesNotEvadeTheRateLimit(t *testing.T) {
 // origin with "*" and no credentials; a listed origin is echoed with them.
 func TestCORSWildcardNeverAllowsCredentials(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{AllowedOrigins: []string{"*", "https://shop.example"}}})
+	s := newFakeStack(t, api.Config{AllowedOrigins: []string{"*", "https://shop.example"}})
 	for _, method := range []string{"GET", "OPTIONS"} {
 		h := map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
 		r := s.do(method, "/v1/prechat/x", "", h)
@@ -204,7 +221,7 @@ func TestCORSWildcardNeverAllowsCredentials(t *testing.T) {
 // status, carries X-Content-Type-Options: nosniff.
 func TestEveryAnswerIsNosniff(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{AllowedOrigins: []string{"https://shop.example"}}})
+	s := newFakeStack(t, api.Config{AllowedOrigins: []string{"https://shop.example"}})
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/v1/prechat.js", ""},
 		{"GET", "/v1/prechat/nobody", ""},

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prechat/prechat/api"
 )
 
 func basicAuth(key string) string {
@@ -16,7 +18,7 @@ func basicAuth(key string) string {
 
 func TestIngestRejectsBadInputAndProducesNothing(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true})
+	s := newFakeStack(t, api.Config{})
 	ok := `"writeKey":"` + testWriteKey + `"`
 	big := strings.Repeat("x", 33<<10)
 	manyEvents := make([]string, 2501)
@@ -69,7 +71,7 @@ func TestIngestRejectsBadInputAndProducesNothing(t *testing.T) {
 
 func TestIngestCompletesAndProducesEvents(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true})
+	s := newFakeStack(t, api.Config{})
 	sent := time.Now().UTC()
 	device := sent.Add(-time.Hour) // a device clock one hour behind
 	r := s.do("POST", "/v1/identify", `{"anonymousId":"anon-1","userId":"u1","traits":{"email":"e@x"}}`,
@@ -132,7 +134,7 @@ func TestIngestCompletesAndProducesEvents(t *testing.T) {
 
 func TestIngestDisabledWithoutWriteKeys(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: apiConfigWithoutIngest()})
+	s := newFakeStack(t, apiConfigWithoutIngest())
 	if r := s.do("POST", "/v1/t", `{"event":"e","anonymousId":"a"}`, nil); r.status != http.StatusNotFound {
 		t.Fatalf("ingest without write keys: %d", r.status)
 	}

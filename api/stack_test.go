@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/prechat/prechat/api"
+	"github.com/prechat/prechat/api/apifake"
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
 	"github.com/prechat/prechat/persistence"
@@ -50,6 +51,12 @@ type stack struct {
 	http    *httptest.Server
 	url     string
 
+	// docs, notifier and producer are the in-memory fakes of a fake stack
+	// (newFakeStack), nil in a stack of the real parts.
+	docs     *apifake.Documents
+	notifier *apifake.Notifier
+	producer *apifake.Producer
+
 	mu       sync.Mutex
 	requests []recorded
 }
@@ -78,6 +85,9 @@ type stackOptions struct {
 
 func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: this test needs Postgres and Kafka; -short runs the tests on in-memory fakes only (newFakeStack)")
+	}
 	s := &stack{t: t, topic: pipelinetest.Name(t, "topic")}
 	s.brokers = pipelinetest.NewCluster(t, 2, s.topic)
 	s.store, s.dbURL = persistencetest.NewStore(t, opts.store)
@@ -113,21 +123,10 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	s.writer = pipeline.NewWriter(s.brokers, s.topic, nil, log.Named("writer"))
 	t.Cleanup(func() { _ = s.writer.Close() })
 
-	cfg := opts.api
-	if cfg.WriteKeys == nil {
-		cfg.WriteKeys = []string{testWriteKey}
-		cfg.ServerWriteKeys = []string{testServerKey}
-		cfg.IdentitySecret = []byte(mappingtest.IdentitySecret)
+	if opts.api.DeploymentScriptURL == "" {
+		opts.api.DeploymentScriptURL = opts.deploymentJS
 	}
-	if cfg.DeploymentScriptURL == "" {
-		cfg.DeploymentScriptURL = mappingtest.Settings().ScriptURL()
-		if opts.deploymentJS != "" {
-			cfg.DeploymentScriptURL = opts.deploymentJS
-		}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = log.Named("api")
-	}
+	cfg := testConfig(opts.api, log.Named("api"))
 	var producer api.Producer = s.writer
 	if len(cfg.WriteKeys) == 0 {
 		producer = nil
@@ -154,6 +153,57 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Cleanup(s.http.Close)
 	s.url = s.http.URL
 	return s
+}
+
+// testConfig fills in what every test's API has unless it says otherwise:
+// the write keys (testWriteKey, testServerKey), the settings' deployment.js
+// and a logger.
+func testConfig(cfg api.Config, log *zap.Logger) api.Config {
+	if cfg.WriteKeys == nil {
+		cfg.WriteKeys = []string{testWriteKey}
+		cfg.ServerWriteKeys = []string{testServerKey}
+		cfg.IdentitySecret = []byte(mappingtest.IdentitySecret)
+	}
+	if cfg.DeploymentScriptURL == "" {
+		cfg.DeploymentScriptURL = mappingtest.Settings().ScriptURL()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log
+	}
+	return cfg
+}
+
+// newFakeStack is the API over in-memory fakes (apifake) on an httptest
+// server: no Postgres and no Kafka, for the tests of the HTTP layer alone
+// (parameters, CORS, limits, the snippet, ingest validation). Its
+// documents are those the test puts in s.docs; what the ingest produced is
+// in s.producer, and s.topicMessages reads it as a stack's topic. These
+// tests run under -short.
+func newFakeStack(t testing.TB, cfg api.Config) *stack {
+	t.Helper()
+	s := &stack{t: t, docs: &apifake.Documents{}, notifier: &apifake.Notifier{}, producer: &apifake.Producer{}}
+	cfg = testConfig(cfg, zaptest.NewLogger(t).Named("api"))
+	var producer api.Producer = s.producer
+	if len(cfg.WriteKeys) == 0 {
+		producer = nil
+	}
+	server, err := api.New(cfg, s.docs, s.notifier, producer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.server = server
+	s.http = httptest.NewServer(server)
+	t.Cleanup(s.http.Close)
+	s.url = s.http.URL
+	return s
+}
+
+// waiters is the number of parked long-polls.
+func (s *stack) waiters() int {
+	if s.notifier != nil {
+		return s.notifier.Waiters()
+	}
+	return s.hub.Waiters()
 }
 
 // recorder records each request before next serves it.
@@ -219,10 +269,17 @@ func (s *stack) do(method, path, body string, header map[string]string) response
 	return response{status: res.StatusCode, header: res.Header, body: b, took: time.Since(start)}
 }
 
-// topicMessages returns every message in the stack's topic.
+// topicMessages returns every message in the stack's topic (of a fake
+// stack: every record produced, in order).
 func (s *stack) topicMessages() []kafka.Message {
 	s.t.Helper()
 	var out []kafka.Message
+	if s.producer != nil {
+		for _, r := range s.producer.Records() {
+			out = append(out, kafka.Message{Key: r.Key, Value: r.Value})
+		}
+		return out
+	}
 	for p := range 2 {
 		conn, err := kafka.DialLeader(context.Background(), "tcp", s.brokers[0], s.topic, p)
 		if err != nil {
@@ -300,4 +357,22 @@ func apiConfigWithoutIngest() api.Config { return api.Config{WriteKeys: []string
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// waitParked waits until waiters (a notifier's count of subscriptions)
+// reaches n: the long-polls are parked, neither answered nor failed. A
+// value on answered first, or 10 seconds without it, fails the test.
+func waitParked(t testing.TB, waiters func() int, n int, answered <-chan response) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for waiters() < n {
+		select {
+		case r := <-answered:
+			t.Fatalf("answered before it was parked: %d %s", r.status, r.body)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d long-polls parked within 10s", waiters(), n)
+		}
+	}
 }

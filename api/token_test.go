@@ -185,8 +185,8 @@ func TestDocumentAccessAnonymousID(t *testing.T) {
 
 func TestDocumentAccessIsValidated(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true})
-	_, err := api.New(api.Config{DocumentAccess: "anonymousid", DeploymentScriptURL: "https://x.test/deployment.js"}, s.store, s.hub, nil)
+	s := newFakeStack(t, api.Config{})
+	_, err := api.New(api.Config{DocumentAccess: "anonymousid", DeploymentScriptURL: "https://x.test/deployment.js"}, s.docs, s.notifier, nil)
 	if err == nil || !strings.Contains(err.Error(), `DocumentAccess: "anonymousid" is not token or anonymousId`) {
 		t.Fatalf("New with an unknown DocumentAccess: %v", err)
 	}
@@ -196,7 +196,7 @@ func TestDocumentAccessIsValidated(t *testing.T) {
 // X-Prechat-Token, and the browser may cache that answer.
 func TestPreflightAllowsTheTokenHeader(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{AllowedOrigins: []string{"https://shop.example"}}})
+	s := newFakeStack(t, api.Config{AllowedOrigins: []string{"https://shop.example"}})
 	r := s.do("OPTIONS", "/v1/prechat/visitor?wait=10", "", map[string]string{
 		"Origin": "https://shop.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x-prechat-token",
 	})

@@ -8,6 +8,7 @@ import (
 
 	analytics "github.com/segmentio/analytics-go/v3"
 
+	"github.com/prechat/prechat/api"
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
 )
@@ -142,7 +143,7 @@ func TestVerifiedIdentityThroughTheIngest(t *testing.T) {
 // key's events as they came.
 func TestServerWriteKeyProof(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true})
+	s := newFakeStack(t, api.Config{})
 	want := mapping.UserHash([]byte(mappingtest.IdentitySecret), "u-1")
 	for _, c := range []struct {
 		key, body string

@@ -52,10 +52,7 @@ func TestUnknownVisitorLongPollsQueryOnce(t *testing.T) {
 
 	done := make(chan response, 1)
 	go func() { done <- s.get("ghost", "?wait=20") }()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.hub.Waiters() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitParked(t, s.hub.Waiters, 1, done)
 	_, _, start := visitorEvents("ghost", time.Now())
 	s.produce(start)
 	r := <-done
@@ -106,7 +103,7 @@ func (s *stack) waitListening() {
 // when its long-polls end.
 func TestLongPollsPerClientAreCapped(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{noConsumer: true, api: api.Config{MaxWaitersPerClient: 2, ClientIPHeader: "X-Forwarded-For", RateLimit: -1}})
+	s := newFakeStack(t, api.Config{MaxWaitersPerClient: 2, ClientIPHeader: "X-Forwarded-For", RateLimit: -1})
 	from := func(ip string) map[string]string { return map[string]string{"X-Forwarded-For": ip} }
 	var wg sync.WaitGroup
 	for i := range 2 {
@@ -117,7 +114,7 @@ func TestLongPollsPerClientAreCapped(t *testing.T) {
 		})
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for s.hub.Waiters() < 2 && time.Now().Before(deadline) {
+	for s.waiters() < 2 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if r := s.do("GET", "/v1/prechat/third?wait=1", "", from("192.0.2.1")); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || r.json(t)["error"] != "rate_limited" {

@@ -30,20 +30,23 @@ type productCase struct {
 	} `json:"want"`
 }
 
-// productDocuments builds the document of every case in testdata/products.
-func productDocuments(t *testing.T) (map[string]productCase, map[string]mapping.Document) {
+// productDocuments builds the document of every case in testdata/products;
+// settings holds each case's parsed settings.
+func productDocuments(t *testing.T) (cases map[string]productCase, docs map[string]mapping.Document, settings map[string]*mapping.Settings) {
 	t.Helper()
-	cases := loadCases[productCase](t, "products")
-	docs := map[string]mapping.Document{}
+	cases = loadCases[productCase](t, "products")
+	docs = map[string]mapping.Document{}
+	settings = map[string]*mapping.Settings{}
 	for file, c := range cases {
 		w := c.Want
 		if c.Name == "" || len(c.Events) == 0 || c.AnonymousID == "" || len(w.LiveAgent) == 0 || len(w.EmbeddedChat) == 0 || len(w.Messaging) == 0 {
 			t.Fatalf("%s: case file is incomplete: name, events, anonymousId and want.liveAgent, want.embeddedChat and want.messaging (null when not targeted) are required", file)
 		}
-		settings, err := mapping.ParseSettings(c.Settings)
+		parsed, err := mapping.ParseSettings(c.Settings)
 		if err != nil {
 			t.Fatalf("%s: ParseSettings: %v", file, err)
 		}
+		settings[file] = parsed
 		st := mapping.NewState()
 		fallback, _ := time.Parse(time.RFC3339, defaultFallback)
 		for i, raw := range c.Events {
@@ -57,7 +60,7 @@ func productDocuments(t *testing.T) (map[string]productCase, map[string]mapping.
 		if !ok {
 			t.Fatalf("%s: no conversation start for %q", file, c.AnonymousID)
 		}
-		doc := settings.Build(v, 30*time.Minute)
+		doc := parsed.Build(v, 30*time.Minute)
 		// What the snippet receives is the stored JSON.
 		raw, err := json.Marshal(doc)
 		if err != nil {
@@ -69,14 +72,14 @@ func productDocuments(t *testing.T) (map[string]productCase, map[string]mapping.
 		}
 		docs[file] = stored
 	}
-	return cases, docs
+	return cases, docs, settings
 }
 
 // TestRenderLiveAgent: the Legacy Chat calls of each document, in order,
 // and the document's entities and warnings.
 func TestRenderLiveAgent(t *testing.T) {
 	t.Parallel()
-	cases, docs := productDocuments(t)
+	cases, docs, _ := productDocuments(t)
 	for _, file := range sortedKeys(cases) {
 		c, doc := cases[file], docs[file]
 		t.Run(file, func(t *testing.T) {
@@ -93,16 +96,16 @@ func TestRenderLiveAgent(t *testing.T) {
 
 // TestRenderEmbeddedChat: the Embedded Service Chat settings and init
 // arguments stored in each document, and that they are EmbeddedChatOf the
-// stored document.
+// stored document with the settings' init arguments.
 func TestRenderEmbeddedChat(t *testing.T) {
 	t.Parallel()
-	cases, docs := productDocuments(t)
+	cases, docs, settings := productDocuments(t)
 	for _, file := range sortedKeys(cases) {
-		c, doc := cases[file], docs[file]
+		c, doc, s := cases[file], docs[file], settings[file]
 		t.Run(file, func(t *testing.T) {
 			assertJSONEqual(t, doc.EmbeddedChat, c.Want.EmbeddedChat)
 			if doc.EmbeddedChat != nil {
-				assertJSONEqual(t, mapping.EmbeddedChatOf(&doc, doc.EmbeddedChat.Init), c.Want.EmbeddedChat)
+				assertJSONEqual(t, mapping.EmbeddedChatOf(&doc, s.EmbeddedChatInit()), c.Want.EmbeddedChat)
 			}
 		})
 	}
@@ -110,20 +113,16 @@ func TestRenderEmbeddedChat(t *testing.T) {
 
 // TestRenderMessaging: the Messaging for Web hidden and visible pre-chat
 // fields stored in each document, and that they are MessagingOf the stored
-// document.
+// document with the settings' visibleFieldsEditable.
 func TestRenderMessaging(t *testing.T) {
 	t.Parallel()
-	cases, docs := productDocuments(t)
+	cases, docs, settings := productDocuments(t)
 	for _, file := range sortedKeys(cases) {
-		c, doc := cases[file], docs[file]
+		c, doc, s := cases[file], docs[file], settings[file]
 		t.Run(file, func(t *testing.T) {
 			assertJSONEqual(t, doc.Messaging, c.Want.Messaging)
 			if doc.Messaging != nil {
-				editable := true
-				for _, f := range doc.Messaging.VisibleFields {
-					editable = f.IsEditableByEndUser
-				}
-				assertJSONEqual(t, mapping.MessagingOf(&doc, editable), c.Want.Messaging)
+				assertJSONEqual(t, mapping.MessagingOf(&doc, s.Messaging.Editable()), c.Want.Messaging)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -77,6 +78,9 @@ func (s recordingStore) ApplyBatch(ctx context.Context, b *mapping.Batch) (mappi
 
 func setup(t *testing.T, partitions int32) *testBundle {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: this test needs Postgres; -short runs the tests on the in-memory store only (setupFake)")
+	}
 	t.Parallel()
 	tb := &testBundle{
 		topic:        pipelinetest.Name(t, "topic"),
@@ -95,6 +99,13 @@ func setup(t *testing.T, partitions int32) *testBundle {
 // start runs a consumer until the returned stop function is called.
 func (tb *testBundle) start(t *testing.T, batchSize int) (stop func()) {
 	t.Helper()
+	return tb.startAs(t, "consumer", batchSize, recordingStore{tb.store, tb})
+}
+
+// startAs runs a consumer named name (its logger's name) over store until
+// the returned stop function is called.
+func (tb *testBundle) startAs(t *testing.T, name string, batchSize int, store pipeline.Store) (stop func()) {
+	t.Helper()
 	c, err := pipeline.New(pipeline.Config{
 		Brokers:           tb.brokers,
 		Topic:             tb.topic,
@@ -112,8 +123,8 @@ func (tb *testBundle) start(t *testing.T, batchSize int) (stop func()) {
 		RetryMin:          20 * time.Millisecond,
 		RetryMax:          200 * time.Millisecond,
 		Registerer:        tb.registerer,
-		Logger:            zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), tb.logs)).Named("consumer"),
-	}, recordingStore{tb.store, tb})
+		Logger:            zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), tb.logs)).Named(name),
+	}, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,19 +378,101 @@ func TestConsumerRestartedMidStreamLosesAndDoublesNothing(t *testing.T) {
 	tb.assertConverged(t, want, raws)
 }
 
+// partitionsStore is the recording store of one member of a group, noting
+// the partitions of the batches it committed.
+type partitionsStore struct {
+	recordingStore
+	mu      sync.Mutex
+	applied map[int]bool
+}
+
+func (s *partitionsStore) ApplyBatch(ctx context.Context, b *mapping.Batch) (mapping.BatchResult, error) {
+	res, err := s.recordingStore.ApplyBatch(ctx, b)
+	if err == nil {
+		s.mu.Lock()
+		for _, p := range b.Positions {
+			s.applied[p.Partition] = true
+		}
+		s.mu.Unlock()
+	}
+	return res, err
+}
+
+// partitions are those of the batches the member committed, sorted.
+func (s *partitionsStore) partitions() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]int, 0, len(s.applied))
+	for p := range s.applied {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// assignment is the latest "partitions assigned" of the consumer named
+// name: its generation and partitions (generation -1 before the first).
+func (tb *testBundle) assignment(name string) (generation int64, partitions []int) {
+	generation = -1
+	for _, e := range tb.observed.FilterMessage("partitions assigned").All() {
+		if e.LoggerName != name {
+			continue
+		}
+		fields := e.ContextMap()
+		generation, _ = fields["generation"].(int64)
+		if g, ok := fields["generation"].(int32); ok {
+			generation = int64(g)
+		}
+		partitions = partitions[:0]
+		ps, _ := fields["partitions"].([]any)
+		for _, p := range ps {
+			switch p := p.(type) {
+			case int:
+				partitions = append(partitions, p)
+			case int64:
+				partitions = append(partitions, int(p))
+			}
+		}
+	}
+	slices.Sort(partitions)
+	return generation, partitions
+}
+
+// TestConsumerGroupOfTwoSharesPartitionsAndSurvivesAMemberLeaving: two
+// members of one group each hold, and apply batches of, a share of the
+// partitions; when one leaves mid-stream the other takes over its
+// partitions, and nothing is lost or applied twice.
 func TestConsumerGroupOfTwoSharesPartitionsAndSurvivesAMemberLeaving(t *testing.T) {
 	tb := setup(t, 4)
 	raws := tb.generator(5).Events(3000)
 	want := tb.reference(t, raws)
 
-	stopA := tb.start(t, 40)
-	tb.start(t, 40)
+	a := &partitionsStore{recordingStore: recordingStore{tb.store, tb}, applied: map[int]bool{}}
+	b := &partitionsStore{recordingStore: recordingStore{tb.store, tb}, applied: map[int]bool{}}
+	stopA := tb.startAs(t, "a", 40, a)
+	tb.startAs(t, "b", 40, b)
+	var heldByA []int
+	eventuallyTrue(t, 30*time.Second, "a and b share the four partitions in one generation", func() bool {
+		genA, pa := tb.assignment("a")
+		genB, pb := tb.assignment("b")
+		heldByA = pa
+		all := slices.Sorted(slices.Values(append(slices.Clone(pa), pb...)))
+		return genA >= 0 && genA == genB && len(pa) > 0 && len(pb) > 0 && slices.Equal(all, []int{0, 1, 2, 3})
+	})
 	pipelinetest.Produce(t, tb.brokers, tb.topic, raws[:1500]...)
-	time.Sleep(300 * time.Millisecond)
+	eventuallyTrue(t, 30*time.Second, "a and b each commit batches of their partitions", func() bool {
+		return len(a.partitions()) > 0 && len(b.partitions()) > 0
+	})
+	if got := a.partitions(); !isSubset(got, heldByA) {
+		t.Fatalf("a committed batches of partitions %v, holding %v", got, heldByA)
+	}
 	stopA() // member A leaves mid-stream; B takes over its partitions
 	pipelinetest.Produce(t, tb.brokers, tb.topic, raws[1500:]...)
 	tb.waitConsumed(t, int64(len(raws)))
 
+	if got := b.partitions(); !slices.Equal(got, []int{0, 1, 2, 3}) {
+		t.Errorf("after a left, b committed batches of partitions %v, want all four", got)
+	}
 	tb.assertConverged(t, want, raws)
 }
 

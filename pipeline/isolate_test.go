@@ -78,39 +78,6 @@ func testDeadLettersWhatStorageRefuses(t *testing.T, batchSize int) {
 	}
 }
 
-// TestConsumerDeadLettersAMessageRefusedOnlyWithAnother: when two messages
-// are refused together but each is accepted alone (a visitor's traits
-// combining a trait of one with a trait of the other), the first message
-// refused on top of those before it is dead-lettered, and the other applies.
-func TestConsumerDeadLettersAMessageRefusedOnlyWithAnother(t *testing.T) {
-	tb := setup(t, 1)
-	tb.exec(t, `ALTER TABLE traits ADD CONSTRAINT test_no_pair CHECK (NOT (traits::text LIKE '%ada@poison.example%' AND traits::text LIKE '%Poisoned name%'))`)
-	at := tb.now.Format(time.RFC3339Nano)
-	var raws [][]byte
-	for i := range 10 {
-		raw := fmt.Sprintf(`{"type":"identify","messageId":"i%d","anonymousId":"v%d","traits":{"email":"v%d@example.com"},"timestamp":"%s"}`, i, i, i, at)
-		switch i {
-		case 2:
-			raw = `{"type":"identify","messageId":"a","anonymousId":"pair","traits":{"email":"ada@poison.example"},"timestamp":"` + at + `"}`
-		case 7:
-			raw = `{"type":"identify","messageId":"b","anonymousId":"pair","traits":{"firstName":"Poisoned name"},"timestamp":"` + at + `"}`
-		}
-		raws = append(raws, []byte(raw))
-	}
-	pipelinetest.Produce(t, tb.brokers, tb.topic, raws...)
-	tb.start(t, 10)
-	tb.waitConsumed(t, int64(len(raws)))
-	dead := tb.deadLetters(t)
-	if len(dead) != 1 || dead[[2]int64{0, 7}] == "" {
-		t.Fatalf("dead letters %v, want the second identify at offset 7", dead)
-	}
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	if tb.applications["a"] != 1 || tb.applications["b"] != 0 || len(tb.applications) != 9 {
-		t.Fatalf("applications %v: all but the second identify must apply once", tb.applications)
-	}
-}
-
 // exec runs SQL on the test's database.
 func (tb *testBundle) exec(t *testing.T, sql string) {
 	t.Helper()

@@ -26,6 +26,17 @@ func (w Writer) Produce(ctx context.Context, records []mapping.Record) error {
 	return w.WriteMessages(ctx, msgs...)
 }
 
+// Close flushes pending writes, waits for them, and closes the writer's
+// connections: kafka.Writer.Close leaves those of a Transport it was given
+// open, each with its goroutines.
+func (w Writer) Close() error {
+	err := w.Writer.Close()
+	if t, ok := w.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	return err
+}
+
 // NewWriter returns the kafka-go Writer the ingest produces with: keyed
 // messages go to partitions by murmur2 (as Java clients and Segment's Kafka
 // destination do), every write waits for all in-sync replicas, and batches

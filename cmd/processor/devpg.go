@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -162,14 +163,44 @@ func chownTree(dir string, uid, gid int) error {
 	})
 }
 
-// freePort asks the kernel for an unused loopback port.
+// freePort returns an unused loopback port below the kernel's ephemeral
+// range (net.ipv4.ip_local_port_range), chosen at random. The port is
+// released before the server that needs it (Postgres, the broker) takes it,
+// and again whenever that server restarts on it; the kernel hands ports of
+// the ephemeral range to every outgoing connection and every listener on
+// port 0, so one of those could take a released port, while a port below
+// the range can only be taken by a program that names it. Where the range
+// is unknown, or leaves no room below it, the kernel picks any free port.
 func freePort() (int, error) {
+	const lowest = 10000
+	if first := ephemeralPortsStart(); first > lowest+1000 {
+		for range 100 {
+			if p := lowest + rand.IntN(first-lowest); portFree(p) {
+				return p, nil
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralPortsStart is the first port of the kernel's ephemeral range, 0
+// when it is unknown (not Linux).
+func ephemeralPortsStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 0
+	}
+	first, _ := strconv.Atoi(fields[0])
+	return first
 }
 
 // portFree reports whether a loopback port can be listened on.

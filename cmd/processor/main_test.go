@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/prechat/prechat/mapping/mappingtest"
 	"github.com/prechat/prechat/migrations"
 	"github.com/prechat/prechat/persistence/persistencetest"
@@ -22,13 +24,14 @@ import (
 )
 
 // TestMain lets the test binary act as the processor binary, so tests can
-// run it as a child process and signal it.
+// run it as a child process and signal it; as the test binary, it fails the
+// run when a goroutine a test started outlives the tests.
 func TestMain(m *testing.M) {
 	if os.Getenv("PRECHAT_TEST_RUN_MAIN") == "1" {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -128,8 +129,14 @@ func TestPostgresRestartIsWaitedOut(t *testing.T) {
 		code, body := get(admin + "/readyz")
 		return code == http.StatusServiceUnavailable && !strings.Contains(body, `"postgres":"ok"`)
 	})
+	// The consumer retries the batch of these events against the dead
+	// database (its suppressions are read first, then it is applied): two
+	// more attempts logged than before they came.
+	batchRetry := regexp.MustCompile(`(read suppressions|apply batch) failed; retrying`)
+	retries := func() int { return len(batchRetry.FindAllString(proc.stderr.String(), -1)) }
+	before := retries()
 	pipelinetest.Produce(t, brokers, topic, raws[300:]...)
-	time.Sleep(2 * time.Second) // the consumer retries against a dead database
+	eventually(t, 30*time.Second, "the consumer retries the batch during the outage", func() bool { return retries() >= before+2 || !proc.running() })
 	if !proc.running() {
 		t.Fatalf("the processor exited during the outage: %v\n%s", proc.err, proc.stderr.String())
 	}
@@ -274,5 +281,25 @@ func TestPublicPortCutsOffSlowAndOversizedRequests(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("64 KB of headers: %d, want 431", res.StatusCode)
+	}
+}
+
+// TestFreePortIsBelowTheEphemeralRange: the ports the outage tests and
+// processor dev release and take again are ones no outgoing connection or
+// port-0 listener can be given meanwhile.
+func TestFreePortIsBelowTheEphemeralRange(t *testing.T) {
+	t.Parallel()
+	first := ephemeralPortsStart()
+	if first == 0 {
+		t.Skip("the kernel's ephemeral port range is unknown here (not Linux)")
+	}
+	for range 20 {
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p >= first || p < 1024 {
+			t.Fatalf("freePort gave %d, want a port below the ephemeral range (from %d)", p, first)
+		}
 	}
 }
