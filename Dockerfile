@@ -22,6 +22,8 @@ ARG TARGETARCH
 # Where modules come from: a module proxy, or file:// of a module cache's
 # cache/download directory. go.sum verifies them either way.
 ARG GOPROXY=https://proxy.golang.org,direct
+# The caches the RUN steps mount, named rather than derived from $HOME.
+ENV GOMODCACHE=/go/pkg/mod GOCACHE=/root/.cache/go-build
 WORKDIR /src
 # Modules first, so source edits do not invalidate the download layer.
 COPY go.mod go.sum ./
