@@ -115,9 +115,15 @@ func TestImageServes(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var waitErr error // set before exited closes
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
+		select {
+		case <-exited:
+			return
+		default:
+		}
 		_, _ = img.podman("rm", "--force", "--time", "0", name)
 		select {
 		case <-exited:
@@ -201,9 +207,9 @@ func TestImageServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("serve exited with %v after SIGTERM; log:\n%s", err, logs.String())
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("serve exited with %v after SIGTERM; log:\n%s", waitErr, logs.String())
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatalf("serve did not stop within 40s of SIGTERM; log:\n%s", logs.String())
@@ -230,7 +236,7 @@ func post(t *testing.T, url, body string) {
 
 // logAddr waits for a log line `msg ... "addr":"host:port"` and returns
 // the address; it fails the test when the container exits first.
-func logAddr(t *testing.T, logs *lockedBuffer, exited <-chan error, msg string) string {
+func logAddr(t *testing.T, logs *lockedBuffer, exited <-chan struct{}, msg string) string {
 	t.Helper()
 	re := regexp.MustCompile(regexp.QuoteMeta(msg) + `.*?"addr":\s?"([^"]+)"`)
 	deadline := time.Now().Add(time.Minute)
@@ -239,8 +245,8 @@ func logAddr(t *testing.T, logs *lockedBuffer, exited <-chan error, msg string) 
 			return m[1]
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("the container exited (%v) before logging %q:\n%s", err, msg, logs.String())
+		case <-exited:
+			t.Fatalf("the container exited before logging %q:\n%s", msg, logs.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
