@@ -30,7 +30,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/lib/pq" // database/sql driver: a database of the run's own
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -78,27 +78,34 @@ func (s *syncBuffer) String() string {
 // createDatabase creates a fresh database on the test server and returns
 // its URL and a function that drops it.
 func createDatabase(name string) (string, func(), error) {
-	admin, err := sql.Open("postgres", testDatabaseURL())
-	if err != nil {
-		return "", nil, fmt.Errorf("open %s: %w", testDatabaseURL(), err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := testDatabaseURL()
+	exec := func(ctx context.Context, sql string) error {
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			return fmt.Errorf("connect to %s (scripts/test starts Postgres; TEST_DATABASE_URL points elsewhere): %w", admin, err)
+		}
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, sql)
+		return err
 	}
-	if _, err := admin.Exec(`DROP DATABASE IF EXISTS "` + name + `" WITH (FORCE)`); err != nil {
-		admin.Close()
-		return "", nil, fmt.Errorf("drop an earlier database %s (is Postgres running at %s?): %w", name, testDatabaseURL(), err)
+	id := pgx.Identifier{name}.Sanitize()
+	if err := exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
+		return "", nil, fmt.Errorf("drop an earlier database %s: %w", name, err)
 	}
-	if _, err := admin.Exec(`CREATE DATABASE "` + name + `"`); err != nil {
-		admin.Close()
+	if err := exec(ctx, "CREATE DATABASE "+id); err != nil {
 		return "", nil, fmt.Errorf("create database %s: %w", name, err)
 	}
-	u, err := url.Parse(testDatabaseURL())
+	u, err := url.Parse(admin)
 	if err != nil {
-		admin.Close()
 		return "", nil, fmt.Errorf("parse TEST_DATABASE_URL: %w", err)
 	}
 	u.Path = "/" + name
 	drop := func() {
-		_, _ = admin.Exec(`DROP DATABASE IF EXISTS "` + name + `" WITH (FORCE)`)
-		admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)")
 	}
 	return u.String(), drop, nil
 }
