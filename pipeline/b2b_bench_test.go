@@ -55,7 +55,9 @@ func b2bEvents(n, live, size, visitors int) [][]byte {
 	rng := rand.New(rand.NewPCG(uint64(live), uint64(visitors)))
 	base := time.Now().Add(-time.Minute)
 	raws := make([][]byte, 0, n)
-	at := func() string { return base.Add(time.Duration(len(raws)) * time.Microsecond).UTC().Format(time.RFC3339Nano) }
+	at := func() string {
+		return base.Add(time.Duration(len(raws)) * time.Microsecond).UTC().Format(time.RFC3339Nano)
+	}
 	ids := func(i int) (anon, user, group, proof string) {
 		u := fmt.Sprint("u-", i)
 		return fmt.Sprint("v-", i), u, fmt.Sprint("g-", i/size), mappingtest.Proof(u)
@@ -210,7 +212,7 @@ func sampleRows(b *testing.B, conn *pgx.Conn, table string) ([]string, [][]any) 
 				row[i] = "anonymous"
 			case strings.HasSuffix(c, "_at"):
 				row[i] = time.Now()
-			case c == "resume_after":
+			case c == "resume_after", c == "claimed_until":
 				row[i] = nil
 			default:
 				row[i] = "v-0"

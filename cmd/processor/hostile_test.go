@@ -66,7 +66,7 @@ func hostilePayloads() []hostile {
 		// whose time, bounded by the window around it, a document could not
 		// hold.
 		{name: "record time in the year 200000", key: "hostile-8", recordTime: time.Date(200000, 1, 1, 0, 0, 0, 0, time.UTC),
-			event: `{"type":"track","event":"Live Chat Conversation Started","messageId":"hostile-8","anonymousId":"hostile-8","properties":{"subject":"x"}}`,
+			event:      `{"type":"track","event":"Live Chat Conversation Started","messageId":"hostile-8","anonymousId":"hostile-8","properties":{"subject":"x"}}`,
 			deadReason: "is after 9998-12-31: its document could not hold it"},
 	}
 }
