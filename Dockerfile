@@ -10,9 +10,9 @@
 # helm/test/image_test.go builds the binary exactly as below and checks it.
 #
 # The builder is the Go version go.mod's toolchain line names, to the patch
-# release (the test checks that they agree): a bump changes both (README,
-# "Supply chain"). Official golang images set GOTOOLCHAIN=local, so the
-# image's Go is the one that builds.
+# release (the test checks that they agree): a bump changes both
+# (docs/supply-chain.md). Official golang images set GOTOOLCHAIN=local, so
+# the image's Go is the one that builds.
 
 FROM --platform=$BUILDPLATFORM golang:1.27.3 AS build
 ARG TARGETOS

@@ -34,7 +34,8 @@ type Config struct {
 
 	// BatchSize is the most messages applied in one transaction. Larger
 	// batches fold more events of one visitor, user or group into one row
-	// write and one queued refresh; each lane holds at most two. Batches only fill under
+	// write and one queued refresh; a lane holds up to three batches' worth of
+	// messages (see Lanes). Batches only fill under
 	// backlog: otherwise BatchTimeout cuts them. Default: 10000.
 	BatchSize int
 	// Lanes is how many batches a consumer applies at once. Each lane owns a
@@ -43,8 +44,10 @@ type Config struct {
 	// parallel while each partition's batches stay in order; no lock is
 	// shared by all lanes (documents are rebuilt from the refresh queue, see
 	// RefreshBatch). Lanes beyond the number of assigned
-	// partitions are not started. Each lane holds at most two batches in
-	// memory and one Postgres connection. Default: 2.
+	// partitions are not started. Each lane holds one Postgres connection and
+	// up to three batches' worth of messages: one batch committing, the next
+	// decoded and waiting, and up to BatchSize messages its fetchers have
+	// queued for the batch after. Default: 2.
 	Lanes int
 	// BatchTimeout is the longest a batch waits for more messages once it has
 	// one. Default: 50ms.

@@ -245,14 +245,15 @@ func (c *Consumer) reduce(p *pending, msgs []decoded) {
 	}
 }
 
-// batches runs the two stages of a generation: collect decodes the next
-// batch while the current one is being committed, so Go's decoding and
-// Postgres's writing overlap. At most two batches are in memory.
 // commitTo commits positions to the generation's Kafka group offsets.
 func commitTo(gen *kafka.Generation) func([]mapping.Position) error {
 	return func(ps []mapping.Position) error { return gen.CommitOffsets(commitMap(ps)) }
 }
 
+// batches runs the two stages of a lane: collect decodes the next batch
+// while the current one is being committed, so Go's decoding and Postgres's
+// writing overlap. Two decoded batches are in memory at most, besides the
+// messages queued in msgs (up to BatchSize, see Config.Lanes).
 func (c *Consumer) batches(ctx context.Context, commit func([]mapping.Position) error, msgs <-chan kafka.Message, log *zap.Logger) {
 	ready := make(chan pending)
 	var wg sync.WaitGroup

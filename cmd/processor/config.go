@@ -20,7 +20,7 @@ import (
 
 // Config is the processor's configuration: 12-factor environment variables,
 // each mirrored by a flag (DATABASE_URL ↔ --database-url), validated once
-// before anything starts. The README's configuration table lists them.
+// before anything starts. docs/configuration.md lists them.
 type Config struct {
 	// DatabaseURL is the Postgres connection string. Required by serve and migrate.
 	DatabaseURL string `env:"DATABASE_URL"`
@@ -152,7 +152,7 @@ type Config struct {
 var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS", "IDENTITY_SECRET", "SERVER_WRITE_KEYS"}
 
 // maxApplyLanes bounds APPLY_LANES: each lane holds a Postgres connection
-// and two batches.
+// and up to three batches' worth of messages.
 const maxApplyLanes = 16
 
 // loadConfig reads the environment, lets flags override it and parses the
@@ -290,7 +290,7 @@ func (c *Config) Validate(needs ...string) error {
 	}
 	if need("settings") {
 		if c.SettingsFile == "" {
-			return errors.New("SETTINGS_FILE: required (the destination settings JSON, see the README)")
+			return errors.New("SETTINGS_FILE: required (the destination settings JSON, see docs/configuration.md)")
 		}
 		if c.PrechatTTL <= 0 || c.PrechatTTL > mapping.MaxTTL {
 			return fmt.Errorf("PRECHAT_TTL: %s must be positive and at most %s (a year)", c.PrechatTTL, mapping.MaxTTL)
