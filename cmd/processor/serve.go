@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -212,32 +211,15 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 	return func(ctx context.Context) error {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("HTTP_ADDR: %w", err)
-		}
-		log.Info("http listening", zap.String("addr", ln.Addr().String()), zap.Bool("ingest", writer != nil))
+		// The hub outlives ctx: waiters keep being woken while the server
+		// drains and shuts down.
 		hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopHub()
 		go func() { _ = hub.Run(hubCtx) }()
-		served := make(chan error, 1)
-		go func() { served <- httpServer.Serve(ln) }()
-		select {
-		case err := <-served:
-			return fmt.Errorf("http server: %w", err)
-		case <-ctx.Done():
-		}
-		server.Drain()
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace/2)
-		defer cancel()
-		err = httpServer.Shutdown(shutdownCtx)
 		if writer != nil {
-			_ = writer.Close()
+			defer func() { _ = writer.Close() }()
 		}
-		if err != nil {
-			return fmt.Errorf("http shutdown: %w", err)
-		}
-		return nil
+		return runHTTP(ctx, httpServer, "http", "HTTP_ADDR", cfg.HTTPAddr, cfg.ShutdownGrace/2, server.Drain, log, zap.Bool("ingest", writer != nil))
 	}, nil
 }
 
