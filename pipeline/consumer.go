@@ -412,7 +412,7 @@ func (c *Consumer) apply(ctx context.Context, p *pending, log *zap.Logger) (mapp
 
 // retry runs fn until it succeeds or ctx ends, with exponential backoff.
 func (c *Consumer) retry(ctx context.Context, what string, log *zap.Logger, fn func() error) error {
-	backoff := c.cfg.RetryMin
+	backoff := Backoff{Min: c.cfg.RetryMin, Max: c.cfg.RetryMax}
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
@@ -422,11 +422,10 @@ func (c *Consumer) retry(ctx context.Context, what string, log *zap.Logger, fn f
 			return err
 		}
 		c.metrics.retries.Inc()
-		log.Warn(what+" failed; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
-		if !sleep(ctx, backoff) {
+		log.Warn(what+" failed; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", backoff.Next()), zap.Error(err))
+		if !backoff.Wait(ctx) {
 			return err
 		}
-		backoff = min(2*backoff, c.cfg.RetryMax)
 	}
 }
 
@@ -435,17 +434,6 @@ func withGrace(ctx context.Context, grace time.Duration) (context.Context, conte
 	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
 	return gctx, func() { stop(); cancel() }
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // kafkaLogger adapts zap to kafka-go's logger at one level.

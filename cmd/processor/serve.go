@@ -226,7 +226,7 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 // waitForPostgres pings until Postgres answers, with backoff, so that a
 // processor started before its database waits instead of crash-looping.
 func waitForPostgres(ctx context.Context, store *persistence.Store, log *zap.Logger) error {
-	backoff := 200 * time.Millisecond
+	backoff := pipeline.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := store.Ping(pctx)
@@ -237,12 +237,9 @@ func waitForPostgres(ctx context.Context, store *persistence.Store, log *zap.Log
 		if ctx.Err() != nil {
 			return errors.Join(ctx.Err(), err)
 		}
-		log.Warn("postgres unreachable; retrying", zap.Duration("backoff", backoff), zap.Error(err))
-		select {
-		case <-ctx.Done():
+		log.Warn("postgres unreachable; retrying", zap.Duration("backoff", backoff.Next()), zap.Error(err))
+		if !backoff.Wait(ctx) {
 			return ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
