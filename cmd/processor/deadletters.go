@@ -34,11 +34,11 @@ func deadLettersCmd(ctx context.Context, args, environ []string, stdout, stderr 
 	if err != nil {
 		return usageError{err}
 	}
-	needs := []string{"db"}
+	n := needDB
 	if action == "requeue" {
-		needs = append(needs, "kafka")
+		n |= needKafka
 	}
-	d, err := openDeps(ctx, cfg, needs...)
+	d, err := openDeps(ctx, cfg, n)
 	if err != nil {
 		return err
 	}

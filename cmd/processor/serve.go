@@ -29,7 +29,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if len(rest) > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))}
 	}
-	d, err := openDeps(ctx, cfg, "db", "kafka", "settings")
+	d, err := openDeps(ctx, cfg, needDB|needKafka|needSettings)
 	if err != nil {
 		return err
 	}
@@ -54,25 +54,12 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 	reg := newRegistry()
 	var roles []func(context.Context) error
 	if cfg.hasRole("consumer") {
-		consumer, err := pipeline.New(pipeline.Config{
-			Brokers:           cfg.brokers(),
-			Topic:             cfg.KafkaTopic,
-			GroupID:           cfg.KafkaGroup,
-			Dialer:            dialer,
-			Materializer:      &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
-			Policy:            d.policy,
-			BatchSize:         cfg.BatchSize,
-			BatchTimeout:      cfg.BatchTimeout,
-			Lanes:             cfg.ApplyLanes,
-			StartOffset:       cfg.startOffset(),
-			ShutdownGrace:     cfg.ShutdownGrace / 2,
-			SessionTimeout:    cfg.KafkaSessionTimeout,
-			RebalanceTimeout:  cfg.KafkaSessionTimeout,
-			HeartbeatInterval: cfg.KafkaHeartbeatInterval,
-			Logger:            log.Named("pipeline"),
-			Registerer:        reg,
-			AfterCommit:       failpoint("kill-after-commit"),
-		}, store)
+		pc := cfg.pipelineConfig(d)
+		pc.ShutdownGrace = cfg.ShutdownGrace / 2
+		pc.Logger = log.Named("pipeline")
+		pc.Registerer = reg
+		pc.AfterCommit = failpoint("kill-after-commit")
+		consumer, err := pipeline.New(pc, store)
 		if err != nil {
 			return nil, err
 		}
