@@ -161,7 +161,8 @@ func (c *Consumer) refreshAll(ctx context.Context) error {
 }
 
 // runGeneration consumes the partitions assigned in gen until the
-// generation ends or ctx is cancelled.
+// generation ends or ctx is cancelled: its work context ends with either
+// (see "Shutdown order" in lanes.go).
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	assigned := gen.Assignments[c.cfg.Topic]
 	log := c.log.With(zap.Int32("generation", gen.ID))
@@ -174,19 +175,19 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	done := make(chan struct{})
 	gen.Start(func(genCtx context.Context) {
 		defer close(done)
-		fctx, cancel := context.WithCancel(ctx)
+		work, cancel := context.WithCancel(ctx)
 		defer cancel()
 		stop := context.AfterFunc(genCtx, cancel)
 		defer stop()
 		if len(assigned) == 0 {
-			<-fctx.Done()
+			<-work.Done()
 			return
 		}
-		offsets, ok := c.startOffsets(fctx, assigned, log)
+		offsets, ok := c.startOffsets(work, assigned, log)
 		if !ok {
 			return
 		}
-		c.runLanes(fctx, offsets, nil, commitTo(gen), log)
+		c.runLanes(work, offsets, nil, commitTo(gen), log)
 	})
 	<-done
 	log.Info("generation ended")
@@ -383,11 +384,9 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 	}
 }
 
-// apply commits a batch, retrying with backoff while ctx (the generation,
-// within the consumer's run) lasts. Each attempt may outlive ctx by
-// ShutdownGrace, so a batch in flight at a shutdown or a rebalance can
-// still commit; then it is cancelled, so that a Postgres that does not
-// answer cannot keep the member from leaving its generation. When the
+// apply commits a batch, retrying with backoff while ctx (the generation's
+// work) lasts; each attempt may outlive ctx by ShutdownGrace (see "Shutdown
+// order" in lanes.go). When the
 // store refuses the batch's content (mapping.ErrRejected), the messages
 // responsible become dead letters (isolate) and the rest of the batch is
 // committed with them.
