@@ -9,10 +9,11 @@
 # The Kubernetes chart (helm/prechat) runs it as the consumer
 # (ROLES=consumer), the API (ROLES=api) and the migration Job (migrate).
 # scripts/helm-test builds this file with buildah and runs the image with
-# podman (helm/test/image*_test.go); docs/deploy.md says how.
+# podman (helm/test/image*_test.go); docs/image.md says how.
 
 # The builder is the Go of go.mod's toolchain line, to the patch release
-# (TestOneGoVersion checks that they agree): a bump changes both. Official
+# (TestOneGoVersion checks that they agree): a bump changes both
+# (docs/supply-chain.md). Official
 # golang images set GOTOOLCHAIN=local, so the image's Go is the one that
 # builds. Every RUN is exec form and runs only Go: the stage needs the Go
 # distribution and the CA bundle, not a shell or a package manager.

@@ -80,7 +80,7 @@ func TestBrowserSnippetIgnoresClobberedGlobals(t *testing.T) {
 // cspNonce is the nonce of the CSP page's own inline script.
 const cspNonce = "cHJlY2hhdC1jc3AtdGVzdA"
 
-// strictCSP is the README's policy ("Content-Security-Policy") for a page
+// strictCSP is docs/snippet.md's policy ("Content-Security-Policy") for a page
 // whose own scripts carry cspNonce: nothing is allowed but the page's
 // nonce'd script, scripts from the Prechat origin and deployment.js's
 // origin, and connections to the Prechat origin.

@@ -43,7 +43,7 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {
 	doc, ready, err := s.check(r.Context(), anon, token, after)
 	switch {
 	case err != nil:
-		s.internal(w, "read document", err)
+		s.unavailable(w, "read document", err)
 	case ready:
 		writeDocument(w, doc, true)
 	case wait == 0:
@@ -162,7 +162,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, client, anon, 
 		case err != nil && r.Context().Err() != nil:
 			return
 		case err != nil:
-			s.internal(w, "read document", err)
+			s.unavailable(w, "read document", err)
 			return
 		case ready:
 			writeDocument(w, doc, true)
@@ -174,7 +174,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, client, anon, 
 		case <-deadline.C:
 			doc, ready, err := s.check(r.Context(), anon, token, after)
 			if err != nil {
-				s.internal(w, "read document", err)
+				s.unavailable(w, "read document", err)
 				return
 			}
 			if ready {
@@ -222,7 +222,9 @@ func writeDocument(w http.ResponseWriter, doc []byte, complete bool) {
 	_, _ = w.Write(doc)
 }
 
-func (s *Server) internal(w http.ResponseWriter, what string, err error) {
+// unavailable logs the storage error behind a failed read and answers 503
+// with Retry-After: the client should retry; nothing is wrong with its request.
+func (s *Server) unavailable(w http.ResponseWriter, what string, err error) {
 	s.log.Error(what+" failed", zap.Error(err))
 	writeError(w, http.StatusServiceUnavailable, "unavailable", "storage unavailable; retry", 1)
 }

@@ -55,7 +55,7 @@ type Config struct {
 	WriteKeys []string
 	// ServerWriteKeys are write keys for the site's servers only: the
 	// ingest vouches for the userId of the events sent with one, by adding
-	// context.prechat.userHash signed with IdentitySecret (see the README's
+	// context.prechat.userHash signed with IdentitySecret (see docs/trust-model.md
 	// "Trust model"). Never put one in a page.
 	ServerWriteKeys []string
 	// IdentitySecret signs the userHash of ServerWriteKeys' events.

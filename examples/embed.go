@@ -1,5 +1,5 @@
 // Package examples holds the example destination settings, embedded so that
-// processor dev and the tests use the same file the README shows.
+// processor dev and the tests use the same file docs/configuration.md shows.
 package examples
 
 import _ "embed"

@@ -10,9 +10,10 @@ type Batch struct {
 	// State holds the batch's effects, reduced by last-writer-wins.
 	State *State
 	// Applied lists the batch's events that can change a document
-	// (Event.Tracked), for the read-your-writes bookkeeping.
+	// (Event.CanChangeDocument), for the read-your-writes bookkeeping.
 	Applied []Applied
-	// Events counts the valid events of the batch, tracked or not.
+	// Events counts the valid events of the batch, whether they can change
+	// a document or not.
 	Events int
 	// DeadLetters lists the messages that are not valid events.
 	DeadLetters []DeadLetter
@@ -29,12 +30,12 @@ func NewBatch() *Batch { return &Batch{State: NewState()} }
 // Len is the number of messages in the batch.
 func (b *Batch) Len() int { return b.Events + len(b.DeadLetters) }
 
-// Add applies a valid event to the batch's state and, if it is tracked,
-// records it as applied.
+// Add applies a valid event to the batch's state and, if it can change a
+// document, records it as applied.
 func (b *Batch) Add(e *Event, fallback time.Time) {
 	b.Events++
 	b.State.Apply(e, fallback)
-	if e.Tracked() {
+	if e.CanChangeDocument() {
 		b.Applied = append(b.Applied, Applied{MessageID: e.MessageID, Type: e.Type, AnonymousID: e.AnonymousID, UserID: e.UserID})
 	}
 }

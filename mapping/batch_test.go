@@ -52,7 +52,7 @@ func TestBatch(t *testing.T) {
 		}
 		b.Add(&e, fallback)
 		want.Apply(&e, fallback)
-		if e.Tracked() {
+		if e.CanChangeDocument() {
 			wantApplied = append(wantApplied, mapping.Applied{MessageID: e.MessageID, Type: e.Type, AnonymousID: e.AnonymousID, UserID: e.UserID})
 		}
 	}
@@ -60,7 +60,7 @@ func TestBatch(t *testing.T) {
 		t.Errorf("batch state differs from applying the events")
 	}
 	if len(wantApplied) == 0 || len(wantApplied) == len(raws) {
-		t.Fatalf("the cases should mix tracked and untracked events")
+		t.Fatalf("the cases should mix events that can change a document and events that cannot")
 	}
 	if !reflect.DeepEqual(b.Applied, wantApplied) {
 		t.Errorf("Applied = %+v, want %+v", b.Applied, wantApplied)

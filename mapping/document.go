@@ -25,7 +25,7 @@ type Document struct {
 	AnonymousID string `json:"anonymousId"`
 	UserID      string `json:"userId,omitempty"`
 	// UserVerified is true when the link to UserID was made by an event
-	// carrying a valid identity proof (see the README's "Trust model").
+	// carrying a valid identity proof (see docs/trust-model.md).
 	UserVerified          bool   `json:"userVerified,omitempty"`
 	GroupID               string `json:"groupId,omitempty"`
 	ConversationMessageID string `json:"conversationMessageId"`

@@ -79,12 +79,12 @@ func (e *Event) IsConversationStart() bool {
 	return e.Type == TypeTrack && e.Event == ConversationStarted
 }
 
-// Tracked reports whether the event can change a document, and so is
+// CanChangeDocument reports whether the event can change a document, and so is
 // recorded as applied for read-your-writes (GET …?after=): identify, group,
 // alias, the conversation start, and any event carrying both anonymousId and
 // userId (it links them). Page, screen and other tracks with one id are
 // accepted and change nothing.
-func (e *Event) Tracked() bool {
+func (e *Event) CanChangeDocument() bool {
 	switch {
 	case e.Type == TypeIdentify, e.Type == TypeGroup, e.Type == TypeAlias, e.IsConversationStart():
 		return true

@@ -17,7 +17,7 @@ const (
 // Subject is a profile that holds traits: a user (userId), an anonymous
 // visitor (anonymousId) or a group (groupId).
 //
-// Trust (see the README's "Trust model"): a user's traits and a group's
+// Trust (see docs/trust-model.md): a user's traits and a group's
 // shared traits (Observer empty) are written only by verified events, so
 // they may reach every visitor verified as that user or member. What an
 // unverified visitor says about a group is kept apart, under Observer = the

@@ -6,18 +6,18 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/prechat/prechat/mapping"
 )
 
-// DeadLetter is a stored dead letter.
-type DeadLetter struct {
-	ID         int64
-	Topic      string
-	Partition  int
-	Offset     int64
-	Key        []byte
-	Raw        []byte
-	Reason     string
-	FailedAt   time.Time
+// StoredDeadLetter is a row of dead_letters: the batch's
+// mapping.DeadLetter (its Time is when it failed), with the row's id and
+// when it was produced to the topic again.
+type StoredDeadLetter struct {
+	mapping.DeadLetter
+	// ID identifies the row for requeueing.
+	ID int64
+	// RequeuedAt is when the message was produced again; nil: pending.
 	RequeuedAt *time.Time
 }
 
@@ -32,7 +32,7 @@ type DeadLetterFilter struct {
 }
 
 // DeadLettersList returns dead letters, newest first.
-func (s *Store) DeadLettersList(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
+func (s *Store) DeadLettersList(ctx context.Context, f DeadLetterFilter) ([]StoredDeadLetter, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
@@ -44,10 +44,10 @@ ORDER BY id DESC LIMIT $3`, nilIfEmpty(f.IDs), f.Pending, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeadLetter, error) {
-		var d DeadLetter
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoredDeadLetter, error) {
+		var d StoredDeadLetter
 		var p int32
-		err := r.Scan(&d.ID, &d.Topic, &p, &d.Offset, &d.Key, &d.Raw, &d.Reason, &d.FailedAt, &d.RequeuedAt)
+		err := r.Scan(&d.ID, &d.Topic, &p, &d.Offset, &d.Key, &d.Raw, &d.Reason, &d.Time, &d.RequeuedAt)
 		d.Partition = int(p)
 		return d, err
 	})

@@ -26,7 +26,7 @@ type ForgetReport struct {
 // the dead letters that name any of those ids, and suppresses all those ids,
 // so that later events naming them are dropped until Lift.
 //
-// Only verified links are followed (see the README's "Trust model"): anyone
+// Only verified links are followed (see docs/trust-model.md): anyone
 // can claim a userId from their own browser, and forgetting that user must
 // not delete, or suppress, the claimant's unrelated visitor. The link rows
 // naming the id are deleted whether verified or not. Groups' shared traits

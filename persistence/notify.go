@@ -23,8 +23,9 @@ const NotifyChannel = "prechat_documents"
 const maxPayload = 7900
 
 // notifyVisitors queues, in the batch's transaction, notifications naming
-// every visitor whose document was written or who sent a tracked event, so
-// waiting readers re-check when the transaction commits.
+// every visitor whose document was written or who sent an event recorded
+// as applied (mapping.Event.CanChangeDocument), so waiting readers
+// re-check when the transaction commits.
 func notifyVisitors(ctx context.Context, tx pgx.Tx, b *mapping.Batch, written []string) error {
 	seen := make(map[string]bool, len(written)+len(b.Applied))
 	ids := make([]string, 0, len(written)+len(b.Applied))

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -34,7 +33,8 @@ type Config struct {
 
 	// BatchSize is the most messages applied in one transaction. Larger
 	// batches fold more events of one visitor, user or group into one row
-	// write and one queued refresh; each lane holds at most two. Batches only fill under
+	// write and one queued refresh; a lane holds up to three batches' worth of
+	// messages (see Lanes). Batches only fill under
 	// backlog: otherwise BatchTimeout cuts them. Default: 10000.
 	BatchSize int
 	// Lanes is how many batches a consumer applies at once. Each lane owns a
@@ -43,8 +43,10 @@ type Config struct {
 	// parallel while each partition's batches stay in order; no lock is
 	// shared by all lanes (documents are rebuilt from the refresh queue, see
 	// RefreshBatch). Lanes beyond the number of assigned
-	// partitions are not started. Each lane holds at most two batches in
-	// memory and one Postgres connection. Default: 2.
+	// partitions are not started. Each lane holds one Postgres connection and
+	// up to three batches' worth of messages: one batch committing, the next
+	// decoded and waiting, and up to BatchSize messages its fetchers have
+	// queued for the batch after. Default: 2.
 	Lanes int
 	// BatchTimeout is the longest a batch waits for more messages once it has
 	// one. Default: 50ms.
@@ -113,23 +115,62 @@ type BatchInfo struct {
 	Took time.Duration
 }
 
-// Validate reports the first missing or invalid field.
+// The bounds Validate checks.
+const (
+	// MaxBatchSize bounds BatchSize: a lane holds up to three batches'
+	// worth of messages, and a batch's decoded events and rows besides.
+	MaxBatchSize = 100000
+	// MaxLanes bounds Lanes: each lane holds a Postgres connection and up
+	// to three batches' worth of messages.
+	MaxLanes = 16
+	// DefaultBatchSize is a zero BatchSize's value.
+	DefaultBatchSize = 10000
+	// DefaultLanes is a zero Lanes's value.
+	DefaultLanes = 2
+)
+
+// FieldError is the error of Validate: the field at fault and what is
+// wrong with it, so that a caller can name its own source of the field
+// (cmd/processor names the environment variable).
+type FieldError struct {
+	// Field is the Config field's name, such as "BatchSize".
+	Field string
+	// Problem says what is wrong, such as "0 is not between 1 and 100000".
+	Problem string
+}
+
+func (e *FieldError) Error() string { return "pipeline: " + e.Field + ": " + e.Problem }
+
+// Validate reports the first missing or invalid field, as a *FieldError.
+// Zero fields take their defaults first; the ranges are those the consumer
+// can run with (a heartbeat at most half the session timeout, as the
+// consumer group protocol needs to keep a member that misses one).
 func (c *Config) Validate() error {
+	d := c.withDefaults()
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
+	}
 	switch {
 	case len(c.Brokers) == 0:
-		return errors.New("pipeline: Brokers is required")
+		return bad("Brokers", "required")
 	case c.Topic == "":
-		return errors.New("pipeline: Topic is required")
+		return bad("Topic", "required")
 	case c.GroupID == "":
-		return errors.New("pipeline: GroupID is required")
+		return bad("GroupID", "required")
 	case c.Materializer == nil || c.Materializer.Settings == nil:
-		return errors.New("pipeline: Materializer with Settings is required")
-	case c.Lanes < 0:
-		return fmt.Errorf("pipeline: Lanes %d is negative", c.Lanes)
-	case c.BatchSize < 0:
-		return fmt.Errorf("pipeline: BatchSize %d is negative", c.BatchSize)
+		return bad("Materializer", "required, with Settings")
+	case c.BatchSize < 0 || d.BatchSize > MaxBatchSize:
+		return bad("BatchSize", "%d is not between 1 and %d", c.BatchSize, MaxBatchSize)
+	case c.Lanes < 0 || d.Lanes > MaxLanes:
+		return bad("Lanes", "%d is not between 1 and %d", c.Lanes, MaxLanes)
+	case c.BatchTimeout < 0:
+		return bad("BatchTimeout", "%s must be positive", c.BatchTimeout)
+	case c.SessionTimeout < 0:
+		return bad("SessionTimeout", "%s must be positive", c.SessionTimeout)
+	case c.HeartbeatInterval < 0 || d.HeartbeatInterval*2 > d.SessionTimeout:
+		return bad("HeartbeatInterval", "%s must be positive and at most half of the session timeout (%s)", c.HeartbeatInterval, d.SessionTimeout)
 	case c.StartOffset != 0 && c.StartOffset != kafka.FirstOffset && c.StartOffset != kafka.LastOffset:
-		return fmt.Errorf("pipeline: StartOffset must be kafka.FirstOffset or kafka.LastOffset, not %d", c.StartOffset)
+		return bad("StartOffset", "must be kafka.FirstOffset or kafka.LastOffset, not %d", c.StartOffset)
 	}
 	return nil
 }
@@ -141,10 +182,10 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 10000
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.Lanes == 0 {
-		c.Lanes = 2
+		c.Lanes = DefaultLanes
 	}
 	def(&c.BatchTimeout, 50*time.Millisecond)
 	def(&c.MaxWait, 500*time.Millisecond)

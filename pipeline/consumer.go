@@ -161,7 +161,8 @@ func (c *Consumer) refreshAll(ctx context.Context) error {
 }
 
 // runGeneration consumes the partitions assigned in gen until the
-// generation ends or ctx is cancelled.
+// generation ends or ctx is cancelled: its work context ends with either
+// (see "Shutdown order" in lanes.go).
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	assigned := gen.Assignments[c.cfg.Topic]
 	log := c.log.With(zap.Int32("generation", gen.ID))
@@ -174,19 +175,19 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	done := make(chan struct{})
 	gen.Start(func(genCtx context.Context) {
 		defer close(done)
-		fctx, cancel := context.WithCancel(ctx)
+		work, cancel := context.WithCancel(ctx)
 		defer cancel()
 		stop := context.AfterFunc(genCtx, cancel)
 		defer stop()
 		if len(assigned) == 0 {
-			<-fctx.Done()
+			<-work.Done()
 			return
 		}
-		offsets, ok := c.startOffsets(fctx, assigned, log)
+		offsets, ok := c.startOffsets(work, assigned, log)
 		if !ok {
 			return
 		}
-		c.runLanes(fctx, offsets, nil, commitTo(gen), log)
+		c.runLanes(work, offsets, nil, commitTo(gen), log)
 	})
 	<-done
 	log.Info("generation ended")
@@ -245,14 +246,15 @@ func (c *Consumer) reduce(p *pending, msgs []decoded) {
 	}
 }
 
-// batches runs the two stages of a generation: collect decodes the next
-// batch while the current one is being committed, so Go's decoding and
-// Postgres's writing overlap. At most two batches are in memory.
 // commitTo commits positions to the generation's Kafka group offsets.
 func commitTo(gen *kafka.Generation) func([]mapping.Position) error {
 	return func(ps []mapping.Position) error { return gen.CommitOffsets(commitMap(ps)) }
 }
 
+// batches runs the two stages of a lane: collect decodes the next batch
+// while the current one is being committed, so Go's decoding and Postgres's
+// writing overlap. Two decoded batches are in memory at most, besides the
+// messages queued in msgs (up to BatchSize, see Config.Lanes).
 func (c *Consumer) batches(ctx context.Context, commit func([]mapping.Position) error, msgs <-chan kafka.Message, log *zap.Logger) {
 	ready := make(chan pending)
 	var wg sync.WaitGroup
@@ -382,11 +384,9 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 	}
 }
 
-// apply commits a batch, retrying with backoff while ctx (the generation,
-// within the consumer's run) lasts. Each attempt may outlive ctx by
-// ShutdownGrace, so a batch in flight at a shutdown or a rebalance can
-// still commit; then it is cancelled, so that a Postgres that does not
-// answer cannot keep the member from leaving its generation. When the
+// apply commits a batch, retrying with backoff while ctx (the generation's
+// work) lasts; each attempt may outlive ctx by ShutdownGrace (see "Shutdown
+// order" in lanes.go). When the
 // store refuses the batch's content (mapping.ErrRejected), the messages
 // responsible become dead letters (isolate) and the rest of the batch is
 // committed with them.
@@ -411,7 +411,7 @@ func (c *Consumer) apply(ctx context.Context, p *pending, log *zap.Logger) (mapp
 
 // retry runs fn until it succeeds or ctx ends, with exponential backoff.
 func (c *Consumer) retry(ctx context.Context, what string, log *zap.Logger, fn func() error) error {
-	backoff := c.cfg.RetryMin
+	backoff := Backoff{Min: c.cfg.RetryMin, Max: c.cfg.RetryMax}
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
@@ -421,11 +421,10 @@ func (c *Consumer) retry(ctx context.Context, what string, log *zap.Logger, fn f
 			return err
 		}
 		c.metrics.retries.Inc()
-		log.Warn(what+" failed; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
-		if !sleep(ctx, backoff) {
+		log.Warn(what+" failed; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", backoff.Next()), zap.Error(err))
+		if !backoff.Wait(ctx) {
 			return err
 		}
-		backoff = min(2*backoff, c.cfg.RetryMax)
 	}
 }
 
@@ -434,17 +433,6 @@ func withGrace(ctx context.Context, grace time.Duration) (context.Context, conte
 	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
 	return gctx, func() { stop(); cancel() }
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // kafkaLogger adapts zap to kafka-go's logger at one level.

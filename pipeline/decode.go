@@ -98,7 +98,7 @@ func batchOf(group string, policy *mapping.Policy, msgs []decoded, suppressed ma
 			}
 			b.Add(e, m.Time)
 			outcome := "applied"
-			if !e.Tracked() {
+			if !e.CanChangeDocument() {
 				outcome = "ignored"
 			}
 			t.outcomes[[2]string{string(e.Type), outcome}]++

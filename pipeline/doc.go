@@ -23,10 +23,11 @@
 // A consumer applies its partitions in Config.Lanes lanes: each lane owns a
 // share of the partitions and commits its own batches, so several
 // transactions run at once while every partition's batches stay in order.
-// Their document phases are serialised by the Store, as those of two group
-// members are.
+// No lock is shared by all lanes: documents are rebuilt by refresh
+// transactions from the queue the batches fill (Config.RefreshBatch).
 //
 // On shutdown the consumer stops fetching, lets the batches in flight (one
 // per lane) commit within the shutdown grace (or abandons them: their
-// offsets are then not stored either), and leaves the group.
+// offsets are then not stored either), and leaves the group; the order is
+// written down once, in lanes.go.
 package pipeline

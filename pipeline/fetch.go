@@ -24,20 +24,16 @@ func transport(d *kafka.Dialer) *kafka.Transport {
 // fetch reads one partition from offset into out until ctx ends, or, when
 // stop ≥ 0, until it has passed stop (exclusive). It uses kafka-go's protocol
 // client (kafka.Client.Fetch): each request returns a whole fetch response
-// of up to MaxBytes, which on the benchmark's broker drains a topic about
-// three times faster than kafka.Reader's message-at-a-time loop. Failures
+// of up to MaxBytes, handed on without kafka.Reader's per-message overhead,
+// which would bound the pipeline's rate (docs/performance.md). Failures
 // are retried with backoff; an offset that retention has deleted skips to the
 // partition's first retained offset, with a warning, as kafka.Reader does.
 func (c *Consumer) fetch(ctx context.Context, partition int, offset, stop int64, out chan<- kafka.Message, log *zap.Logger) {
 	log = log.With(zap.Int("partition", partition))
-	backoff := c.cfg.RetryMin
+	backoff := Backoff{Min: c.cfg.RetryMin, Max: c.cfg.RetryMax}
 	fail := func(what string, err error) bool {
-		log.Warn(what+" failed; retrying", zap.Int64("offset", offset), zap.Duration("backoff", backoff), zap.Error(err))
-		if !sleep(ctx, backoff) {
-			return false
-		}
-		backoff = min(2*backoff, c.cfg.RetryMax)
-		return true
+		log.Warn(what+" failed; retrying", zap.Int64("offset", offset), zap.Duration("backoff", backoff.Next()), zap.Error(err))
+		return backoff.Wait(ctx)
 	}
 	for ctx.Err() == nil && (stop < 0 || offset < stop) {
 		if offset < 0 { // kafka.FirstOffset or kafka.LastOffset: resolve it once
@@ -77,7 +73,7 @@ func (c *Consumer) fetch(ctx context.Context, partition int, offset, stop int64,
 			}
 			continue
 		}
-		backoff = c.cfg.RetryMin
+		backoff.Reset()
 	}
 }
 

@@ -82,20 +82,10 @@ func Replay(ctx context.Context, cfg Config, store Store, opts ReplayOptions) (R
 	if err := ctx.Err(); err != nil {
 		return rng, fmt.Errorf("replay stopped: %w", err)
 	}
-	for {
-		err := c.refreshAll(ctx)
-		if err == nil {
-			return rng, nil
-		}
-		if ctx.Err() != nil {
-			return rng, fmt.Errorf("replay stopped: %w", ctx.Err())
-		}
-		c.log.Warn("refreshing queued documents failed; retrying", zap.Error(err))
-		select {
-		case <-ctx.Done():
-		case <-time.After(c.cfg.RetryMin):
-		}
+	if err := c.retry(ctx, "refreshing queued documents", c.log, func() error { return c.refreshAll(ctx) }); err != nil {
+		return rng, fmt.Errorf("replay stopped: %w", errors.Join(ctx.Err(), err))
 	}
+	return rng, nil
 }
 
 // resolve turns the options into offsets, asking each partition's leader.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -167,21 +166,7 @@ func adminRole(cfg *Config, ready *readiness, reg *prometheus.Registry, log *zap
 		ErrorLog:          zap.NewStdLog(log),
 	}
 	return func(ctx context.Context) error {
-		ln, err := net.Listen("tcp", cfg.AdminAddr)
-		if err != nil {
-			return fmt.Errorf("ADMIN_ADDR: %w", err)
-		}
-		log.Info("admin listening", zap.String("addr", ln.Addr().String()))
-		served := make(chan error, 1)
-		go func() { served <- server.Serve(ln) }()
-		select {
-		case err := <-served:
-			return fmt.Errorf("admin server: %w", err)
-		case <-ctx.Done():
-		}
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		return server.Shutdown(sctx)
+		return runHTTP(ctx, server, "admin", "ADMIN_ADDR", cfg.AdminAddr, 2*time.Second, nil, log)
 	}
 }
 

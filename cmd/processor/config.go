@@ -16,11 +16,12 @@ import (
 
 	"github.com/prechat/prechat/api"
 	"github.com/prechat/prechat/mapping"
+	"github.com/prechat/prechat/pipeline"
 )
 
 // Config is the processor's configuration: 12-factor environment variables,
 // each mirrored by a flag (DATABASE_URL ↔ --database-url), validated once
-// before anything starts. The README's configuration table lists them.
+// before anything starts. docs/configuration.md lists them.
 type Config struct {
 	// DatabaseURL is the Postgres connection string. Required by serve and migrate.
 	DatabaseURL string `env:"DATABASE_URL"`
@@ -151,10 +152,6 @@ type Config struct {
 // Secret variables are masked wherever the configuration is shown.
 var secretVars = []string{"DATABASE_URL", "KAFKA_SASL_PASSWORD", "WRITE_KEYS", "IDENTITY_SECRET", "SERVER_WRITE_KEYS"}
 
-// maxApplyLanes bounds APPLY_LANES: each lane holds a Postgres connection
-// and two batches.
-const maxApplyLanes = 16
-
 // loadConfig reads the environment, lets flags override it and parses the
 // result. Unknown flags and malformed values are errors naming the variable.
 func loadConfig(name string, args []string, environ []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*Config, []string, error) {
@@ -217,22 +214,23 @@ func explainEnvError(err error, params []env.FieldParams) error {
 	return agg.Errors[0]
 }
 
-// Validate checks the fields the command needs. Each error names the
-// variable. needs lists what the command uses: "db", "kafka", "settings".
-func (c *Config) Validate(needs ...string) error {
-	need := func(n string) bool { return slices.Contains(needs, n) }
+// Validate checks the variables of the parts the command needs; each
+// error names the variable. The consumer's ranges (BATCH_SIZE,
+// APPLY_LANES, the heartbeat) are pipeline.Config.Validate's, which
+// openDeps calls once the settings are loaded.
+func (c *Config) Validate(n needs) error {
 	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		return fmt.Errorf("LOG_FORMAT: %q is not json or console", c.LogFormat)
 	}
-	if need("db") {
+	if n.has(needDB) {
 		if c.DatabaseURL == "" {
 			return errors.New("DATABASE_URL: required (a Postgres connection string such as postgres://user:pass@host:5432/prechat)")
 		}
-		if c.DatabaseMaxConns != 0 && c.DatabaseMaxConns < c.ApplyLanes+2 {
-			return fmt.Errorf("DATABASE_MAX_CONNS: %d must be 0 (8 + APPLY_LANES) or at least APPLY_LANES + 2 (%d)", c.DatabaseMaxConns, c.ApplyLanes+2)
+		if c.DatabaseMaxConns != 0 && c.DatabaseMaxConns < c.lanes()+2 {
+			return fmt.Errorf("DATABASE_MAX_CONNS: %d must be 0 (8 + APPLY_LANES) or at least APPLY_LANES + 2 (%d)", c.DatabaseMaxConns, c.lanes()+2)
 		}
 		for _, t := range []struct {
 			name string
@@ -243,7 +241,7 @@ func (c *Config) Validate(needs ...string) error {
 			}
 		}
 	}
-	if need("kafka") {
+	if n.has(needKafka) {
 		if len(c.KafkaBrokers) == 0 {
 			return errors.New("KAFKA_BROKERS: required (comma separated host:port)")
 		}
@@ -259,14 +257,6 @@ func (c *Config) Validate(needs ...string) error {
 			return errors.New("KAFKA_GROUP: must not be empty")
 		case c.KafkaStartOffset != "earliest" && c.KafkaStartOffset != "latest":
 			return fmt.Errorf("KAFKA_START_OFFSET: %q is not earliest or latest", c.KafkaStartOffset)
-		case c.BatchSize < 1 || c.BatchSize > 100000:
-			return fmt.Errorf("BATCH_SIZE: %d is not between 1 and 100000", c.BatchSize)
-		case c.KafkaHeartbeatInterval <= 0 || c.KafkaHeartbeatInterval*2 > c.KafkaSessionTimeout:
-			return fmt.Errorf("KAFKA_HEARTBEAT_INTERVAL: %s must be positive and at most half of KAFKA_SESSION_TIMEOUT (%s)", c.KafkaHeartbeatInterval, c.KafkaSessionTimeout)
-		case c.ApplyLanes < 1 || c.ApplyLanes > maxApplyLanes:
-			return fmt.Errorf("APPLY_LANES: %d is not between 1 and %d", c.ApplyLanes, maxApplyLanes)
-		case c.BatchTimeout <= 0:
-			return fmt.Errorf("BATCH_TIMEOUT: %s must be positive", c.BatchTimeout)
 		case c.ShutdownGrace <= 0:
 			return fmt.Errorf("SHUTDOWN_GRACE: %s must be positive", c.ShutdownGrace)
 		}
@@ -277,7 +267,7 @@ func (c *Config) Validate(needs ...string) error {
 			return err
 		}
 	}
-	if need("kafka") {
+	if n.has(needKafka) {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
 			return fmt.Errorf("ADMIN_ADDR: %q is not host:port", c.AdminAddr)
 		}
@@ -288,9 +278,9 @@ func (c *Config) Validate(needs ...string) error {
 			return fmt.Errorf("APPLIED_RETENTION: %s must be at least 1m", c.AppliedRetention)
 		}
 	}
-	if need("settings") {
+	if n.has(needSettings) {
 		if c.SettingsFile == "" {
-			return errors.New("SETTINGS_FILE: required (the destination settings JSON, see the README)")
+			return errors.New("SETTINGS_FILE: required (the destination settings JSON, see docs/configuration.md)")
 		}
 		if c.PrechatTTL <= 0 || c.PrechatTTL > mapping.MaxTTL {
 			return fmt.Errorf("PRECHAT_TTL: %s must be positive and at most %s (a year)", c.PrechatTTL, mapping.MaxTTL)
@@ -341,6 +331,14 @@ func (c *Config) Validate(needs ...string) error {
 		}
 	}
 	return nil
+}
+
+// lanes is APPLY_LANES, its 0 being the pipeline's default.
+func (c *Config) lanes() int {
+	if c.ApplyLanes == 0 {
+		return pipeline.DefaultLanes
+	}
+	return c.ApplyLanes
 }
 
 func (c *Config) hasRole(r string) bool { return slices.Contains(c.Roles, r) }

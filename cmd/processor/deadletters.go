@@ -34,11 +34,11 @@ func deadLettersCmd(ctx context.Context, args, environ []string, stdout, stderr 
 	if err != nil {
 		return usageError{err}
 	}
-	needs := []string{"db"}
+	n := needDB
 	if action == "requeue" {
-		needs = append(needs, "kafka")
+		n |= needKafka
 	}
-	d, err := openDeps(ctx, cfg, needs...)
+	d, err := openDeps(ctx, cfg, n)
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func deadLettersCmd(ctx context.Context, args, environ []string, stdout, stderr 
 			if d.RequeuedAt != nil {
 				requeued = d.RequeuedAt.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s/%d@%d\t%s\t%s\t%s\n", d.ID, d.FailedAt.UTC().Format(time.RFC3339), d.Topic, d.Partition, d.Offset,
+			fmt.Fprintf(tw, "%d\t%s\t%s/%d@%d\t%s\t%s\t%s\n", d.ID, d.Time.UTC().Format(time.RFC3339), d.Topic, d.Partition, d.Offset,
 				requeued, d.Reason, preview(d.Raw))
 		}
 		tw.Flush()

@@ -140,7 +140,7 @@ func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Write
 			}
 		}
 	}
-	d, err := openDeps(ctx, cfg, "db", "kafka", "settings")
+	d, err := openDeps(ctx, cfg, needDB|needKafka|needSettings)
 	if err != nil {
 		return err
 	}

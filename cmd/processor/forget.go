@@ -26,7 +26,7 @@ func forgetCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if len(rest) > 0 || (userID == "") == (anonID == "") {
 		return usageError{errors.New("usage: processor forget --user-id ID | --anonymous-id ID [--lift]")}
 	}
-	d, err := openDeps(ctx, cfg, "db")
+	d, err := openDeps(ctx, cfg, needDB)
 	if err != nil {
 		return err
 	}

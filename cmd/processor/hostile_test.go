@@ -122,9 +122,9 @@ func TestHostileInputNeverStallsAPartition(t *testing.T) {
 			t.Fatalf("document of the hostile conversation start: %d %s", code, body)
 		}
 	}
-	deadLetter := func(t *testing.T, match func(persistence.DeadLetter) bool) persistence.DeadLetter {
+	deadLetter := func(t *testing.T, match func(persistence.StoredDeadLetter) bool) persistence.StoredDeadLetter {
 		t.Helper()
-		var found persistence.DeadLetter
+		var found persistence.StoredDeadLetter
 		eventually(t, 10*time.Second, "its dead letter", func() bool {
 			dls, err := store.DeadLettersList(ctx, persistence.DeadLetterFilter{Limit: 1000})
 			for _, d := range dls {
@@ -146,7 +146,9 @@ func TestHostileInputNeverStallsAPartition(t *testing.T) {
 				case code == http.StatusOK && h.deadReason == "":
 					appliedHarmlessly(t, h)
 				case code == http.StatusOK:
-					d := deadLetter(t, func(d persistence.DeadLetter) bool { return bytes.Contains(d.Raw, []byte(`"messageId":"`+h.key+`"`)) })
+					d := deadLetter(t, func(d persistence.StoredDeadLetter) bool {
+						return bytes.Contains(d.Raw, []byte(`"messageId":"`+h.key+`"`))
+					})
 					if !strings.Contains(d.Reason, h.deadReason) {
 						t.Errorf("ingested, its dead letter's reason is %q, want %q", d.Reason, h.deadReason)
 					}
@@ -165,7 +167,7 @@ func TestHostileInputNeverStallsAPartition(t *testing.T) {
 				appliedHarmlessly(t, h)
 				return
 			}
-			d := deadLetter(t, func(d persistence.DeadLetter) bool { return d.Partition == int(partition) && d.Offset == offset })
+			d := deadLetter(t, func(d persistence.StoredDeadLetter) bool { return d.Partition == int(partition) && d.Offset == offset })
 			if !strings.Contains(d.Reason, h.deadReason) || !bytes.Equal(d.Raw, []byte(h.event)) {
 				t.Errorf("dead letter at %d/%d: reason %q (want %q), raw %.100q", partition, offset, d.Reason, h.deadReason, d.Raw)
 			}

@@ -12,7 +12,7 @@
 //	processor forget ...             delete a person's data, suppress later events
 //	processor deadletters list|requeue
 //
-// Configuration comes from the environment (see the README); every variable
+// Configuration comes from the environment (see docs/configuration.md); every variable
 // has a flag of the same name in lower case with dashes (--database-url).
 package main
 

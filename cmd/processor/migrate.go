@@ -23,7 +23,7 @@ func migrateCmd(ctx context.Context, args, environ []string, stdout, stderr io.W
 	if len(rest) > 1 || (action != "up" && action != "status") {
 		return usageError{errors.New("usage: processor migrate [up|status]")}
 	}
-	d, err := openDeps(ctx, cfg, "db")
+	d, err := openDeps(ctx, cfg, needDB)
 	if err != nil {
 		return err
 	}

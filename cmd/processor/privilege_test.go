@@ -24,33 +24,33 @@ import (
 	"github.com/prechat/prechat/pipeline/pipelinetest"
 )
 
-// apiRoleSection is the README subsection whose first SQL block creates the
-// api pods' Postgres role.
-const apiRoleSection = "### Least privilege: a Postgres role for the api pods\n"
+// apiRoleSection is the section of docs/deploy.md whose first SQL block
+// creates the api pods' Postgres role.
+const apiRoleSection = "## Least privilege: a Postgres role for the api pods\n"
 
-// apiRoleSQL returns the statements of the README's api role block, with
+// apiRoleSQL returns the statements of docs/deploy.md's api role block, with
 // the role and the database renamed for this test, and the role's password.
 func apiRoleSQL(t *testing.T, role, database string) (stmts []string, password string) {
 	t.Helper()
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/deploy.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, ok := strings.Cut(string(readme), apiRoleSection)
 	if !ok {
-		t.Fatalf("README has no %q", strings.TrimSpace(apiRoleSection))
+		t.Fatalf("docs/deploy.md has no %q", strings.TrimSpace(apiRoleSection))
 	}
 	_, block, ok := strings.Cut(section, "```sql\n")
 	block, _, _ = strings.Cut(block, "```")
 	if !ok || strings.Contains(section[:strings.Index(section, block)], "\n#") {
-		t.Fatal("the README's least-privilege section has no SQL block of its own")
+		t.Fatal("docs/deploy.md's least-privilege section has no SQL block of its own")
 	}
 	m := regexp.MustCompile(`PASSWORD '([^']*)'`).FindStringSubmatch(block)
 	if m == nil {
-		t.Fatalf("the README's api role has no password:\n%s", block)
+		t.Fatalf("docs/deploy.md's api role has no password:\n%s", block)
 	}
 	if strings.Count(block, "ON DATABASE prechat ") != 1 {
-		t.Fatalf("the README's api role block does not grant CONNECT on database prechat once:\n%s", block)
+		t.Fatalf("docs/deploy.md's api role block does not grant CONNECT on database prechat once:\n%s", block)
 	}
 	block = strings.Replace(block, "ON DATABASE prechat ", "ON DATABASE "+pgx.Identifier{database}.Sanitize()+" ", 1)
 	for _, s := range strings.Split(block, ";\n") {
@@ -58,7 +58,7 @@ func apiRoleSQL(t *testing.T, role, database string) (stmts []string, password s
 			continue
 		}
 		if !strings.Contains(s, "prechat_api") {
-			t.Fatalf("README statement does not name the role prechat_api: %s", s)
+			t.Fatalf("docs/deploy.md statement does not name the role prechat_api: %s", s)
 		}
 		stmts = append(stmts, strings.ReplaceAll(s, "prechat_api", role))
 	}
@@ -76,7 +76,7 @@ func roleURL(t *testing.T, url, role, password string) string {
 	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=%s sslmode=disable", q(cfg.Host), cfg.Port, q(cfg.Database), q(role), q(password))
 }
 
-// TestAPIRoleLeastPrivilege creates the api pods' role with the README's
+// TestAPIRoleLeastPrivilege creates the api pods' role with docs/deploy.md's
 // own SQL and runs "processor serve" with ROLES=api as that role beside a
 // consumer that runs as the owner: the api is ready, serves the documents
 // the owner writes, wakes long-polls on their notifications and answers
@@ -126,11 +126,11 @@ func TestAPIRoleLeastPrivilege(t *testing.T) {
 			continue
 		}
 		if _, err := owner.Exec(ctx, s); err != nil {
-			t.Fatalf("README statement fails: %v\n%s", err, s)
+			t.Fatalf("docs/deploy.md statement fails: %v\n%s", err, s)
 		}
 	}
 	if len(selects) == 0 || len(selects) == len(stmts) {
-		t.Fatalf("the README block should create the role, then grant SELECT: %q", stmts)
+		t.Fatalf("the docs/deploy.md block should create the role, then grant SELECT: %q", stmts)
 	}
 	early := startProcessor(t, apiEnv, "serve")
 	select {
@@ -143,7 +143,7 @@ func TestAPIRoleLeastPrivilege(t *testing.T) {
 	}
 	for _, s := range selects {
 		if _, err := owner.Exec(ctx, s); err != nil {
-			t.Fatalf("README statement fails: %v\n%s", err, s)
+			t.Fatalf("docs/deploy.md statement fails: %v\n%s", err, s)
 		}
 	}
 

@@ -16,7 +16,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/pipeline"
 )
 
@@ -51,7 +50,7 @@ func replayCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			return usageError{fmt.Errorf("--to: %w", err)}
 		}
 	}
-	d, err := openDeps(ctx, cfg, "db", "kafka", "settings")
+	d, err := openDeps(ctx, cfg, needDB|needKafka|needSettings)
 	if err != nil {
 		return err
 	}
@@ -71,19 +70,10 @@ func replayCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		}
 	}
 	progress := newProgress(stdout)
-	rng, err := pipeline.Replay(ctx, pipeline.Config{
-		Brokers:      cfg.brokers(),
-		Topic:        cfg.KafkaTopic,
-		GroupID:      cfg.KafkaGroup,
-		Dialer:       d.dialer,
-		Materializer: &mapping.Materializer{Settings: d.settings, TTL: cfg.PrechatTTL},
-		Policy:       d.policy,
-		BatchSize:    cfg.BatchSize,
-		BatchTimeout: cfg.BatchTimeout,
-		Lanes:        cfg.ApplyLanes,
-		Logger:       log.Named("replay"),
-		OnBatch:      func(b pipeline.BatchInfo) { progress.add(int64(b.Messages)) },
-	}, store, pipeline.ReplayOptions{From: from, To: to, RecordPositions: rebuild, OnStart: func(r pipeline.Range) { progress.start(r.Messages()) }})
+	pc := cfg.pipelineConfig(d)
+	pc.Logger = log.Named("replay")
+	pc.OnBatch = func(b pipeline.BatchInfo) { progress.add(int64(b.Messages)) }
+	rng, err := pipeline.Replay(ctx, pc, store, pipeline.ReplayOptions{From: from, To: to, RecordPositions: rebuild, OnStart: func(r pipeline.Range) { progress.start(r.Messages()) }})
 	progress.finish()
 	if err != nil {
 		return err

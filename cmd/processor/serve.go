@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -30,7 +29,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if len(rest) > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))}
 	}
-	d, err := openDeps(ctx, cfg, "db", "kafka", "settings")
+	d, err := openDeps(ctx, cfg, needDB|needKafka|needSettings)
 	if err != nil {
 		return err
 	}
@@ -55,25 +54,12 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 	reg := newRegistry()
 	var roles []func(context.Context) error
 	if cfg.hasRole("consumer") {
-		consumer, err := pipeline.New(pipeline.Config{
-			Brokers:           cfg.brokers(),
-			Topic:             cfg.KafkaTopic,
-			GroupID:           cfg.KafkaGroup,
-			Dialer:            dialer,
-			Materializer:      &mapping.Materializer{Settings: settings, TTL: cfg.PrechatTTL},
-			Policy:            d.policy,
-			BatchSize:         cfg.BatchSize,
-			BatchTimeout:      cfg.BatchTimeout,
-			Lanes:             cfg.ApplyLanes,
-			StartOffset:       cfg.startOffset(),
-			ShutdownGrace:     cfg.ShutdownGrace / 2,
-			SessionTimeout:    cfg.KafkaSessionTimeout,
-			RebalanceTimeout:  cfg.KafkaSessionTimeout,
-			HeartbeatInterval: cfg.KafkaHeartbeatInterval,
-			Logger:            log.Named("pipeline"),
-			Registerer:        reg,
-			AfterCommit:       failpoint("kill-after-commit"),
-		}, store)
+		pc := cfg.pipelineConfig(d)
+		pc.ShutdownGrace = cfg.ShutdownGrace / 2
+		pc.Logger = log.Named("pipeline")
+		pc.Registerer = reg
+		pc.AfterCommit = failpoint("kill-after-commit")
+		consumer, err := pipeline.New(pc, store)
 		if err != nil {
 			return nil, err
 		}
@@ -212,39 +198,22 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 	return func(ctx context.Context) error {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("HTTP_ADDR: %w", err)
-		}
-		log.Info("http listening", zap.String("addr", ln.Addr().String()), zap.Bool("ingest", writer != nil))
+		// The hub outlives ctx: waiters keep being woken while the server
+		// drains and shuts down.
 		hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopHub()
 		go func() { _ = hub.Run(hubCtx) }()
-		served := make(chan error, 1)
-		go func() { served <- httpServer.Serve(ln) }()
-		select {
-		case err := <-served:
-			return fmt.Errorf("http server: %w", err)
-		case <-ctx.Done():
-		}
-		server.Drain()
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace/2)
-		defer cancel()
-		err = httpServer.Shutdown(shutdownCtx)
 		if writer != nil {
-			_ = writer.Close()
+			defer func() { _ = writer.Close() }()
 		}
-		if err != nil {
-			return fmt.Errorf("http shutdown: %w", err)
-		}
-		return nil
+		return runHTTP(ctx, httpServer, "http", "HTTP_ADDR", cfg.HTTPAddr, cfg.ShutdownGrace/2, server.Drain, log, zap.Bool("ingest", writer != nil))
 	}, nil
 }
 
 // waitForPostgres pings until Postgres answers, with backoff, so that a
 // processor started before its database waits instead of crash-looping.
 func waitForPostgres(ctx context.Context, store *persistence.Store, log *zap.Logger) error {
-	backoff := 200 * time.Millisecond
+	backoff := pipeline.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := store.Ping(pctx)
@@ -255,12 +224,9 @@ func waitForPostgres(ctx context.Context, store *persistence.Store, log *zap.Log
 		if ctx.Err() != nil {
 			return errors.Join(ctx.Err(), err)
 		}
-		log.Warn("postgres unreachable; retrying", zap.Duration("backoff", backoff), zap.Error(err))
-		select {
-		case <-ctx.Done():
+		log.Warn("postgres unreachable; retrying", zap.Duration("backoff", backoff.Next()), zap.Error(err))
+		if !backoff.Wait(ctx) {
 			return ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }

@@ -448,7 +448,7 @@ func exportedMetrics(t *testing.T) exposition {
 	return exported
 }
 
-// TestLiveRunExports: the live run's scrape has the metrics the README's
+// TestLiveRunExports: the live run's scrape has the metrics docs/operations.md's
 // table names, and shows that its events went the whole way (documents
 // written, a dead letter, cache hits, refused ingest requests).
 func TestLiveRunExports(t *testing.T) {

@@ -8,7 +8,7 @@
 //	sbom -o FILE BINARY
 //
 // The Dockerfile runs it on /processor in its build stage and copies the
-// document into the image as /sbom.spdx.json (docs/deploy.md). The image's
+// document into the image as /sbom.spdx.json (docs/image.md). The image's
 // version and revision come from the environment, where the Dockerfile's
 // build arguments put them: VERSION (default: the main module's version in
 // the binary) and REVISION (the source's commit, if known). The creation

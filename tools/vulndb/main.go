@@ -8,8 +8,8 @@
 //
 //	go run . -out DIR     (from tools/vulndb; DIR must be empty or absent)
 //
-// scripts/vulncheck runs it and then govulncheck; the README ("Supply
-// chain") says how to move the pin to a newer snapshot.
+// scripts/vulncheck runs it and then govulncheck; docs/supply-chain.md
+// says how to move the pin to a newer snapshot.
 package main
 
 import (

@@ -13,13 +13,13 @@ import (
 	"github.com/prechat/prechat/persistence/persistencetest"
 )
 
-// TestReadmeQueriesRun runs every statement of the SQL blocks of the
-// README's "Inspecting with SQL" section
+// TestOperationsDocQueriesRun runs every statement of the SQL blocks of the
+// "Inspecting with SQL" section of docs/operations.md
 // against a database holding one visitor, so the documented queries stay
 // valid as the schema changes, and checks that they find that visitor.
-func TestReadmeQueriesRun(t *testing.T) {
+func TestOperationsDocQueriesRun(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestReadmeQueriesRun(t *testing.T) {
 		}
 	}
 	if len(stmts) < 6 {
-		t.Fatalf("found %d SQL statements in the README, want the documented set", len(stmts))
+		t.Fatalf("found %d SQL statements in docs/operations.md, want the documented set", len(stmts))
 	}
 
 	tb := &testBundle{now: time.Now().UTC().Truncate(time.Microsecond)}
@@ -57,17 +57,17 @@ func TestReadmeQueriesRun(t *testing.T) {
 	for _, s := range stmts {
 		rows, err := conn.Query(context.Background(), s)
 		if err != nil {
-			t.Fatalf("README query fails: %v\n%s", err, s)
+			t.Fatalf("docs/operations.md query fails: %v\n%s", err, s)
 		}
 		n := 0
 		for rows.Next() {
 			n++
 		}
 		if err := rows.Err(); err != nil {
-			t.Fatalf("README query fails: %v\n%s", err, s)
+			t.Fatalf("docs/operations.md query fails: %v\n%s", err, s)
 		}
 		if n == 0 && !strings.Contains(s, "dead_letters") && !strings.Contains(s, "kafka_offsets") && !strings.Contains(s, "warnings") {
-			t.Errorf("README query found nothing for visitor-1:\n%s", s)
+			t.Errorf("docs/operations.md query found nothing for visitor-1:\n%s", s)
 		}
 	}
 }
