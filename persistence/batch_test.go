@@ -62,6 +62,15 @@ func (tb *testBundle) decodeAll(t *testing.T, raws [][]byte) []mapping.Event {
 	return out
 }
 
+// newBatch folds the events into a batch at the bundle's time.
+func newBatch(tb *testBundle, events []mapping.Event) *mapping.Batch {
+	b := mapping.NewBatch()
+	for i := range events {
+		b.Add(&events[i], tb.now)
+	}
+	return b
+}
+
 func (tb *testBundle) apply(t *testing.T, events []mapping.Event, positions ...mapping.Position) mapping.BatchResult {
 	t.Helper()
 	b := mapping.NewBatch()

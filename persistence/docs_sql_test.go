@@ -49,6 +49,12 @@ func TestOperationsDocQueriesRun(t *testing.T) {
 		[]byte(`{"type":"track","messageId":"c1","anonymousId":"visitor-1","event":"Live Chat Conversation Started","properties":{"subject":"Help"},"timestamp":"` + at + `"}`),
 	}))
 
+	// A change not refreshed yet, for the refresh queue's query.
+	later := tb.decodeAll(t, [][]byte{[]byte(`{"type":"identify","messageId":"i2","anonymousId":"visitor-1","traits":{"firstName":"Ada"},"timestamp":"` + at + `"}`)})
+	if _, err := tb.store.ApplyBatch(context.Background(), newBatch(tb, later)); err != nil {
+		t.Fatal(err)
+	}
+
 	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)

@@ -366,3 +366,15 @@ func (s *Store) RefreshBacklog(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// RefreshDelay returns how long the oldest change in the refresh queue has
+// waited (zero when the queue is empty): how far documents are behind the
+// committed batches.
+func (s *Store) RefreshDelay(ctx context.Context) (time.Duration, error) {
+	var age time.Duration
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(now() - min(queued_at), '0')::interval FROM document_refreshes`).Scan(&age)
+	if err != nil {
+		return 0, fmt.Errorf("read the refresh queue's oldest change: %w", err)
+	}
+	return max(age, 0), nil
+}

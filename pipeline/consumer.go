@@ -38,6 +38,9 @@ type Store interface {
 	// result's Queued says how many changes it took, Documents how many
 	// documents it wrote.
 	RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int) (mapping.BatchResult, error)
+	// RefreshDelay returns how long the oldest queued change has waited
+	// (zero when none waits).
+	RefreshDelay(ctx context.Context) (time.Duration, error)
 }
 
 // Consumer applies a topic's events to a Store as a member of a consumer
@@ -133,6 +136,9 @@ func (c *Consumer) refreshLoop(ctx context.Context) {
 		if err := c.refreshAll(ctx); err != nil && ctx.Err() == nil {
 			c.metrics.retries.Inc()
 			c.log.Warn("refreshing queued documents failed; retrying", zap.Error(err))
+		}
+		if delay, err := c.store.RefreshDelay(ctx); err == nil {
+			c.metrics.refreshDelay.Set(delay.Seconds())
 		}
 	}
 }

@@ -21,6 +21,8 @@ type metrics struct {
 	skipped   prometheus.Counter
 	queued    prometheus.Counter
 	refresh   prometheus.Histogram
+	// refreshDelay is the age of the oldest queued change.
+	refreshDelay prometheus.Gauge
 	// unwritable counts documents a refresh could not write.
 	unwritable prometheus.Counter
 	proofs     *prometheus.CounterVec
@@ -79,6 +81,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Duration of a refresh transaction: claiming queued changes, rebuilding and writing their documents, committing.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}),
+		refreshDelay: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "prechat_refresh_delay_seconds",
+			Help: "How long the oldest change in the refresh queue (document_refreshes) has waited, as last seen by this consumer: how far documents are behind committed batches. Near zero in steady state.",
+		}),
 		unwritable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "prechat_documents_unwritable_total",
 			Help: "Documents a refresh could not encode (a time past the year 9999) or that Postgres refused, left as they were; see the error log.",
@@ -96,7 +102,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Batches the store refused (content it cannot hold, not a transient failure) and that were split to find the messages responsible, which became dead letters.",
 		}),
 	}
-	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped, m.queued, m.refresh, m.unwritable, m.proofs, m.clamped, m.splits)
+	reg.MustRegister(m.events, m.batchSize, m.apply, m.lag, m.documents, m.retries, m.skipped, m.queued, m.refresh, m.refreshDelay, m.unwritable, m.proofs, m.clamped, m.splits)
 	return m
 }
 

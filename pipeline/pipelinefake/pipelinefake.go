@@ -11,6 +11,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/pipeline"
@@ -118,6 +119,9 @@ func (s *Store) Suppressed(ctx context.Context, ids []string) (map[string]bool, 
 	}
 	return out, nil
 }
+
+// RefreshDelay implements pipeline.Store: the fake queues no refreshes.
+func (s *Store) RefreshDelay(ctx context.Context) (time.Duration, error) { return 0, nil }
 
 // RefreshQueued implements pipeline.Store: the fake queues no refreshes.
 func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int) (mapping.BatchResult, error) {
