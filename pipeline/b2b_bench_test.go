@@ -29,17 +29,23 @@ import (
 // PRECHAT_BENCH_LIVE (default 5000) is the number of live conversations,
 // PRECHAT_BENCH_GROUP (default 100) the accounts' size, PRECHAT_BENCH_EVENTS
 // (default 200000) the events; it runs with 50,000 distinct visitors
-// (PRECHAT_BENCH_VISITORS) and with a million.
+// (PRECHAT_BENCH_VISITORS), with one consumer and with two (a group of two,
+// each with its own connections, as two processes; each one's share of the
+// events is reported), and with a million visitors.
 func BenchmarkB2B(b *testing.B) {
 	n := benchEnv("PRECHAT_BENCH_EVENTS", 200000)
 	live := benchEnv("PRECHAT_BENCH_LIVE", 5000)
 	size := benchEnv("PRECHAT_BENCH_GROUP", 100)
 	settings := *mappingtest.Settings()
 	settings.Products = []mapping.Product{mapping.ProductLiveAgent}
-	for _, visitors := range []int{benchEnv("PRECHAT_BENCH_VISITORS", 50000), 1000000} {
-		b.Run(fmt.Sprintf("live=%d/group=%d/visitors=%d", live, size, visitors), func(b *testing.B) {
+	for _, run := range []struct{ visitors, consumers int }{
+		{benchEnv("PRECHAT_BENCH_VISITORS", 50000), 1},
+		{benchEnv("PRECHAT_BENCH_VISITORS", 50000), 2},
+		{1000000, 1},
+	} {
+		b.Run(fmt.Sprintf("live=%d/group=%d/visitors=%d/consumers=%d", live, size, run.visitors, run.consumers), func(b *testing.B) {
 			for range b.N {
-				runBench(b, &settings, b2bEvents(n, live, size, visitors), true)
+				runBench(b, &settings, b2bEvents(n, live, size, run.visitors), benchOptions{sameRows: true, consumers: run.consumers})
 			}
 		})
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/mapping/mappingtest"
+	"github.com/prechat/prechat/persistence"
 	"github.com/prechat/prechat/persistence/persistencetest"
 	"github.com/prechat/prechat/pipeline"
 	"github.com/prechat/prechat/pipeline/pipelinetest"
@@ -86,7 +87,16 @@ func benchEnv(name string, def int) int {
 func benchWorkload(b *testing.B, settings *mapping.Settings, n, visitors, users, groups int) {
 	b.StopTimer()
 	gen := mappingtest.NewGenerator(uint64(n), visitors, users, groups)
-	runBench(b, settings, gen.Events(n), false)
+	runBench(b, settings, gen.Events(n), benchOptions{consumers: 1})
+}
+
+// benchOptions vary runBench.
+type benchOptions struct {
+	// sameRows also measures the same-rows baseline (copySameRows).
+	sameRows bool
+	// consumers is the number of consumers in the group, each with a
+	// store (a pool of connections) of its own, as processes would have.
+	consumers int
 }
 
 // benchRun is what runBench measured.
@@ -100,9 +110,8 @@ type benchRun struct {
 // runBench produces raws, measures the drain and CopyFrom baselines, then
 // runs the pipeline over them until every event is applied and the refresh
 // queue is empty (every document shows them), and reports the rates, their
-// ratios and the peak live heap. With sameRows it also measures the
-// same-rows baseline (copySameRows) and the rows written per event.
-func runBench(b *testing.B, settings *mapping.Settings, raws [][]byte, sameRows bool) {
+// ratios and the peak live heap; see benchOptions.
+func runBench(b *testing.B, settings *mapping.Settings, raws [][]byte, opt benchOptions) {
 	b.StopTimer()
 	n := len(raws)
 	topic := pipelinetest.Name(b, "topic")
@@ -124,36 +133,54 @@ func runBench(b *testing.B, settings *mapping.Settings, raws [][]byte, sameRows 
 	stopSampling := sampleHeap(&peak)
 	group := pipelinetest.Name(b, "group")
 	var consumed atomic.Int64
+	shares := make([]atomic.Int64, opt.consumers)
 	done := make(chan struct{})
-	reg := prometheus.NewRegistry()
-	c, err := pipeline.New(pipeline.Config{
-		Brokers:           brokers,
-		Topic:             topic,
-		GroupID:           group,
-		Materializer:      &mapping.Materializer{Settings: settings, TTL: 30 * time.Minute},
-		Policy:            mappingtest.Policy(),
-		HeartbeatInterval: 200 * time.Millisecond,
-		BatchSize:         benchEnv("PRECHAT_BENCH_BATCH", 0),
-		Lanes:             benchEnv("PRECHAT_BENCH_LANES", 0),
-		Logger:            benchLogger(),
-		Registerer:        reg,
-		OnBatch: func(info pipeline.BatchInfo) {
-			if os.Getenv("PRECHAT_BENCH_DEBUG") != "" {
-				fmt.Fprintf(os.Stderr, "%s: batch %d msgs %d queued took %s\n", time.Now().Format("15:04:05.000"), info.Messages, info.Result.Queued, info.Took)
+	regs := make([]*prometheus.Registry, opt.consumers)
+	consumers := make([]*pipeline.Consumer, opt.consumers)
+	stores := []*persistence.Store{store}
+	for i := range consumers {
+		st := store
+		if i > 0 {
+			var err error
+			if st, err = persistence.Open(context.Background(), dbURL, nil); err != nil {
+				b.Fatal(err)
 			}
-			if consumed.Add(int64(info.Messages)) == int64(n) {
-				close(done)
-			}
-		},
-	}, store)
-	if err != nil {
-		b.Fatal(err)
+			stores = append(stores, st)
+		}
+		regs[i] = prometheus.NewRegistry()
+		c, err := pipeline.New(pipeline.Config{
+			Brokers:           brokers,
+			Topic:             topic,
+			GroupID:           group,
+			Materializer:      &mapping.Materializer{Settings: settings, TTL: 30 * time.Minute},
+			Policy:            mappingtest.Policy(),
+			HeartbeatInterval: 200 * time.Millisecond,
+			BatchSize:         benchEnv("PRECHAT_BENCH_BATCH", 0),
+			Lanes:             benchEnv("PRECHAT_BENCH_LANES", 0),
+			Logger:            benchLogger(),
+			Registerer:        regs[i],
+			OnBatch: func(info pipeline.BatchInfo) {
+				if os.Getenv("PRECHAT_BENCH_DEBUG") != "" {
+					fmt.Fprintf(os.Stderr, "%s: consumer %d batch %d msgs %d queued took %s\n", time.Now().Format("15:04:05.000"), i, info.Messages, info.Result.Queued, info.Took)
+				}
+				shares[i].Add(int64(info.Messages))
+				if consumed.Add(int64(info.Messages)) == int64(n) {
+					close(done)
+				}
+			},
+		}, st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		consumers[i] = c
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	b.StartTimer()
 	start := time.Now()
-	wg.Go(func() { _ = c.Run(ctx) })
+	for _, c := range consumers {
+		wg.Go(func() { _ = c.Run(ctx) })
+	}
 	select {
 	case <-done:
 	case <-time.After(10 * time.Minute):
@@ -165,9 +192,21 @@ func runBench(b *testing.B, settings *mapping.Settings, raws [][]byte, sameRows 
 	cancel()
 	wg.Wait()
 	stopSampling()
+	// Their connections' table statistics are flushed as they end (for
+	// copySameRows).
+	for _, st := range stores {
+		st.Close()
+	}
 
+	var docs float64
+	for i, reg := range regs {
+		docs += gathered(b, reg, "prechat_documents_written_total")
+		if opt.consumers > 1 {
+			b.ReportMetric(float64(shares[i].Load())/float64(n), fmt.Sprintf("share-consumer-%d", i))
+		}
+	}
 	pipe := float64(n) / took.Seconds()
-	docs := gathered(b, reg, "prechat_documents_written_total")
+
 	b.ReportMetric(pipe, "events/s")
 	b.ReportMetric(docs/took.Seconds(), "documents/s")
 	b.ReportMetric(drain, "drain-events/s")
@@ -178,8 +217,7 @@ func runBench(b *testing.B, settings *mapping.Settings, raws [][]byte, sameRows 
 	b.ReportMetric(work, "pipeline-heap-MiB")
 	b.Logf("%d events: pipeline %.0f ev/s, %.0f documents/s; kafka-go drain %.0f ev/s (pipeline %.2fx); pgx CopyFrom %.0f rows/s (pipeline %.2fx); pipeline heap %.1f MiB above the %.1f MiB held before it started",
 		n, pipe, docs/took.Seconds(), drain, pipe/drain, copyRate, pipe/copyRate, work, float64(base)/(1<<20))
-	if sameRows {
-		store.Close() // its connections' table statistics are flushed as they end
+	if opt.sameRows {
 		rows, copyTook := copySameRows(b, dbURL)
 		b.ReportMetric(float64(rows)/float64(n), "rows/event")
 		b.ReportMetric(copyTook.Seconds()/took.Seconds(), "x-copy-same-rows")
