@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -106,7 +105,7 @@ func TestImageServes(t *testing.T) {
 		args = append(args, "--env", e)
 	}
 	cmd := img.podmanCmd(append(args, img.ref, "serve")...)
-	var logs lockedBuffer
+	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -233,7 +232,7 @@ func post(t *testing.T, url, body string) {
 
 // logAddr waits for a log line `msg ... "addr":"host:port"` and returns
 // the address; it fails the test when the container exits first.
-func logAddr(t *testing.T, logs *lockedBuffer, exited <-chan struct{}, msg string) string {
+func logAddr(t *testing.T, logs *syncBuffer, exited <-chan struct{}, msg string) string {
 	t.Helper()
 	re := regexp.MustCompile(regexp.QuoteMeta(msg) + `.*?"addr":\s?"([^"]+)"`)
 	deadline := time.Now().Add(time.Minute)
@@ -251,23 +250,6 @@ func logAddr(t *testing.T, logs *lockedBuffer, exited <-chan struct{}, msg strin
 	return ""
 }
 
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // newDatabase creates an empty database for this test, dropped at its end,
 // and returns its URL.
