@@ -240,7 +240,7 @@ ON CONFLICT (topic, "partition", "offset") DO NOTHING`, topics, parts, offs, key
 UPDATE suppressions s SET dropped = s.dropped + u.n
 FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, counts)
 	}
-	queued = queueChanges(&shared, st)
+	queued = queueChanges(&shared, st, b.Trace)
 	return append(batch, shared...), queued, nil
 }
 

@@ -63,7 +63,9 @@ func changesOf(st *mapping.State) []change {
 // it until the batch commits, so no refresh claims it (SKIP LOCKED) before
 // the change is visible, and restarts a paged expansion; an entry a refresh
 // holds makes the batch wait for that refresh to commit, then queue anew.
-func queueChanges(batch *statements, st *mapping.State) int {
+// trace, the batch span's traceparent, is kept with each entry (NULL when
+// ""), unless the batch is not traced and the entry already has one.
+func queueChanges(batch *statements, st *mapping.State, trace string) int {
 	changes := changesOf(st)
 	if len(changes) == 0 {
 		return 0
@@ -72,9 +74,13 @@ func queueChanges(batch *statements, st *mapping.State) int {
 	for i, c := range changes {
 		kinds[i], ids[i] = c.kind, c.id
 	}
+	var tp *string
+	if trace != "" {
+		tp = &trace
+	}
 	batch.Queue(`
-INSERT INTO document_refreshes AS r (subject_kind, subject_id)
-SELECT * FROM unnest($1::text[], $2::text[])
-ON CONFLICT (subject_kind, subject_id) DO UPDATE SET resume_after = NULL`, kinds, ids)
+INSERT INTO document_refreshes AS r (subject_kind, subject_id, traceparent)
+SELECT k, i, $3::text FROM unnest($1::text[], $2::text[]) AS u(k, i)
+ON CONFLICT (subject_kind, subject_id) DO UPDATE SET resume_after = NULL, traceparent = coalesce(excluded.traceparent, r.traceparent)`, kinds, ids, tp)
 	return len(changes)
 }

@@ -15,7 +15,7 @@ import (
 // holds: those a refresh works on, and those a batch re-armed and has not
 // committed yet (their change is not visible yet).
 const claimQuery = `
-SELECT subject_kind, subject_id, resume_after FROM document_refreshes
+SELECT subject_kind, subject_id, resume_after, traceparent FROM document_refreshes
 ORDER BY queued_at, subject_kind, subject_id LIMIT $1 FOR UPDATE SKIP LOCKED`
 
 // liveQuery keeps, of the visitors in $1, those with an unexpired
@@ -71,10 +71,14 @@ RETURNING anonymous_id`
 // more), Documents and Visitors the documents written; every claimed
 // visitor is notified, so that a reader waiting for it re-checks.
 //
+// trace is the W3C traceparent of the caller's refresh span ("" when not
+// traced), stored with the documents it writes; the result's Links are the
+// traceparents the claimed entries' batches left (mapping.Batch.Trace).
+//
 // Concurrent calls (every consumer runs them) and batches never wait for a
 // lock that all of them share: see migration 008 for why no refresh is
 // lost.
-func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int) (mapping.BatchResult, error) {
+func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, trace string) (mapping.BatchResult, error) {
 	var res mapping.BatchResult
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		res = mapping.BatchResult{}
@@ -87,8 +91,14 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 		}
 		var claimed []queued
 		var q queued
-		if _, err := pgx.ForEachRow(rows, []any{&q.kind, &q.id, &q.resume}, func() error {
+		var tp *string
+		links := map[string]bool{}
+		if _, err := pgx.ForEachRow(rows, []any{&q.kind, &q.id, &q.resume, &tp}, func() error {
 			claimed = append(claimed, q)
+			if tp != nil && !links[*tp] && len(links) < mapping.MaxLinks {
+				links[*tp] = true
+				res.Links = append(res.Links, *tp)
+			}
 			return nil
 		}); err != nil {
 			return fmt.Errorf("claim queued changes: %w", err)
@@ -101,7 +111,7 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 		if err != nil {
 			return err
 		}
-		written, err := s.rebuild(ctx, tx, plan.visitors, m)
+		written, err := s.rebuild(ctx, tx, plan.visitors, m, trace)
 		if err != nil {
 			return err
 		}
@@ -135,7 +145,7 @@ func (s *Store) tryRefresh(ctx context.Context, tx pgx.Tx, st *mapping.State, m 
 	if err != nil {
 		return err
 	}
-	_, err = s.rebuild(ctx, tx, plan.visitors, m)
+	_, err = s.rebuild(ctx, tx, plan.visitors, m, "")
 	return err
 }
 
@@ -256,8 +266,8 @@ WHERE r.subject_kind = d.kind AND r.subject_id = d.id`, kinds, ids); err != nil 
 // rebuild locks the visitors' documents (lockQuery), rebuilds them and
 // writes those that changed (writeDocuments). A placeholder it did not
 // overwrite (a conversation that expired meanwhile, a document it could not
-// encode) is deleted.
-func (s *Store) rebuild(ctx context.Context, tx pgx.Tx, visitors []string, m *mapping.Materializer) (mapping.BatchResult, error) {
+// encode) is deleted. The documents written carry trace (RefreshQueued).
+func (s *Store) rebuild(ctx context.Context, tx pgx.Tx, visitors []string, m *mapping.Materializer, trace string) (mapping.BatchResult, error) {
 	if len(visitors) == 0 {
 		return mapping.BatchResult{}, nil
 	}
@@ -269,7 +279,7 @@ func (s *Store) rebuild(ctx context.Context, tx pgx.Tx, visitors []string, m *ma
 	if err != nil {
 		return mapping.BatchResult{}, fmt.Errorf("lock documents: %w", err)
 	}
-	res, err := s.writeDocuments(ctx, tx, visitors, m)
+	res, err := s.writeDocuments(ctx, tx, visitors, m, trace)
 	if err != nil {
 		return mapping.BatchResult{}, err
 	}

@@ -38,6 +38,11 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
 	log.Info("starting", zap.Strings("roles", cfg.Roles), zap.Any("config", cfg.fields()))
+	flushTraces, err := d.startTracing(ctx, environ, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces()
 	roles, err := buildRoles(cfg, d, nil, log)
 	if err != nil {
 		return usageError{err}
@@ -73,6 +78,7 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 			Logger:            log.Named("pipeline"),
 			Registerer:        reg,
 			AfterCommit:       failpoint("kill-after-commit"),
+			TracerProvider:    d.tracer,
 		}, store)
 		if err != nil {
 			return nil, err
@@ -80,7 +86,7 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 		roles = append(roles, consumer.Run, expiryRole(cfg, store, log.Named("expiry")))
 	}
 	if cfg.hasRole("api") {
-		run, err := apiRole(cfg, settings, dialer, store, reg, extra, log.Named("api"))
+		run, err := apiRole(cfg, d, reg, extra, log.Named("api"))
 		if err != nil {
 			return nil, err
 		}
@@ -145,12 +151,13 @@ func runAll(ctx context.Context, grace time.Duration, roles []func(context.Conte
 
 // apiRole builds the public HTTP server: documents, snippet and ingest, with
 // the LISTEN/NOTIFY hub that wakes long-polls.
-func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, store *persistence.Store, reg prometheus.Registerer, extra http.Handler, log *zap.Logger) (func(context.Context) error, error) {
+func apiRole(cfg *Config, d *deps, reg prometheus.Registerer, extra http.Handler, log *zap.Logger) (func(context.Context) error, error) {
+	settings, dialer, store := d.settings, d.dialer, d.store
 	hub := persistence.NewHub(cfg.DatabaseURL, 2*time.Second, func(err error) { log.Warn("notification listener", zap.Error(err)) })
 	var producer api.Producer
 	var writer *kafka.Writer
 	if len(cfg.WriteKeys)+len(cfg.ServerWriteKeys) > 0 {
-		w := pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, dialer, log.Named("writer"))
+		w := pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, dialer, log.Named("writer")).WithTracing(d.tracer)
 		writer, producer = w.Writer, w
 	}
 	scriptURL := cfg.DeploymentScriptURL
@@ -190,6 +197,7 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 		MaxIngestBytes:             cfg.MaxIngestBytes,
 		Registerer:                 reg,
 		Logger:                     log,
+		TracerProvider:             d.tracer,
 	}, store, hub, producer)
 	if err != nil {
 		return nil, err
