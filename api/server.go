@@ -290,7 +290,7 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 		}
 		observed := s.metrics.observe(name, h)
 		mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
-			scrubSpan(r, method, path)
+			scrubSpan(r, path)
 			observed(w, r)
 		})
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {

@@ -25,7 +25,20 @@ func traced(cfg *Config, h http.Handler) http.Handler {
 		otelhttp.WithTracerProvider(cfg.TracerProvider),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelhttp.WithPropagators(propagation.TraceContext{}),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }))
+		otelhttp.WithSpanNameFormatter(spanName))
+}
+
+// spanName names a request's span after its method and, once the mux
+// matched it, its route ("GET /v1/prechat/{anonymousId}"), never the path.
+func spanName(_ string, r *http.Request) string {
+	switch {
+	case r.Pattern == "":
+		return r.Method
+	case strings.Contains(r.Pattern, " "):
+		return r.Pattern
+	default:
+		return r.Method + " " + r.Pattern
+	}
 }
 
 // Attributes otelhttp records that could identify a person: overwritten on
@@ -40,16 +53,15 @@ var (
 	keyEvents    = attribute.Key("prechat.ingest.events")
 )
 
-// scrubSpan names the request's span after its route and overwrites what
+// scrubSpan overwrites what
 // otelhttp recorded that could identify a person: the path (it holds the
 // anonymousId), the client's and peer's addresses and the user agent. The
 // visitor appears only as mapping.LogID.
-func scrubSpan(r *http.Request, method, route string) {
+func scrubSpan(r *http.Request, route string) {
 	span := trace.SpanFromContext(r.Context())
 	if !span.IsRecording() {
 		return
 	}
-	span.SetName(method + " " + route)
 	path := route
 	attrs := []attribute.KeyValue{keyRoute.String(route), keyClient.String(""), keyPeer.String(""), keyUserAgent.String("")}
 	if strings.Contains(route, "{anonymousId}") {
