@@ -384,3 +384,41 @@ func waitMetric(t *testing.T, admin, line string) {
 	}
 	t.Fatalf("no %q in /metrics within 10s", line)
 }
+
+// TestTracingEnabledByTheStandardVariables: tracing is off unless an OTLP
+// endpoint or OTEL_TRACES_EXPORTER=otlp asks for it; none and
+// OTEL_SDK_DISABLED win; exporters and protocols not built in are refused
+// with the variable named.
+func TestTracingEnabledByTheStandardVariables(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		env     map[string]string
+		on      bool
+		refused string
+	}{
+		{env: nil},
+		{env: map[string]string{"OTEL_SERVICE_NAME": "x"}},
+		{env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, on: true},
+		{env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, on: true},
+		{env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, on: true},
+		{env: map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}},
+		{env: map[string]string{"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}},
+		{env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, refused: "OTEL_TRACES_EXPORTER"},
+		{env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, refused: "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, on: true},
+	} {
+		on, err := tracingEnabled(c.env)
+		switch {
+		case c.refused != "" && (err == nil || !strings.Contains(err.Error(), c.refused)):
+			t.Errorf("%v: error %v, want one naming %s", c.env, err, c.refused)
+		case c.refused == "" && (err != nil || on != c.on):
+			t.Errorf("%v: on %v, error %v; want on %v", c.env, on, err, c.on)
+		}
+	}
+	// serve refuses a configuration it cannot honour, naming the variable.
+	code, _, stderr := runCmd(t, []string{"DATABASE_URL=postgres://127.0.0.1:1/x", "KAFKA_BROKERS=127.0.0.1:1",
+		"SETTINGS_FILE=" + writeSettings(t, mappingtest.SettingsJSON), "OTEL_TRACES_EXPORTER=jaeger"}, "serve")
+	if code != exitUsage || !strings.Contains(stderr, "OTEL_TRACES_EXPORTER") {
+		t.Errorf("serve with OTEL_TRACES_EXPORTER=jaeger: exit %d, stderr %s", code, stderr)
+	}
+}
