@@ -38,10 +38,10 @@ type Store interface {
 	// most limit of the changes batches queued make stale, oldest first; the
 	// result's Queued says how many changes it took, Documents how many
 	// documents it wrote.
-	// trace is the W3C traceparent of the refresh's span ("" when not
-	// traced), for the documents it writes; the result's Links are those
-	// the changes' batches left (mapping.Batch.Trace).
-	RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, trace string) (mapping.BatchResult, error)
+	// traceparent is the W3C traceparent of the refresh's span ("" when
+	// not traced), for the documents it writes; the result's Links are
+	// those the changes' batches left (mapping.Batch.Trace).
+	RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, traceparent string) (mapping.BatchResult, error)
 }
 
 // Consumer applies a topic's events to a Store as a member of a consumer
