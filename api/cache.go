@@ -31,10 +31,12 @@ type docCache struct {
 }
 
 // cachedDoc is what storage holds for a visitor: the document (nil when
-// there is none) and the token hash of its conversation.
+// there is none), the token hash of its conversation and the traceparent of
+// the refresh that wrote it.
 type cachedDoc struct {
 	body      []byte
 	tokenHash string
+	trace     string
 	expires   time.Time
 }
 
@@ -67,8 +69,8 @@ func (c *docCache) get(id string, now time.Time) (cachedDoc, bool) {
 
 // put caches what storage answered for id (body nil: no document), read
 // since epoch, unless something was invalidated meanwhile, and returns it.
-func (c *docCache) put(id string, body []byte, tokenHash string, epoch uint64, now time.Time) cachedDoc {
-	d := cachedDoc{body: body, tokenHash: tokenHash}
+func (c *docCache) put(id string, body []byte, tokenHash, trace string, epoch uint64, now time.Time) cachedDoc {
+	d := cachedDoc{body: body, tokenHash: tokenHash, trace: trace}
 	if c.max <= 0 {
 		return d
 	}

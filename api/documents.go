@@ -109,6 +109,9 @@ func (s *Server) check(ctx context.Context, anon, token string, after []string) 
 		return nil, false, err
 	}
 	doc = s.readable(stored, token)
+	if doc != nil && applied {
+		linkDocument(ctx, stored.trace)
+	}
 	return doc, doc != nil && applied, nil
 }
 
@@ -124,14 +127,14 @@ func (s *Server) document(ctx context.Context, anon string, useCache bool) (cach
 	}
 	s.metrics.cache.WithLabelValues("miss").Inc()
 	epoch := s.cache.epoch()
-	body, tokenHash, err := s.docs.DocumentGet(ctx, anon)
+	body, tokenHash, trace, err := s.docs.DocumentRead(ctx, anon)
 	if errors.Is(err, mapping.ErrNotFound) {
-		body, tokenHash, err = nil, "", nil
+		body, tokenHash, trace, err = nil, "", "", nil
 	}
 	if err != nil {
 		return cachedDoc{}, err
 	}
-	return s.cache.put(anon, body, tokenHash, epoch, s.cfg.Now()), nil
+	return s.cache.put(anon, body, tokenHash, trace, epoch, s.cfg.Now()), nil
 }
 
 // longPoll waits until the document is ready, woken by notifications, or
@@ -170,6 +173,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, client, anon, 
 		}
 		select {
 		case <-woken:
+			spanEvent(r.Context(), "notified")
 		case <-recheck.C:
 		case <-deadline.C:
 			doc, ready, err := s.check(r.Context(), anon, token, after)

@@ -162,6 +162,7 @@ func (s *Server) ingestRequest(w http.ResponseWriter, r *http.Request, typ strin
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
+	countEvents(ctx, len(records))
 	if err := s.producer.Produce(ctx, records); err != nil {
 		s.log.Warn("ingest: producing failed", zap.Int("events", len(records)), zap.Error(err))
 		return len(records), &ingestError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "Kafka did not acknowledge the events; retry"}

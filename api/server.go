@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/prechat/prechat/mapping"
@@ -19,11 +20,12 @@ import (
 // Documents is the document storage the API reads; *persistence.Store
 // satisfies it.
 type Documents interface {
-	// DocumentGet returns the unexpired document of a visitor as JSON, with
+	// DocumentRead returns the unexpired document of a visitor as JSON, with
 	// the lowercase hex SHA-256 of its conversation secret ("" when the
-	// conversation start carried none), or an error wrapping
+	// conversation start carried none) and the W3C traceparent of the
+	// refresh that wrote it ("" when untraced), or an error wrapping
 	// mapping.ErrNotFound.
-	DocumentGet(ctx context.Context, anonymousID string) (doc []byte, tokenHash string, err error)
+	DocumentRead(ctx context.Context, anonymousID string) (doc []byte, tokenHash, traceparent string, err error)
 	// Reflects reports whether the visitor's stored document reflects
 	// every one of messageIDs (applied, and the document rebuilt since).
 	Reflects(ctx context.Context, anonymousID string, messageIDs []string) (bool, error)
@@ -143,6 +145,11 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the API's logs. Default: zap.NewNop().
 	Logger *zap.Logger
+	// TracerProvider, if set, traces every request (docs/tracing.md): a
+	// server span continuing the caller's W3C traceparent, whose context the
+	// ingest writes into the records' headers, and a document fetch links to
+	// the refresh that wrote the document. Default: none (no spans).
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -281,7 +288,11 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 		if strings.HasPrefix(name, "prechat/") {
 			name = "prechat/{anonymousId}"
 		}
-		mux.HandleFunc(method+" "+path, s.metrics.observe(name, h))
+		observed := s.metrics.observe(name, h)
+		mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
+			scrubSpan(r, path)
+			observed(w, r)
+		})
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", method)
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method, 0)
@@ -303,7 +314,7 @@ func New(cfg Config, docs Documents, notifier Notifier, producer Producer) (*Ser
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint", 0)
 	})
-	s.handler = SecureHeaders(s.cors(mux))
+	s.handler = traced(&cfg, SecureHeaders(s.cors(mux)))
 	return s, nil
 }
 

@@ -22,9 +22,9 @@ type countingDocs struct {
 	gets atomic.Int64
 }
 
-func (c *countingDocs) DocumentGet(ctx context.Context, anonymousID string) ([]byte, string, error) {
+func (c *countingDocs) DocumentRead(ctx context.Context, anonymousID string) ([]byte, string, string, error) {
 	c.gets.Add(1)
-	return c.Documents.DocumentGet(ctx, anonymousID)
+	return c.Documents.DocumentRead(ctx, anonymousID)
 }
 
 // TestUnknownVisitorLongPollsQueryOnce: the answer "no document" is

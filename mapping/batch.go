@@ -22,6 +22,10 @@ type Batch struct {
 	// Suppressed counts, per suppressed id, the events of the batch dropped
 	// because they named it.
 	Suppressed map[string]int
+	// Trace is the W3C traceparent of the span applying the batch, "" when
+	// it is not traced. Opaque here and to storage: the store keeps it with
+	// the refreshes the batch queues, so that the refresh can link to it.
+	Trace string
 }
 
 // NewBatch returns an empty batch.
@@ -80,7 +84,15 @@ type BatchResult struct {
 	// encode (a time the document's JSON cannot hold) or Postgres refused,
 	// left as they were.
 	Unwritable []string
+	// Links are, for a refresh, the distinct W3C traceparents of the traced
+	// batches whose queued changes it took (at most MaxLinks), for its span
+	// to link to.
+	Links []string
 }
+
+// MaxLinks bounds BatchResult.Links, as tracing SDKs bound a span's links
+// (OpenTelemetry's default limit is 128).
+const MaxLinks = 128
 
 // Materializer builds documents under one set of settings and TTL.
 type Materializer struct {

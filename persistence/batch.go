@@ -247,7 +247,7 @@ FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, count
 	if err := queueTraits(&shared, st, groups); err != nil {
 		return nil, 0, err
 	}
-	queued = queueChanges(&shared, st)
+	queued = queueChanges(&shared, st, b.Trace)
 	return append(batch, shared...), queued, nil
 }
 

@@ -62,8 +62,10 @@ func changesOf(st *mapping.State) []change {
 // returns how many. An entry already queued is re-armed: the UPDATE holds
 // it until the batch commits, so no refresh claims it (SKIP LOCKED) before
 // the change is visible; it clears a refresh's claim, so that refresh
-// leaves the entry queued, and restarts a paged expansion.
-func queueChanges(batch *statements, st *mapping.State) int {
+// leaves the entry queued, and restarts a paged expansion. trace, the batch
+// span's traceparent, is kept with each entry (NULL when ""), unless the
+// batch is not traced and the entry already has one.
+func queueChanges(batch *statements, st *mapping.State, trace string) int {
 	changes := changesOf(st)
 	if len(changes) == 0 {
 		return 0
@@ -72,9 +74,14 @@ func queueChanges(batch *statements, st *mapping.State) int {
 	for i, c := range changes {
 		kinds[i], ids[i] = c.kind, c.id
 	}
+	var tp *string
+	if trace != "" {
+		tp = &trace
+	}
 	batch.Queue(`
-INSERT INTO document_refreshes AS r (subject_kind, subject_id)
-SELECT * FROM unnest($1::text[], $2::text[])
-ON CONFLICT (subject_kind, subject_id) DO UPDATE SET resume_after = NULL, claimed_until = NULL`, kinds, ids)
+INSERT INTO document_refreshes AS r (subject_kind, subject_id, traceparent)
+SELECT k, i, $3::text FROM unnest($1::text[], $2::text[]) AS u(k, i)
+ON CONFLICT (subject_kind, subject_id) DO UPDATE
+SET resume_after = NULL, claimed_until = NULL, traceparent = coalesce(excluded.traceparent, r.traceparent)`, kinds, ids, tp)
 	return len(changes)
 }

@@ -103,10 +103,11 @@ func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, 
 // changed, RefreshChunk visitors at a time: a change to a user or group with
 // very many live documents holds one chunk of states and documents in
 // memory, and sends statements of one chunk, however many it refreshes.
-func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer) (mapping.BatchResult, error) {
+// The documents written carry trace ("": NULL).
+func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer, trace string) (mapping.BatchResult, error) {
 	var res mapping.BatchResult
 	for chunk := range slices.Chunk(anons, s.refreshChunk) {
-		r, err := s.writeDocumentChunk(ctx, tx, chunk, m)
+		r, err := s.writeDocumentChunk(ctx, tx, chunk, m, trace)
 		if err != nil {
 			return mapping.BatchResult{}, err
 		}
@@ -118,7 +119,7 @@ func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m
 }
 
 // writeDocumentChunk rebuilds and writes the documents of some visitors.
-func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer) (mapping.BatchResult, error) {
+func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer, trace string) (mapping.BatchResult, error) {
 	st, err := loadState(ctx, tx, anons)
 	if err != nil {
 		return mapping.BatchResult{}, err
@@ -140,19 +141,24 @@ func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []strin
 		ids, docs, expires = append(ids, v.AnonymousID), append(docs, raw), append(expires, doc.ExpiresAt)
 		tokens = append(tokens, v.Conversation.TokenHash)
 	}
-	written, refused, err := upsertDocuments(ctx, tx, ids, docs, expires, tokens)
+	var tp *string
+	if trace != "" {
+		tp = &trace
+	}
+	written, refused, err := upsertDocuments(ctx, tx, ids, docs, expires, tokens, tp)
 	if err != nil {
 		return mapping.BatchResult{}, err
 	}
 	return mapping.BatchResult{Documents: len(written), Visitors: written, Unwritable: append(unwritable, refused...)}, nil
 }
 
-// upsertDocumentsQuery writes documents, those that changed only.
+// upsertDocumentsQuery writes documents, those that changed only, with the
+// writing refresh's traceparent ($5, one for all).
 const upsertDocumentsQuery = `
-INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at, token_hash)
-SELECT * FROM unnest($1::text[], $2::json[], $3::timestamptz[], $4::text[])
+INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at, token_hash, traceparent)
+SELECT u.*, $5::text FROM unnest($1::text[], $2::json[], $3::timestamptz[], $4::text[]) AS u
 ON CONFLICT (anonymous_id) DO UPDATE
-SET document = excluded.document, expires_at = excluded.expires_at, token_hash = excluded.token_hash, written_at = now()
+SET document = excluded.document, expires_at = excluded.expires_at, token_hash = excluded.token_hash, written_at = now(), traceparent = excluded.traceparent
 WHERE d.document::text IS DISTINCT FROM excluded.document::text OR d.token_hash IS DISTINCT FROM excluded.token_hash
 RETURNING anonymous_id`
 
@@ -162,7 +168,7 @@ RETURNING anonymous_id`
 // returned as refused and left as they were. Refreshes apply no event, so
 // nothing can be dead-lettered for such a refusal; it must not stall the
 // refresh queue either.
-func upsertDocuments(ctx context.Context, tx pgx.Tx, ids []string, docs [][]byte, expires []time.Time, tokens []string) (written, refused []string, err error) {
+func upsertDocuments(ctx context.Context, tx pgx.Tx, ids []string, docs [][]byte, expires []time.Time, tokens []string, trace *string) (written, refused []string, err error) {
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}
@@ -170,7 +176,7 @@ func upsertDocuments(ctx context.Context, tx pgx.Tx, ids []string, docs [][]byte
 	if err != nil {
 		return nil, nil, fmt.Errorf("write documents: %w", err)
 	}
-	rows, err := sp.Query(ctx, upsertDocumentsQuery, ids, docs, expires, tokens)
+	rows, err := sp.Query(ctx, upsertDocumentsQuery, ids, docs, expires, tokens, trace)
 	if err == nil {
 		written, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
@@ -186,11 +192,11 @@ func upsertDocuments(ctx context.Context, tx pgx.Tx, ids []string, docs [][]byte
 		return nil, ids, nil
 	}
 	h := len(ids) / 2
-	w1, r1, err := upsertDocuments(ctx, tx, ids[:h], docs[:h], expires[:h], tokens[:h])
+	w1, r1, err := upsertDocuments(ctx, tx, ids[:h], docs[:h], expires[:h], tokens[:h], trace)
 	if err != nil {
 		return nil, nil, err
 	}
-	w2, r2, err := upsertDocuments(ctx, tx, ids[h:], docs[h:], expires[h:], tokens[h:])
+	w2, r2, err := upsertDocuments(ctx, tx, ids[h:], docs[h:], expires[h:], tokens[h:], trace)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -201,12 +207,24 @@ func upsertDocuments(ctx context.Context, tx pgx.Tx, ids []string, docs [][]byte
 // JSON the API serves, with the hash of its conversation secret (lowercase
 // hex SHA-256; "" when the conversation start carried none), or ErrNotFound.
 func (s *Store) DocumentGet(ctx context.Context, anonymousID string) (doc []byte, tokenHash string, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT document::text, token_hash FROM prechat_documents WHERE anonymous_id = $1 AND expires_at > $2`,
-		anonymousID, s.now()).Scan(&doc, &tokenHash)
+	doc, tokenHash, _, err = s.DocumentRead(ctx, anonymousID)
+	return doc, tokenHash, err
+}
+
+// DocumentRead is DocumentGet that also returns the W3C traceparent of the
+// refresh that wrote the document ("" when it was not traced), which is not
+// part of the served JSON: the API links its fetch span to it.
+func (s *Store) DocumentRead(ctx context.Context, anonymousID string) (doc []byte, tokenHash, traceparent string, err error) {
+	var tp *string
+	err = s.pool.QueryRow(ctx, `SELECT document::text, token_hash, traceparent FROM prechat_documents WHERE anonymous_id = $1 AND expires_at > $2`,
+		anonymousID, s.now()).Scan(&doc, &tokenHash, &tp)
 	if err != nil {
-		return nil, "", fmt.Errorf("get document of %s: %w", mapping.LogID(anonymousID), interpret(err))
+		return nil, "", "", fmt.Errorf("get document of %s: %w", mapping.LogID(anonymousID), interpret(err))
 	}
-	return doc, tokenHash, nil
+	if tp != nil {
+		traceparent = *tp
+	}
+	return doc, tokenHash, traceparent, nil
 }
 
 func setKeys(m map[string]bool) []string {

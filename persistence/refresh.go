@@ -25,7 +25,7 @@ FROM (SELECT subject_kind, subject_id FROM document_refreshes
       WHERE claimed_until IS NULL OR claimed_until < now()
       ORDER BY queued_at, subject_kind, subject_id LIMIT $1 FOR UPDATE SKIP LOCKED) c
 WHERE r.subject_kind = c.subject_kind AND r.subject_id = c.subject_id
-RETURNING r.subject_kind, r.subject_id, r.resume_after, r.claimed_until`
+RETURNING r.subject_kind, r.subject_id, r.resume_after, r.traceparent, r.claimed_until`
 
 // refreshLease is how long a claim keeps other refreshes off its entries:
 // longer than a refresh takes; a refresh that died frees them after it.
@@ -84,17 +84,21 @@ RETURNING anonymous_id`
 // more), Documents and Visitors the documents written; every claimed
 // visitor is notified, so that a reader waiting for it re-checks.
 //
+// trace is the W3C traceparent of the caller's refresh span ("" when not
+// traced), stored with the documents it writes; the result's Links are the
+// traceparents the claimed entries' batches left (mapping.Batch.Trace).
+//
 // Concurrent calls (every consumer runs them) and batches never wait for a
 // lock that all of them share: see migration 008 for why no refresh is
 // lost.
-func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int) (mapping.BatchResult, error) {
-	claimed, stamp, err := s.claim(ctx, limit)
+func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, trace string) (mapping.BatchResult, error) {
+	claimed, links, stamp, err := s.claim(ctx, limit)
 	if err != nil || len(claimed) == 0 {
 		return mapping.BatchResult{}, err
 	}
 	var res mapping.BatchResult
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
-		res = mapping.BatchResult{Queued: len(claimed)}
+		res = mapping.BatchResult{Queued: len(claimed), Links: links}
 		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
 			return err
 		}
@@ -102,7 +106,7 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 		if err != nil {
 			return err
 		}
-		written, err := s.rebuild(ctx, tx, plan.visitors, m)
+		written, err := s.rebuild(ctx, tx, plan.visitors, m, trace)
 		if err != nil {
 			return err
 		}
@@ -128,27 +132,33 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 }
 
 // claim claims at most limit queued changes (claimQuery) in a transaction
-// of its own, so that no batch waits for the refresh that follows.
-func (s *Store) claim(ctx context.Context, limit int) ([]queued, time.Time, error) {
-	var claimed []queued
-	var stamp time.Time
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		claimed = claimed[:0]
+// of its own, so that no batch waits for the refresh that follows. links
+// are the distinct traceparents their batches left, at most
+// mapping.MaxLinks.
+func (s *Store) claim(ctx context.Context, limit int) (claimed []queued, links []string, stamp time.Time, err error) {
+	err = s.withTx(ctx, func(tx pgx.Tx) error {
+		claimed, links = claimed[:0], links[:0]
 		rows, err := tx.Query(ctx, claimQuery, limit, refreshLease)
 		if err != nil {
 			return err
 		}
 		var q queued
-		_, err = pgx.ForEachRow(rows, []any{&q.kind, &q.id, &q.resume, &stamp}, func() error {
+		var tp *string
+		seen := map[string]bool{}
+		_, err = pgx.ForEachRow(rows, []any{&q.kind, &q.id, &q.resume, &tp, &stamp}, func() error {
 			claimed = append(claimed, q)
+			if tp != nil && !seen[*tp] && len(links) < mapping.MaxLinks {
+				seen[*tp] = true
+				links = append(links, *tp)
+			}
 			return nil
 		})
 		return err
 	})
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("claim queued changes: %w", err)
+		return nil, nil, time.Time{}, fmt.Errorf("claim queued changes: %w", err)
 	}
-	return claimed, stamp, nil
+	return claimed, links, stamp, nil
 }
 
 // unclaim clears the claim of entries whose refresh failed.
@@ -184,7 +194,7 @@ func (s *Store) tryRefresh(ctx context.Context, tx pgx.Tx, st *mapping.State, m 
 	if err != nil {
 		return err
 	}
-	_, err = s.rebuild(ctx, tx, plan.visitors, m)
+	_, err = s.rebuild(ctx, tx, plan.visitors, m, "")
 	return err
 }
 
@@ -320,8 +330,8 @@ WHERE r.subject_kind = c.kind AND r.subject_id = c.id AND r.claimed_until = $3`,
 // rebuild locks the visitors' documents (lockQuery), rebuilds them and
 // writes those that changed (writeDocuments). A placeholder it did not
 // overwrite (a conversation that expired meanwhile, a document it could not
-// encode) is deleted.
-func (s *Store) rebuild(ctx context.Context, tx pgx.Tx, visitors []string, m *mapping.Materializer) (mapping.BatchResult, error) {
+// encode) is deleted. The documents written carry trace (RefreshQueued).
+func (s *Store) rebuild(ctx context.Context, tx pgx.Tx, visitors []string, m *mapping.Materializer, trace string) (mapping.BatchResult, error) {
 	if len(visitors) == 0 {
 		return mapping.BatchResult{}, nil
 	}
@@ -333,7 +343,7 @@ func (s *Store) rebuild(ctx context.Context, tx pgx.Tx, visitors []string, m *ma
 	if err != nil {
 		return mapping.BatchResult{}, fmt.Errorf("lock documents: %w", err)
 	}
-	res, err := s.writeDocuments(ctx, tx, visitors, m)
+	res, err := s.writeDocuments(ctx, tx, visitors, m, trace)
 	if err != nil {
 		return mapping.BatchResult{}, err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/prechat/prechat/mapping"
@@ -99,6 +100,11 @@ type Config struct {
 	AfterCommit func()
 	// OnBatch, if set, is called after each committed batch.
 	OnBatch func(BatchInfo)
+	// TracerProvider, if set, traces the consumer (docs/tracing.md): a span
+	// per batch, linked to the spans its records' headers name, and a span
+	// per refresh transaction that wrote documents, linked to the batches
+	// whose changes it rebuilt. Default: none (no spans, no header parsed).
+	TracerProvider trace.TracerProvider
 }
 
 // BatchInfo describes a committed batch.

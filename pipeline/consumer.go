@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -37,7 +38,10 @@ type Store interface {
 	// most limit of the changes batches queued make stale, oldest first; the
 	// result's Queued says how many changes it took, Documents how many
 	// documents it wrote.
-	RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int) (mapping.BatchResult, error)
+	// traceparent is the W3C traceparent of the refresh's span ("" when
+	// not traced), for the documents it writes; the result's Links are
+	// those the changes' batches left (mapping.Batch.Trace).
+	RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, traceparent string) (mapping.BatchResult, error)
 	// RefreshDelay returns how long the oldest queued change has waited
 	// (zero when none waits).
 	RefreshDelay(ctx context.Context) (time.Duration, error)
@@ -58,6 +62,9 @@ type Consumer struct {
 	// noPositions leaves positions out of batches (a replay that must not
 	// move the live group's offsets).
 	noPositions bool
+	// tracer traces batches and refreshes; nil when Config.TracerProvider
+	// is unset.
+	tracer trace.Tracer
 }
 
 // New validates the configuration and returns a Consumer.
@@ -70,9 +77,13 @@ func New(cfg Config, store Store) (*Consumer, error) {
 	}
 	cfg = cfg.withDefaults()
 	t := transport(cfg.Dialer)
-	return &Consumer{cfg: cfg, store: store, metrics: newMetrics(cfg.Registerer), refreshNow: make(chan struct{}, 1),
+	c := &Consumer{cfg: cfg, store: store, metrics: newMetrics(cfg.Registerer), refreshNow: make(chan struct{}, 1),
 		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: t}, transport: t,
-		log: cfg.Logger.With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID))}, nil
+		log: cfg.Logger.With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID))}
+	if cfg.TracerProvider != nil {
+		c.tracer = cfg.TracerProvider.Tracer(instrumentation)
+	}
+	return c, nil
 }
 
 // Run consumes until ctx is cancelled, then finishes or abandons the batch
@@ -148,7 +159,9 @@ func (c *Consumer) refreshLoop(ctx context.Context) {
 func (c *Consumer) refreshAll(ctx context.Context) error {
 	for ctx.Err() == nil {
 		start := time.Now()
-		res, err := c.store.RefreshQueued(ctx, c.cfg.Materializer, c.cfg.RefreshBatch)
+		res, err := c.refreshSpan(ctx, func(ctx context.Context, tp string) (mapping.BatchResult, error) {
+			return c.store.RefreshQueued(ctx, c.cfg.Materializer, c.cfg.RefreshBatch, tp)
+		})
 		if err != nil {
 			return err
 		}
@@ -398,11 +411,14 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 // committed with them.
 func (c *Consumer) apply(ctx context.Context, p *pending, log *zap.Logger) (mapping.BatchResult, error) {
 	var res mapping.BatchResult
+	ctx, span := c.startBatch(ctx, p)
+	tp := traceparent(ctx)
 	err := c.retry(ctx, "apply batch", log, func() error {
 		actx, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
 		defer cancel()
 		for {
 			var err error
+			p.batch.Trace = tp
 			res, err = c.store.ApplyBatch(actx, p.batch)
 			if !errors.Is(err, mapping.ErrRejected) {
 				return err
@@ -412,6 +428,7 @@ func (c *Consumer) apply(ctx context.Context, p *pending, log *zap.Logger) (mapp
 			}
 		}
 	})
+	endBatch(span, p, res, err)
 	return res, err
 }
 

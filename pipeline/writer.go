@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -15,6 +17,8 @@ import (
 // was acknowledged by all in-sync replicas.
 type Writer struct {
 	*kafka.Writer
+	// tracer, when set, traces each Produce call (WithTracing).
+	tracer trace.Tracer
 }
 
 // Produce writes the records and waits for their acknowledgement.
@@ -23,7 +27,16 @@ func (w Writer) Produce(ctx context.Context, records []mapping.Record) error {
 	for i, r := range records {
 		msgs[i] = kafka.Message{Key: r.Key, Value: r.Value}
 	}
-	return w.WriteMessages(ctx, msgs...)
+	ctx, span := w.produceSpan(ctx, msgs)
+	err := w.WriteMessages(ctx, msgs...)
+	if span != nil {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "not acknowledged")
+		}
+		span.End()
+	}
+	return err
 }
 
 // Close flushes pending writes, waits for them, and closes the writer's
@@ -43,7 +56,7 @@ func (w Writer) Close() error {
 // are flushed after at most 2 ms so a request's latency stays low.
 // WriteMessages returns only once every message was acknowledged.
 func NewWriter(brokers []string, topic string, dialer *kafka.Dialer, log *zap.Logger) Writer {
-	return Writer{&kafka.Writer{
+	return Writer{Writer: &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
 		Topic:        topic,
 		Balancer:     &kafka.Murmur2Balancer{},

@@ -77,26 +77,27 @@ func (d *Documents) Fail(err error) {
 	d.err = err
 }
 
-// Gets is the number of DocumentGet calls so far.
+// Gets is the number of DocumentRead calls so far.
 func (d *Documents) Gets() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.gets
 }
 
-// DocumentGet implements api.Documents.
-func (d *Documents) DocumentGet(ctx context.Context, anonymousID string) ([]byte, string, error) {
+// DocumentRead implements api.Documents; the fake's documents carry no
+// trace context.
+func (d *Documents) DocumentRead(ctx context.Context, anonymousID string) ([]byte, string, string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.gets++
 	if d.err != nil {
-		return nil, "", d.err
+		return nil, "", "", d.err
 	}
 	s, ok := d.docs[anonymousID]
 	if !ok {
-		return nil, "", fmt.Errorf("get document of %s: %w", mapping.LogID(anonymousID), mapping.ErrNotFound)
+		return nil, "", "", fmt.Errorf("get document of %s: %w", mapping.LogID(anonymousID), mapping.ErrNotFound)
 	}
-	return slices.Clone(s.body), s.tokenHash, nil
+	return slices.Clone(s.body), s.tokenHash, "", nil
 }
 
 // Reflects implements api.Documents: the fake's documents are always

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
 
 	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/persistence"
@@ -20,6 +22,27 @@ type deps struct {
 	store    *persistence.Store
 	// policy admits events (consumer, replay); set with "kafka".
 	policy *mapping.Policy
+	// tracer traces the roles (docs/tracing.md); nil when tracing is off
+	// (see startTracing, which serve and dev call).
+	tracer trace.TracerProvider
+}
+
+// startTracing turns tracing on when environ's OTEL_* variables ask for it
+// (see startTracing); the returned function flushes the spans left.
+func (d *deps) startTracing(ctx context.Context, environ []string, log *zap.Logger) (func(), error) {
+	tp, stop, err := startTracing(ctx, environ)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	d.tracer = tp
+	if tp != nil {
+		log.Info("tracing on: exporting spans over OTLP/HTTP")
+	}
+	return func() {
+		if err := stop(5 * time.Second); err != nil {
+			log.Warn("exporting the last spans failed", zap.Error(err))
+		}
+	}, nil
 }
 
 // needs says which parts of the configuration a command uses; openDeps

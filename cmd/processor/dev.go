@@ -152,6 +152,11 @@ func devCmd(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
+	flushTraces, err := d.startTracing(ctx, environ, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces()
 	roles, err := buildRoles(cfg, d, devPages(pages, cfg.signingSecret()), log)
 	if err != nil {
 		return usageError{err}

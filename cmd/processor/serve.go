@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prechat/prechat/api"
-	"github.com/prechat/prechat/mapping"
 	"github.com/prechat/prechat/persistence"
 	"github.com/prechat/prechat/pipeline"
 )
@@ -37,6 +36,11 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
 	log.Info("starting", zap.Strings("roles", cfg.Roles), zap.Any("config", cfg.fields()))
+	flushTraces, err := d.startTracing(ctx, environ, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces()
 	roles, err := buildRoles(cfg, d, nil, log)
 	if err != nil {
 		return usageError{err}
@@ -50,7 +54,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 // consumer (with the expiry loop) and the api as ROLES says. extra, if set,
 // serves the public port's paths outside /v1/ (processor dev's demo page).
 func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]func(context.Context) error, error) {
-	settings, dialer, store := d.settings, d.dialer, d.store
+	dialer, store := d.dialer, d.store
 	reg := newRegistry()
 	var roles []func(context.Context) error
 	if cfg.hasRole("consumer") {
@@ -59,6 +63,7 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 		pc.Logger = log.Named("pipeline")
 		pc.Registerer = reg
 		pc.AfterCommit = failpoint("kill-after-commit")
+		pc.TracerProvider = d.tracer
 		consumer, err := pipeline.New(pc, store)
 		if err != nil {
 			return nil, err
@@ -66,7 +71,7 @@ func buildRoles(cfg *Config, d *deps, extra http.Handler, log *zap.Logger) ([]fu
 		roles = append(roles, consumer.Run, expiryRole(cfg, store, log.Named("expiry")))
 	}
 	if cfg.hasRole("api") {
-		run, err := apiRole(cfg, settings, dialer, store, reg, extra, log.Named("api"))
+		run, err := apiRole(cfg, d, reg, extra, log.Named("api"))
 		if err != nil {
 			return nil, err
 		}
@@ -131,12 +136,13 @@ func runAll(ctx context.Context, grace time.Duration, roles []func(context.Conte
 
 // apiRole builds the public HTTP server: documents, snippet and ingest, with
 // the LISTEN/NOTIFY hub that wakes long-polls.
-func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, store *persistence.Store, reg prometheus.Registerer, extra http.Handler, log *zap.Logger) (func(context.Context) error, error) {
+func apiRole(cfg *Config, d *deps, reg prometheus.Registerer, extra http.Handler, log *zap.Logger) (func(context.Context) error, error) {
+	settings, dialer, store := d.settings, d.dialer, d.store
 	hub := persistence.NewHub(cfg.DatabaseURL, 2*time.Second, func(err error) { log.Warn("notification listener", zap.Error(err)) })
 	var producer api.Producer
 	var writer *kafka.Writer
 	if len(cfg.WriteKeys)+len(cfg.ServerWriteKeys) > 0 {
-		w := pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, dialer, log.Named("writer"))
+		w := pipeline.NewWriter(cfg.brokers(), cfg.KafkaTopic, dialer, log.Named("writer")).WithTracing(d.tracer)
 		writer, producer = w.Writer, w
 	}
 	scriptURL := cfg.DeploymentScriptURL
@@ -176,6 +182,7 @@ func apiRole(cfg *Config, settings *mapping.Settings, dialer *kafka.Dialer, stor
 		MaxIngestBytes:             cfg.MaxIngestBytes,
 		Registerer:                 reg,
 		Logger:                     log,
+		TracerProvider:             d.tracer,
 	}, store, hub, producer)
 	if err != nil {
 		return nil, err

@@ -250,7 +250,6 @@ func logAddr(t *testing.T, logs *syncBuffer, exited <-chan struct{}, msg string)
 	return ""
 }
 
-
 // newDatabase creates an empty database for this test, dropped at its end,
 // and returns its URL.
 func newDatabase(t *testing.T) string {
