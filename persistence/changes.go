@@ -2,16 +2,19 @@ package persistence
 
 import (
 	"cmp"
+	"time"
 
 	"github.com/prechat/prechat/mapping"
 )
 
 // Kinds of document_refreshes entries: a visitor, or a user or group whose
-// live visitors' documents are to be rebuilt.
+// live visitors' documents are to be rebuilt, or a visitor to rebuild once
+// more after its conversation start (see migration 008).
 const (
 	changedVisitor = string(mapping.KindAnonymous)
 	changedUser    = string(mapping.KindUser)
 	changedGroup   = string(mapping.KindGroup)
+	recheckVisitor = "recheck"
 )
 
 // change is a document_refreshes entry.
@@ -54,18 +57,22 @@ func changesOf(st *mapping.State) []change {
 	}
 	for a := range st.Conversations {
 		add(changedVisitor, a)
+		add(recheckVisitor, a)
 	}
 	return sortedKeys(seen, func(a, b change) int { return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.id, b.id)) })
 }
 
 // queueChanges queues the batch's changes (changesOf) for a refresh and
-// returns how many. An entry already queued is re-armed: the UPDATE holds
-// it until the batch commits, so no refresh claims it (SKIP LOCKED) before
-// the change is visible; it clears a refresh's claim, so that refresh
-// leaves the entry queued, and restarts a paged expansion. trace, the batch
-// span's traceparent, is kept with each entry (NULL when ""), unless the
-// batch is not traced and the entry already has one.
-func queueChanges(batch *statements, st *mapping.State, trace string) int {
+// returns how many it may have queued: a visitor only when it has a
+// conversation row or the batch starts one (no other visitor has a
+// document), a recheck not before recheckDelay from now. An entry already
+// queued is re-armed: the UPDATE holds it until the batch commits, so no
+// refresh claims it (SKIP LOCKED) before the change is visible; it clears a
+// refresh's claim, so that refresh leaves the entry queued, and restarts a
+// paged expansion. trace, the batch span's traceparent, is kept with each
+// entry (NULL when ""), unless the batch is not traced and the entry
+// already has one.
+func queueChanges(batch *statements, st *mapping.State, trace string, recheckDelay time.Duration) int {
 	changes := changesOf(st)
 	if len(changes) == 0 {
 		return 0
@@ -78,10 +85,16 @@ func queueChanges(batch *statements, st *mapping.State, trace string) int {
 	if trace != "" {
 		tp = &trace
 	}
+	starts := sortedKeys(st.Conversations, cmp.Compare[string])
 	batch.Queue(`
-INSERT INTO document_refreshes AS r (subject_kind, subject_id, traceparent)
-SELECT k, i, $3::text FROM unnest($1::text[], $2::text[]) AS u(k, i)
+INSERT INTO document_refreshes AS r (subject_kind, subject_id, traceparent, queued_at)
+SELECT k, i, $3::text, CASE WHEN k = 'recheck' THEN now() + $5::interval ELSE now() END
+FROM unnest($1::text[], $2::text[]) AS u(k, i)
+WHERE k <> 'anonymous' OR i = ANY($4::text[])
+   OR EXISTS (SELECT 1 FROM conversations c WHERE c.anonymous_id = u.i)
 ON CONFLICT (subject_kind, subject_id) DO UPDATE
-SET resume_after = NULL, claimed_until = NULL, traceparent = coalesce(excluded.traceparent, r.traceparent)`, kinds, ids, tp)
+SET resume_after = NULL, claimed_until = NULL, traceparent = coalesce(excluded.traceparent, r.traceparent),
+    queued_at = CASE WHEN r.subject_kind = 'recheck' THEN greatest(r.queued_at, excluded.queued_at) ELSE r.queued_at END`,
+		kinds, ids, tp, starts, recheckDelay)
 	return len(changes)
 }

@@ -25,10 +25,10 @@ type holdable struct {
 	release chan struct{}
 }
 
-func openHoldable(t *testing.T, url string, now func() time.Time) *holdable {
+func openHoldable(t *testing.T, url string, now func() time.Time, recheck time.Duration) *holdable {
 	t.Helper()
 	h := &holdable{holding: make(chan struct{}), release: make(chan struct{})}
-	s, err := persistence.Open(context.Background(), url, &persistence.Config{Now: now, BeforeCommit: func() {
+	s, err := persistence.Open(context.Background(), url, &persistence.Config{Now: now, RecheckDelay: recheck, BeforeCommit: func() {
 		if h.armed.CompareAndSwap(true, false) {
 			h.holding <- struct{}{}
 			<-h.release
@@ -72,7 +72,7 @@ func TestTwoProcessesWriteDocumentsAtOnce(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	clock := func() time.Time { return now }
 	url := persistencetest.NewDatabase(t)
-	a, b := openHoldable(t, url, clock), openHoldable(t, url, clock)
+	a, b := openHoldable(t, url, clock, 0), openHoldable(t, url, clock, 0)
 	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -157,5 +157,63 @@ func TestTwoProcessesWriteDocumentsAtOnce(t *testing.T) {
 	persistencetest.Refresh(t, b.Store, mat)
 	if !shows("va", "Ava") {
 		t.Fatal("the change to va made during a's refresh is lost")
+	}
+}
+
+// TestAChangeBesideAFirstConversationStartIsRecheckedIn: a batch that
+// changes a visitor with no conversation yet queues no refresh (no document
+// to rebuild); one running at the same time that starts the visitor's first
+// conversation does not see that change, nor does the refresh that follows
+// it. The start's recheck, RecheckDelay later, rebuilds the document with
+// the change.
+func TestAChangeBesideAFirstConversationStartIsRecheckedIn(t *testing.T) {
+	t.Parallel()
+	const recheck = 5 * time.Second
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	clock := func() time.Time { return now }
+	url := persistencetest.NewDatabase(t)
+	a, b := openHoldable(t, url, clock, recheck), openHoldable(t, url, clock, recheck)
+	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	batch := func(raw string) *mapping.Batch {
+		e, err := mapping.Decode([]byte(strings.ReplaceAll(raw, "AT", now.Format(time.RFC3339Nano))), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mappingtest.Policy().Admit(&e, now)
+		bt := mapping.NewBatch()
+		bt.Add(&e, now)
+		return bt
+	}
+	shows := func() bool {
+		raw, _, err := b.DocumentGet(ctx, "v")
+		return err == nil && strings.Contains(string(raw), `"Ada"`)
+	}
+	release := a.hold(t, func() error {
+		_, err := a.ApplyBatch(ctx, batch(`{"type":"identify","messageId":"i","anonymousId":"v","traits":{"firstName":"Ada"},"timestamp":"AT"}`))
+		return err
+	})
+	start := time.Now()
+	if _, err := b.ApplyBatch(ctx, batch(`{"type":"track","messageId":"c","anonymousId":"v","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"AT"}`)); err != nil {
+		t.Fatal(err)
+	}
+	persistencetest.Refresh(t, b.Store, mat)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	persistencetest.Refresh(t, b.Store, mat)
+	if shows() {
+		if time.Since(start) < recheck {
+			t.Fatal("the change shows before the recheck: the test no longer makes the race it is about")
+		}
+		t.Skip("the machine took longer than the recheck delay to get here")
+	}
+	for !shows() {
+		if ctx.Err() != nil {
+			t.Fatal("the recheck never rebuilt the document with the change made beside the conversation start")
+		}
+		time.Sleep(100 * time.Millisecond)
+		persistencetest.Refresh(t, b.Store, mat)
 	}
 }

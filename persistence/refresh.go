@@ -22,7 +22,7 @@ import (
 const claimQuery = `
 UPDATE document_refreshes r SET claimed_until = now() + $2::interval
 FROM (SELECT subject_kind, subject_id FROM document_refreshes
-      WHERE claimed_until IS NULL OR claimed_until < now()
+      WHERE (claimed_until IS NULL OR claimed_until < now()) AND queued_at <= now()
       ORDER BY queued_at, subject_kind, subject_id LIMIT $1 FOR UPDATE SKIP LOCKED) c
 WHERE r.subject_kind = c.subject_kind AND r.subject_id = c.subject_id
 RETURNING r.subject_kind, r.subject_id, r.resume_after, r.traceparent, r.claimed_until`
@@ -230,7 +230,7 @@ func (s *Store) planRefresh(ctx context.Context, tx pgx.Tx, claimed []queued, si
 	var kinds, ids []string
 	var resumes []*string
 	for _, q := range claimed {
-		if q.kind == changedVisitor {
+		if q.kind == changedVisitor || q.kind == recheckVisitor {
 			p.claimedVisitors = append(p.claimedVisitors, q.id)
 			p.done = append(p.done, change{q.kind, q.id})
 			continue
@@ -367,11 +367,12 @@ func notified(claimed, written []string) []string {
 	return slices.Compact(ids)
 }
 
-// RefreshBacklog returns how many changes wait in the refresh queue: zero
-// once every document shows every committed batch.
+// RefreshBacklog returns how many changes wait in the refresh queue, due
+// now (a recheck not due yet is not counted): zero once every document
+// shows every committed batch.
 func (s *Store) RefreshBacklog(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM document_refreshes`).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM document_refreshes WHERE queued_at <= now()`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count queued document refreshes: %w", err)
 	}
 	return n, nil
@@ -382,7 +383,7 @@ func (s *Store) RefreshBacklog(ctx context.Context) (int64, error) {
 // committed batches.
 func (s *Store) RefreshDelay(ctx context.Context) (time.Duration, error) {
 	var age time.Duration
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(now() - min(queued_at), '0')::interval FROM document_refreshes`).Scan(&age)
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(now() - min(queued_at), '0')::interval FROM document_refreshes WHERE queued_at <= now()`).Scan(&age)
 	if err != nil {
 		return 0, fmt.Errorf("read the refresh queue's oldest change: %w", err)
 	}

@@ -18,7 +18,7 @@ func TestRefreshDelayIsTheOldestQueuedChangesAge(t *testing.T) {
 		t.Fatalf("empty queue: delay %v, %v; want 0", d, err)
 	}
 	at := tb.now.Format(time.RFC3339Nano)
-	events := tb.decodeAll(t, [][]byte{[]byte(`{"type":"identify","messageId":"i1","anonymousId":"a1","traits":{"email":"ada@example.com"},"timestamp":"` + at + `"}`)})
+	events := tb.decodeAll(t, [][]byte{[]byte(`{"type":"track","event":"Live Chat Conversation Started","messageId":"c1","anonymousId":"a1","timestamp":"` + at + `"}`)})
 	b := newBatch(tb, events)
 	if _, err := tb.store.ApplyBatch(ctx, b); err != nil {
 		t.Fatal(err)

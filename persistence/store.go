@@ -48,13 +48,16 @@ type Config struct {
 	// many live documents refreshes them in chunks of this size, within
 	// bounded memory. Default: 1000.
 	RefreshChunk int
-	// FanOutLimit is the most documents a batch refreshes in its own
-	// transaction. When a change to a shared user or group affects more,
-	// the batch refreshes only the visitors it touched itself and queues
-	// the rest (document_refreshes), which RefreshQueued works off a chunk
-	// per transaction: no batch needs one giant transaction or memory for
-	// every member of a large group. Default: 10000.
+	// FanOutLimit is the most documents one refresh transaction writes
+	// (RefreshQueued): a user or group with more live visitors is expanded
+	// a page of this size at a time, so no transaction needs memory or time
+	// for every member of a large group. Default: 10000.
 	FanOutLimit int
+	// RecheckDelay is how long after a conversation start its visitor's
+	// document is rebuilt once more, for a batch that changed the visitor
+	// at the same time without seeing the start (see migration 008): longer
+	// than a batch transaction lasts. Default: 2m; negative: at once.
+	RecheckDelay time.Duration
 }
 
 // Store is Prechat's Postgres storage. It is safe for concurrent use.
@@ -65,6 +68,7 @@ type Store struct {
 	session      sessionTimeouts
 	refreshChunk int
 	fanOutLimit  int
+	recheckDelay time.Duration
 }
 
 // sessionTimeouts are the timeouts set on every connection, as Postgres
@@ -134,7 +138,14 @@ func Open(ctx context.Context, databaseURL string, cfg *Config) (*Store, error) 
 	if fanOut <= 0 {
 		fanOut = 10000
 	}
-	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit, session: session, refreshChunk: chunk, fanOutLimit: fanOut}, nil
+	recheck := cfg.RecheckDelay
+	switch {
+	case recheck == 0:
+		recheck = 2 * time.Minute
+	case recheck < 0:
+		recheck = 0
+	}
+	return &Store{pool: pool, now: now, beforeCommit: cfg.BeforeCommit, session: session, refreshChunk: chunk, fanOutLimit: fanOut, recheckDelay: recheck}, nil
 }
 
 // Close closes every connection.

@@ -67,7 +67,7 @@ func TestApplyBatchDoesNotWaitForeverForALock(t *testing.T) {
 			store, url := persistencetest.NewStore(t, &c.cfg)
 			holdRefresh(t, url)
 			now := time.Now()
-			e, err := mapping.Decode([]byte(`{"type":"identify","messageId":"m1","anonymousId":"a1","traits":{"email":"x@example.com"},"timestamp":"`+now.UTC().Format(time.RFC3339Nano)+`"}`), "")
+			e, err := mapping.Decode([]byte(`{"type":"track","event":"Live Chat Conversation Started","messageId":"m1","anonymousId":"a1","timestamp":"`+now.UTC().Format(time.RFC3339Nano)+`"}`), "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +111,7 @@ func TestMigrateLiftsTheTimeouts(t *testing.T) {
 	// The one pooled connection has its timeouts back.
 	release = holdRefresh(t, url)
 	defer release()
-	e, _ := mapping.Decode([]byte(`{"type":"identify","messageId":"m1","anonymousId":"a1","traits":{"email":"x@example.com"}}`), "")
+	e, _ := mapping.Decode([]byte(`{"type":"track","event":"Live Chat Conversation Started","messageId":"m1","anonymousId":"a1"}`), "")
 	b := mapping.NewBatch()
 	b.Add(&e, time.Now())
 	_, err = store.ApplyBatch(ctx, b)
