@@ -24,28 +24,31 @@
 -- * two refreshes of one visitor are serialised by its prechat_documents
 --   row, locked before the visitor's state is read.
 --
--- A batch queues a visitor only when it has a conversation row, or starts
--- one: other visitors have no document (every event of a new visitor would
--- otherwise cost an entry, a claim and a delete). A conversation start that
--- another batch, running at the same time, does not see yet could miss
--- that batch's change to the visitor: so each conversation start also
--- queues a 'recheck' of its visitor, not claimed before queued_at (the
--- start plus persistence.Config.RecheckDelay), which rebuilds the document
--- once more after any such batch has committed.
+-- A batch queues only what can have a document: a visitor with a
+-- conversation row, a user with a verified link to one, a group with such
+-- a user among its members (every event of a new visitor would otherwise
+-- cost entries, claims and deletes). A link, membership or conversation
+-- start that another batch, running at the same time, adds is not visible
+-- to it, so it may queue nothing for what that addition connects: each
+-- batch therefore also queues a recheck of the visitors and users it adds
+-- links, memberships and conversation starts for ('recheck',
+-- 'recheck_user'), not claimed before queued_at (now plus
+-- persistence.Config.RecheckDelay), which rebuilds their documents once
+-- more after any such batch has committed.
 --
 -- resume_after pages an expansion larger than one refresh transaction
 -- writes (persistence.Config.FanOutLimit): the visitors up to it are done;
 -- a new change to the subject restarts it (NULL).
 ALTER TABLE document_refreshes RENAME COLUMN anonymous_id TO subject_id;
 ALTER TABLE document_refreshes ADD COLUMN subject_kind text COLLATE "C" NOT NULL DEFAULT 'anonymous'
-    CHECK (subject_kind IN ('anonymous', 'user', 'group', 'recheck'));
+    CHECK (subject_kind IN ('anonymous', 'user', 'group', 'recheck', 'recheck_user'));
 ALTER TABLE document_refreshes ALTER COLUMN subject_kind DROP DEFAULT;
 ALTER TABLE document_refreshes ADD COLUMN resume_after text COLLATE "C";
 ALTER TABLE document_refreshes ADD COLUMN claimed_until timestamptz;
 ALTER TABLE document_refreshes DROP CONSTRAINT document_refreshes_pkey;
 ALTER TABLE document_refreshes ADD PRIMARY KEY (subject_kind, subject_id);
 ALTER TABLE document_refreshes SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
-COMMENT ON TABLE document_refreshes IS 'What batches changed and documents do not show yet: visitors (anonymous; recheck: once more after a conversation start, from queued_at), users and groups whose live visitors'' documents must be rebuilt. Every consumer works it off, oldest first. GET /v1/prechat/{anonymousId}?after= waits while its visitor is here. A long queue is a consumer behind; steady state is near empty.';
+COMMENT ON TABLE document_refreshes IS 'What batches changed and documents do not show yet: visitors (anonymous; recheck and recheck_user: once more, from queued_at, after a batch added a link, membership or conversation start), users and groups whose live visitors'' documents must be rebuilt. Every consumer works it off, oldest first. GET /v1/prechat/{anonymousId}?after= waits while its visitor is here. A long queue is a consumer behind; steady state is near empty.';
 COMMENT ON COLUMN document_refreshes.resume_after IS 'For a user or group with more live visitors than one refresh writes: the last visitor (anonymous_id order) already refreshed; NULL: from the start.';
 COMMENT ON COLUMN document_refreshes.claimed_until IS 'Set while a refresh works on the entry (its lease, until then); NULL: waiting. A batch that changes the subject again clears it.';
 

@@ -59,7 +59,7 @@ func (s *Store) Forget(ctx context.Context, kind mapping.Kind, id string) (Forge
 			{"group_memberships", `DELETE FROM group_memberships WHERE (member_kind = 'anonymous' AND member_id = ANY($1)) OR (member_kind = 'user' AND member_id = ANY($2))`, both},
 			{"conversations", `DELETE FROM conversations WHERE anonymous_id = ANY($1)`, both[:1]},
 			{"prechat_documents", `DELETE FROM prechat_documents WHERE anonymous_id = ANY($1)`, both[:1]},
-			{"document_refreshes", `DELETE FROM document_refreshes WHERE (subject_kind IN ('anonymous', 'recheck') AND subject_id = ANY($1)) OR (subject_kind = 'user' AND subject_id = ANY($2))`, both},
+			{"document_refreshes", `DELETE FROM document_refreshes WHERE (subject_kind IN ('anonymous', 'recheck') AND subject_id = ANY($1)) OR (subject_kind IN ('user', 'recheck_user') AND subject_id = ANY($2))`, both},
 			{"applied_messages", `DELETE FROM applied_messages WHERE anonymous_id = ANY($1) OR user_id = ANY($2)`, both},
 			// A dead letter is not a valid event, so it is matched on its
 			// bytes: its key, or the id as a JSON string anywhere in it.

@@ -235,7 +235,11 @@ func (s *Store) planRefresh(ctx context.Context, tx pgx.Tx, claimed []queued, si
 			p.done = append(p.done, change{q.kind, q.id})
 			continue
 		}
-		kinds, ids, resumes = append(kinds, q.kind), append(ids, q.id), append(resumes, q.resume)
+		kind := q.kind
+		if kind == recheckUser {
+			kind = changedUser
+		}
+		kinds, ids, resumes = append(kinds, kind), append(ids, q.id), append(resumes, q.resume)
 	}
 	set := map[string]bool{}
 	if len(p.claimedVisitors) > 0 {

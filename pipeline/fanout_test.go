@@ -16,9 +16,9 @@ import (
 )
 
 // TestConsumerWorksOffQueuedRefreshes: a group change with more live
-// members than the store's FanOutLimit is queued by its batch as two
+// members than the store's FanOutLimit is queued by its batch as three
 // entries (the group, and its sender's user, whose membership it
-// restamped), and the consumer refreshes every member's document, a page of
+// restamped, now and as a recheck), and the consumer refreshes every member's document, a page of
 // FanOutLimit at a time, on its own, without another event.
 func TestConsumerWorksOffQueuedRefreshes(t *testing.T) {
 	tb := setup(t, 2)
@@ -51,7 +51,7 @@ func TestConsumerWorksOffQueuedRefreshes(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if n := counter(t, reg, "prechat_documents_queued_total", nil) - before; n != 2 {
-		t.Errorf("the change queued %v refreshes, want 2 (the group and user-7)", n)
+	if n := counter(t, reg, "prechat_documents_queued_total", nil) - before; n != 3 {
+		t.Errorf("the change queued %v refreshes, want 3 (the group, user-7 and its recheck)", n)
 	}
 }
