@@ -40,8 +40,9 @@ func envInt(name string, def int) int {
 // that of one clean, uninterrupted run over the same log: nothing lost,
 // nothing applied twice, no dead letter lost or doubled.
 //
-// Knobs: PRECHAT_CRASH_KILLS (default 50), PRECHAT_CRASH_EVENTS (default
-// 20000), PRECHAT_CRASH_SEED (printed, to replay a failure).
+// Knobs: PRECHAT_CRASH_KILLS (default 50; 20 under -race),
+// PRECHAT_CRASH_EVENTS (default 20000; 8000 under -race), PRECHAT_CRASH_SEED
+// (printed, to replay a failure).
 func TestCrashRecoveryExactlyOnce(t *testing.T) {
 	t.Parallel()
 	kills, events := 50, 20000
