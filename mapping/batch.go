@@ -77,8 +77,9 @@ type BatchResult struct {
 	Documents int
 	// Visitors are the anonymousIds whose documents were written.
 	Visitors []string
-	// Queued is how many changes (visitors, users, groups) a batch queued
-	// for a document refresh, or how many a refresh took from that queue.
+	// Queued is how many changes (visitors, users, groups, rechecks) a
+	// batch offered the refresh queue (those that cannot have a document
+	// are left out there), or how many a refresh took from that queue.
 	Queued int
 	// Unwritable are the visitors whose documents a refresh could not
 	// encode (a time the document's JSON cannot hold) or Postgres refused,

@@ -27,7 +27,8 @@ import (
 // replay) wait for each other only on the rows both write, which every
 // batch locks in the same order (its visitors' rows, then shared rows, then
 // its queue entries, each sorted by key). The result's Queued counts the
-// queue entries.
+// changes it offered the queue (queueChanges keeps those that can have a
+// document).
 //
 // An error that retrying cannot change (the batch's content is refused by
 // Postgres or cannot be encoded) wraps ErrRejected; see classify.

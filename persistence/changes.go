@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"cmp"
+	"slices"
 	"time"
 
 	"github.com/prechat/prechat/mapping"
@@ -20,6 +21,22 @@ const (
 
 // change is a document_refreshes entry.
 type change struct{ kind, id string }
+
+func compareChange(a, b change) int {
+	return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.id, b.id))
+}
+
+// changeKeys returns the changes' kinds and ids as statement arguments, in
+// key order: the order in which batches and refreshes lock queue entries.
+func changeKeys(cs []change) (kinds, ids []string) {
+	cs = slices.Clone(cs)
+	slices.SortFunc(cs, compareChange)
+	kinds, ids = make([]string, len(cs)), make([]string, len(cs))
+	for i, c := range cs {
+		kinds[i], ids[i] = c.kind, c.id
+	}
+	return kinds, ids
+}
 
 // changesOf lists, sorted, what the batch state changed that documents are
 // built from: every visitor whose own rows it wrote (traits, its view of a
@@ -70,7 +87,7 @@ func changesOf(st *mapping.State) []change {
 		add(changedVisitor, a)
 		add(recheckVisitor, a)
 	}
-	return sortedKeys(seen, func(a, b change) int { return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.id, b.id)) })
+	return sortedKeys(seen, compareChange)
 }
 
 // queueChanges queues the batch's changes (changesOf) for a refresh and
@@ -93,10 +110,7 @@ func queueChanges(batch *statements, st *mapping.State, trace string, recheckDel
 	if len(changes) == 0 {
 		return 0
 	}
-	kinds, ids := make([]string, len(changes)), make([]string, len(changes))
-	for i, c := range changes {
-		kinds[i], ids[i] = c.kind, c.id
-	}
+	kinds, ids := changeKeys(changes)
 	var tp *string
 	if trace != "" {
 		tp = &trace

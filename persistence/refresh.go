@@ -1,7 +1,6 @@
 package persistence
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -171,15 +170,13 @@ UPDATE document_refreshes r SET claimed_until = NULL FROM unnest($1::text[], $2:
 WHERE r.subject_kind = c.kind AND r.subject_id = c.id AND r.claimed_until = $3`, kinds, ids, stamp)
 }
 
-// queuedKeys returns the entries' kinds and ids, in key order.
+// queuedKeys returns the entries' kinds and ids, in key order (changeKeys).
 func queuedKeys(qs []queued) (kinds, ids []string) {
-	qs = slices.Clone(qs)
-	slices.SortFunc(qs, func(a, b queued) int { return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.id, b.id)) })
-	kinds, ids = make([]string, len(qs)), make([]string, len(qs))
+	cs := make([]change, len(qs))
 	for i, q := range qs {
-		kinds[i], ids[i] = q.kind, q.id
+		cs[i] = q.change
 	}
-	return kinds, ids
+	return changeKeys(cs)
 }
 
 // tryRefresh rebuilds, in tx, the documents of what st changed, as a
@@ -188,7 +185,7 @@ func (s *Store) tryRefresh(ctx context.Context, tx pgx.Tx, st *mapping.State, m 
 	changes := changesOf(st)
 	claimed := make([]queued, len(changes))
 	for i, c := range changes {
-		claimed[i] = queued{kind: c.kind, id: c.id}
+		claimed[i] = queued{change: c}
 	}
 	plan, err := s.planRefresh(ctx, tx, claimed, s.now().Add(-m.TTL))
 	if err != nil {
@@ -200,8 +197,8 @@ func (s *Store) tryRefresh(ctx context.Context, tx pgx.Tx, st *mapping.State, m 
 
 // queued is a claimed document_refreshes entry.
 type queued struct {
-	kind, id string
-	resume   *string
+	change
+	resume *string
 }
 
 // refreshPlan is what one refresh transaction rebuilds and how it leaves
@@ -232,7 +229,7 @@ func (s *Store) planRefresh(ctx context.Context, tx pgx.Tx, claimed []queued, si
 	for _, q := range claimed {
 		if q.kind == changedVisitor || q.kind == recheckVisitor {
 			p.claimedVisitors = append(p.claimedVisitors, q.id)
-			p.done = append(p.done, change{q.kind, q.id})
+			p.done = append(p.done, q.change)
 			continue
 		}
 		kind := q.kind
@@ -308,10 +305,7 @@ SELECT 1 FROM document_refreshes r JOIN unnest($1::text[], $2::text[]) AS c(kind
 WHERE r.claimed_until = $3 ORDER BY r.subject_kind, r.subject_id FOR UPDATE OF r`, kinds, ids, stamp); err != nil {
 		return fmt.Errorf("lock refreshed changes: %w", err)
 	}
-	doneKinds, doneIDs := make([]string, len(p.done)), make([]string, len(p.done))
-	for i, c := range p.done {
-		doneKinds[i], doneIDs[i] = c.kind, c.id
-	}
+	doneKinds, doneIDs := changeKeys(p.done)
 	if _, err := tx.Exec(ctx, `
 DELETE FROM document_refreshes r USING unnest($1::text[], $2::text[]) AS d(kind, id)
 WHERE r.subject_kind = d.kind AND r.subject_id = d.id AND r.claimed_until = $3`, doneKinds, doneIDs, stamp); err != nil {

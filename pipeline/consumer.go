@@ -388,7 +388,6 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 	m.clamped.Add(float64(p.tally.clamped))
 	m.batchSize.Observe(float64(len(p.raw)))
 	m.apply.Observe(took.Seconds())
-	m.documents.Add(float64(res.Documents))
 	if res.Queued > 0 {
 		m.queued.Add(float64(res.Queued))
 		select {

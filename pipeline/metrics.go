@@ -74,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		queued: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "prechat_documents_queued_total",
-			Help: "Changes (visitors, users, groups) batches queued for a document refresh; each visitor's, user's or group's changes wait as one entry until a refresh works it off.",
+			Help: "Changes (visitors, users, groups, rechecks) batches offered the refresh queue; those that can have a document wait there, one entry per visitor, user or group, until a refresh works it off.",
 		}),
 		refresh: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "prechat_refresh_duration_seconds",
