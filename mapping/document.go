@@ -137,6 +137,11 @@ type Visitor struct {
 	// Links are the stamps of the identity link and group membership used,
 	// so that the document lists them in Applied.
 	Links []Stamp
+	// SharedUser and SharedGroup name the shared profiles the document is
+	// built from ("" when none): the verified user, and the group whose
+	// shared traits that user's membership brings. A change to either
+	// changes the document; a change to any other user or group cannot.
+	SharedUser, SharedGroup string
 }
 
 // Conversation is a "Live Chat Conversation Started" event.

@@ -53,7 +53,7 @@ var errTrial = errors.New("trial transaction rolled back")
 func (s *Store) applyBatch(ctx context.Context, b *mapping.Batch, trial *mapping.Materializer) (mapping.BatchResult, error) {
 	// Encoded before the transaction begins: rows that other batches may be
 	// waiting for are locked only while Postgres works.
-	effects, queued, err := effectsOf(b, s.recheckDelay)
+	effects, queued, err := effectsOf(b)
 	if err != nil {
 		return mapping.BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), classify(err))
 	}
@@ -115,7 +115,7 @@ func (s statements) send(ctx context.Context, tx pgx.Tx) error {
 // first, then the rows many visitors share, then its queue entries (see
 // ApplyBatch). Rows are sorted by key so concurrent batches lock rows in the
 // same order. queued is the number of queue entries.
-func effectsOf(b *mapping.Batch, recheckDelay time.Duration) (_ statements, queued int, _ error) {
+func effectsOf(b *mapping.Batch) (_ statements, queued int, _ error) {
 	st := b.State
 	var batch, shared statements
 	// The batch's statements are short and bounded by the batch size: JIT
@@ -248,7 +248,7 @@ FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, count
 	if err := queueTraits(&shared, st, groups); err != nil {
 		return nil, 0, err
 	}
-	queued = queueChanges(&shared, st, b.Trace, recheckDelay)
+	queued = queueChanges(&shared, st, b.Trace)
 	return append(batch, shared...), queued, nil
 }
 

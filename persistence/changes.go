@@ -3,14 +3,15 @@ package persistence
 import (
 	"cmp"
 	"slices"
-	"time"
 
 	"github.com/prechat/prechat/mapping"
 )
 
 // Kinds of document_refreshes entries: a visitor, or a user or group whose
-// live visitors' documents are to be rebuilt, or a visitor to rebuild once
-// more after its conversation start (see migration 008).
+// documents are to be rebuilt, or a visitor to rebuild once more after a
+// refresh started building its document from other shared profiles (see
+// migrations 008 and 010). recheck_user entries are no longer queued; those
+// left from before are expanded as users.
 const (
 	changedVisitor = string(mapping.KindAnonymous)
 	changedUser    = string(mapping.KindUser)
@@ -67,45 +68,33 @@ func changesOf(st *mapping.State) []change {
 	for sub := range st.Traits {
 		subject(sub)
 	}
-	// A new link, membership or conversation start may be invisible to a
-	// batch running beside this one, which then queues nothing for the
-	// visitors it reaches: each also queues a recheck (see queueChanges).
 	for l := range st.Links {
 		add(changedVisitor, l.AnonymousID)
-		add(recheckVisitor, l.AnonymousID)
 	}
 	for m := range st.Memberships {
 		subject(m.Member)
-		switch m.Member.Kind {
-		case mapping.KindAnonymous:
-			add(recheckVisitor, m.Member.ID)
-		case mapping.KindUser:
-			add(recheckUser, m.Member.ID)
-		}
 	}
 	for a := range st.Conversations {
 		add(changedVisitor, a)
-		add(recheckVisitor, a)
 	}
 	return sortedKeys(seen, compareChange)
 }
 
 // queueChanges queues the batch's changes (changesOf) for a refresh and
-// returns how many it may have queued. Only what can have a document is
-// queued: a visitor with a conversation row, a user with a verified link
-// to one, a group with such a user among its members (the batch's own
-// writes are visible to the statement). What a batch running beside this
-// one adds (a link, a membership, a conversation start) is not visible to
-// it; that batch queues a recheck of what it added, not claimed before
-// recheckDelay from now, when both have committed.
+// returns how many it may have queued. Only what can change a document is
+// queued: a visitor with a conversation row, a user or group some document
+// is built from (prechat_documents.user_id, group_id; the batch's own
+// writes are visible to the statement). A document that a refresh running
+// beside this batch starts building from one of them is not visible to it;
+// that refresh queues a recheck of its visitor (migration 010).
 //
 // An entry already queued is re-armed: the UPDATE holds it until the batch
 // commits, so no refresh claims it (SKIP LOCKED) before the change is
 // visible; it clears a refresh's claim, so that refresh leaves the entry
-// queued, and restarts a paged expansion; a recheck moves later. trace, the
-// batch span's traceparent, is kept with each entry (NULL when ""), unless
-// the batch is not traced and the entry already has one.
-func queueChanges(batch *statements, st *mapping.State, trace string, recheckDelay time.Duration) int {
+// queued, and restarts a paged expansion. trace, the batch span's
+// traceparent, is kept with each entry (NULL when ""), unless the batch is
+// not traced and the entry already has one.
+func queueChanges(batch *statements, st *mapping.State, trace string) int {
 	changes := changesOf(st)
 	if len(changes) == 0 {
 		return 0
@@ -116,23 +105,16 @@ func queueChanges(batch *statements, st *mapping.State, trace string, recheckDel
 		tp = &trace
 	}
 	batch.Queue(`
-INSERT INTO document_refreshes AS r (subject_kind, subject_id, traceparent, queued_at)
-SELECT k, i, $3::text, CASE WHEN k LIKE 'recheck%' THEN now() + $4::interval ELSE now() END
+INSERT INTO document_refreshes AS r (subject_kind, subject_id, traceparent)
+SELECT k, i, $3::text
 FROM unnest($1::text[], $2::text[]) AS u(k, i)
-WHERE CASE
-    WHEN k IN ('anonymous', 'recheck') THEN
-        EXISTS (SELECT 1 FROM conversations c WHERE c.anonymous_id = u.i)
-    WHEN k IN ('user', 'recheck_user') THEN
-        EXISTS (SELECT 1 FROM identity_links l, LATERAL (SELECT 1 FROM conversations c WHERE c.anonymous_id = l.anonymous_id OFFSET 0) c
-                WHERE l.user_id = u.i AND l.verified)
-    ELSE
-        EXISTS (SELECT 1 FROM group_memberships m, LATERAL (SELECT 1 FROM identity_links l, LATERAL (SELECT 1 FROM conversations c WHERE c.anonymous_id = l.anonymous_id OFFSET 0) c
-                    WHERE l.user_id = m.member_id AND l.verified OFFSET 0) l
-                WHERE m.group_id = u.i AND m.member_kind = 'user')
+WHERE CASE k
+    WHEN 'anonymous' THEN EXISTS (SELECT 1 FROM conversations c WHERE c.anonymous_id = u.i)
+    WHEN 'user' THEN EXISTS (SELECT 1 FROM prechat_documents d WHERE d.user_id = u.i)
+    ELSE EXISTS (SELECT 1 FROM prechat_documents d WHERE d.group_id = u.i)
     END
 ON CONFLICT (subject_kind, subject_id) DO UPDATE
-SET resume_after = NULL, claimed_until = NULL, traceparent = coalesce(excluded.traceparent, r.traceparent),
-    queued_at = CASE WHEN r.subject_kind LIKE 'recheck%' THEN greatest(r.queued_at, excluded.queued_at) ELSE r.queued_at END`,
-		kinds, ids, tp, recheckDelay)
+SET resume_after = NULL, claimed_until = NULL, traceparent = coalesce(excluded.traceparent, r.traceparent)`,
+		kinds, ids, tp)
 	return len(changes)
 }

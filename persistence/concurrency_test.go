@@ -217,3 +217,73 @@ func TestAChangeBesideAFirstConversationStartIsRecheckedIn(t *testing.T) {
 		persistencetest.Refresh(t, b.Store, mat)
 	}
 }
+
+// TestASharedChangeBesideARefreshThatStartsShowingItIsRecheckedIn: a batch
+// changes a verified user's shared traits while no document is built from
+// that user, so it queues nothing; beside it, a visitor's verified link to
+// the user is applied and refreshed: the refresh starts building the
+// visitor's document from the user but cannot see the held change. The
+// recheck that refresh queued (its document's shared profiles changed),
+// RecheckDelay later, rebuilds the document with the change.
+func TestASharedChangeBesideARefreshThatStartsShowingItIsRecheckedIn(t *testing.T) {
+	t.Parallel()
+	const recheck = 5 * time.Second
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	clock := func() time.Time { return now }
+	url := persistencetest.NewDatabase(t)
+	a, b := openHoldable(t, url, clock, recheck), openHoldable(t, url, clock, recheck)
+	// The visitor's first document and its recheck, worked off at once.
+	setup := openHoldable(t, url, clock, -1)
+	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	batch := func(raw string) *mapping.Batch {
+		raw = strings.ReplaceAll(raw, "PROOF", mappingtest.Proof("u"))
+		e, err := mapping.Decode([]byte(strings.ReplaceAll(raw, "AT", now.Format(time.RFC3339Nano))), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mappingtest.Policy().Admit(&e, now)
+		bt := mapping.NewBatch()
+		bt.Add(&e, now)
+		return bt
+	}
+	shows := func() bool {
+		raw, _, err := b.DocumentGet(ctx, "v")
+		return err == nil && strings.Contains(string(raw), `"Ada"`)
+	}
+	if _, err := setup.ApplyBatch(ctx, batch(`{"type":"track","messageId":"c","anonymousId":"v","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"AT"}`)); err != nil {
+		t.Fatal(err)
+	}
+	persistencetest.Refresh(t, setup.Store, mat)
+
+	release := a.hold(t, func() error {
+		_, err := a.ApplyBatch(ctx, batch(`{"type":"identify","messageId":"i","userId":"u","traits":{"firstName":"Ada"},"context":PROOF,"timestamp":"AT"}`))
+		return err
+	})
+	start := time.Now()
+	if _, err := b.ApplyBatch(ctx, batch(`{"type":"identify","messageId":"l","anonymousId":"v","userId":"u","context":PROOF,"timestamp":"AT"}`)); err != nil {
+		t.Fatal(err)
+	}
+	persistencetest.Refresh(t, b.Store, mat)
+	if raw, _, err := b.DocumentGet(ctx, "v"); err != nil || !strings.Contains(string(raw), `"userVerified":true`) {
+		t.Fatalf("the link's refresh did not build the document from the verified user: %s, %v", raw, err)
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	persistencetest.Refresh(t, b.Store, mat)
+	if shows() {
+		if time.Since(start) < recheck {
+			t.Fatal("the change shows before the recheck: the test no longer makes the race it is about")
+		}
+		t.Skip("the machine took longer than the recheck delay to get here")
+	}
+	for !shows() {
+		if ctx.Err() != nil {
+			t.Fatal("the recheck never rebuilt the document with the user's change made beside the refresh that linked it")
+		}
+		time.Sleep(100 * time.Millisecond)
+		persistencetest.Refresh(t, b.Store, mat)
+	}
+}

@@ -21,7 +21,9 @@ import (
 // Columns: row kind, then three keys whose meaning depends on it (link:
 // anonymousId, userId, "verified" or ""; membership: member kind, member id,
 // groupId; traits: subject kind, subject id, observer), a JSON value, and
-// the stamp.
+// the stamp; and the stored documents' shared profiles (document: anonymousId,
+// user_id, group_id, and "placeholder" in the messageId column for a
+// placeholder).
 const visitorRowsQuery = `
 WITH a AS (SELECT DISTINCT unnest($1::text[]) AS id),
 l AS (
@@ -50,17 +52,31 @@ UNION ALL
 SELECT 'membership', member_kind, member_id, group_id, NULL, event_time, message_id FROM m
 UNION ALL
 SELECT 'traits', t.subject_kind, t.subject_id, t.observer, t.traits, NULL, NULL
-FROM s JOIN traits t ON t.subject_kind = s.kind AND t.subject_id = s.id AND t.observer = s.observer`
+FROM s JOIN traits t ON t.subject_kind = s.kind AND t.subject_id = s.id AND t.observer = s.observer
+UNION ALL
+SELECT 'document', d.anonymous_id, coalesce(d.user_id, ''), coalesce(d.group_id, ''), NULL, NULL,
+       CASE WHEN d.expires_at = '-infinity' THEN 'placeholder' ELSE '' END
+FROM a JOIN prechat_documents d ON d.anonymous_id = a.id`
+
+// storedShares are the shared profiles a stored document is built from
+// (prechat_documents.user_id and group_id, "" for NULL), and whether it is
+// a placeholder (lockQuery).
+type storedShares struct {
+	user, group string
+	placeholder bool
+}
 
 // loadState reads everything the documents of these visitors are built
 // from into a mapping.State, so that the stored state resolves visitors
-// with exactly the rule the model uses (mapping.State.Visitor).
-func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, error) {
+// with exactly the rule the model uses (mapping.State.Visitor), and the
+// shared profiles their stored documents were built from.
+func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, map[string]storedShares, error) {
 	rows, err := tx.Query(ctx, visitorRowsQuery, anons)
 	if err != nil {
-		return nil, fmt.Errorf("load visitors: %w", err)
+		return nil, nil, fmt.Errorf("load visitors: %w", err)
 	}
 	st := mapping.NewState()
+	stored := make(map[string]storedShares, len(anons))
 	var (
 		kind, a, b, c string
 		value         []byte
@@ -73,6 +89,8 @@ func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, 
 			s = mapping.Stamp{At: at.UTC(), MessageID: *msg}
 		}
 		switch kind {
+		case "document":
+			stored[a] = storedShares{user: b, group: c, placeholder: msg != nil && *msg == "placeholder"}
 		case "conversation":
 			var props mapping.Object
 			if err := json.Unmarshal(value, &props); err != nil {
@@ -94,9 +112,9 @@ func loadState(ctx context.Context, tx pgx.Tx, anons []string) (*mapping.State, 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load visitors: %w", err)
+		return nil, nil, fmt.Errorf("load visitors: %w", err)
 	}
-	return st, nil
+	return st, stored, nil
 }
 
 // writeDocuments rebuilds the visitors' documents and writes those that
@@ -119,14 +137,17 @@ func (s *Store) writeDocuments(ctx context.Context, tx pgx.Tx, anons []string, m
 }
 
 // writeDocumentChunk rebuilds and writes the documents of some visitors.
+// A visitor whose first document it writes, or whose document it now
+// builds from other shared profiles, is queued for a recheck (migration
+// 010).
 func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []string, m *mapping.Materializer, trace string) (mapping.BatchResult, error) {
-	st, err := loadState(ctx, tx, anons)
+	st, stored, err := loadState(ctx, tx, anons)
 	if err != nil {
 		return mapping.BatchResult{}, err
 	}
-	ids, docs, expires := make([]string, 0, len(anons)), make([][]byte, 0, len(anons)), make([]time.Time, 0, len(anons))
-	tokens := make([]string, 0, len(anons))
+	var rows documentRows
 	var unwritable []string
+	moved := map[string]bool{}
 	for _, v := range st.Visitors(anons) {
 		doc := m.Document(v)
 		raw, err := json.Marshal(doc)
@@ -138,28 +159,82 @@ func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []strin
 			unwritable = append(unwritable, v.AnonymousID)
 			continue
 		}
-		ids, docs, expires = append(ids, v.AnonymousID), append(docs, raw), append(expires, doc.ExpiresAt)
-		tokens = append(tokens, v.Conversation.TokenHash)
+		rows.add(v, raw, doc.ExpiresAt)
+		if old := stored[v.AnonymousID]; old.placeholder || old.user != v.SharedUser || old.group != v.SharedGroup {
+			moved[v.AnonymousID] = true
+		}
 	}
 	var tp *string
 	if trace != "" {
 		tp = &trace
 	}
-	written, refused, err := upsertDocuments(ctx, tx, ids, docs, expires, tokens, tp)
+	written, refused, err := upsertDocuments(ctx, tx, rows, tp)
 	if err != nil {
+		return mapping.BatchResult{}, err
+	}
+	if err := s.queueRechecks(ctx, tx, slices.DeleteFunc(slices.Clone(written), func(v string) bool { return !moved[v] }), tp); err != nil {
 		return mapping.BatchResult{}, err
 	}
 	return mapping.BatchResult{Documents: len(written), Visitors: written, Unwritable: append(unwritable, refused...)}, nil
 }
 
-// upsertDocumentsQuery writes documents, those that changed only, with the
-// writing refresh's traceparent ($5, one for all).
+// queueRechecks queues a recheck of these visitors, due RecheckDelay from
+// now (a recheck already queued moves later), with the refresh's
+// traceparent. It clears a claim, so that a refresh working off the
+// visitor's previous recheck leaves this one queued.
+func (s *Store) queueRechecks(ctx context.Context, tx pgx.Tx, anons []string, trace *string) error {
+	if len(anons) == 0 {
+		return nil
+	}
+	slices.Sort(anons)
+	_, err := tx.Exec(ctx, `
+INSERT INTO document_refreshes AS r (subject_kind, subject_id, traceparent, queued_at)
+SELECT 'recheck', i, $3::text, now() + $2::interval FROM unnest($1::text[]) AS i
+ON CONFLICT (subject_kind, subject_id) DO UPDATE
+SET queued_at = greatest(r.queued_at, excluded.queued_at), claimed_until = NULL, traceparent = coalesce(excluded.traceparent, r.traceparent)`,
+		anons, s.recheckDelay, trace)
+	if err != nil {
+		return fmt.Errorf("queue rechecks of %d documents: %w", len(anons), err)
+	}
+	return nil
+}
+
+// documentRows are documents to write, a column each.
+type documentRows struct {
+	ids, tokens   []string
+	docs          [][]byte
+	expires       []time.Time
+	users, groups []*string
+}
+
+func (r *documentRows) add(v mapping.Visitor, doc []byte, expires time.Time) {
+	orNull := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	r.ids, r.docs, r.expires = append(r.ids, v.AnonymousID), append(r.docs, doc), append(r.expires, expires)
+	r.tokens = append(r.tokens, v.Conversation.TokenHash)
+	r.users, r.groups = append(r.users, orNull(v.SharedUser)), append(r.groups, orNull(v.SharedGroup))
+}
+
+// slice returns the rows from i to j.
+func (r documentRows) slice(i, j int) documentRows {
+	return documentRows{ids: r.ids[i:j], tokens: r.tokens[i:j], docs: r.docs[i:j], expires: r.expires[i:j], users: r.users[i:j], groups: r.groups[i:j]}
+}
+
+// upsertDocumentsQuery writes documents, those that changed only (their
+// JSON, secret or shared profiles), with the writing refresh's traceparent
+// ($7, one for all).
 const upsertDocumentsQuery = `
-INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at, token_hash, traceparent)
-SELECT u.*, $5::text FROM unnest($1::text[], $2::json[], $3::timestamptz[], $4::text[]) AS u
+INSERT INTO prechat_documents AS d (anonymous_id, document, expires_at, token_hash, user_id, group_id, traceparent)
+SELECT u.*, $7::text FROM unnest($1::text[], $2::json[], $3::timestamptz[], $4::text[], $5::text[], $6::text[]) AS u
 ON CONFLICT (anonymous_id) DO UPDATE
-SET document = excluded.document, expires_at = excluded.expires_at, token_hash = excluded.token_hash, written_at = now(), traceparent = excluded.traceparent
+SET document = excluded.document, expires_at = excluded.expires_at, token_hash = excluded.token_hash,
+    user_id = excluded.user_id, group_id = excluded.group_id, written_at = now(), traceparent = excluded.traceparent
 WHERE d.document::text IS DISTINCT FROM excluded.document::text OR d.token_hash IS DISTINCT FROM excluded.token_hash
+   OR d.user_id IS DISTINCT FROM excluded.user_id OR d.group_id IS DISTINCT FROM excluded.group_id
 RETURNING anonymous_id`
 
 // upsertDocuments writes the documents that changed, under a savepoint:
@@ -168,15 +243,15 @@ RETURNING anonymous_id`
 // returned as refused and left as they were. Refreshes apply no event, so
 // nothing can be dead-lettered for such a refusal; it must not stall the
 // refresh queue either.
-func upsertDocuments(ctx context.Context, tx pgx.Tx, ids []string, docs [][]byte, expires []time.Time, tokens []string, trace *string) (written, refused []string, err error) {
-	if len(ids) == 0 {
+func upsertDocuments(ctx context.Context, tx pgx.Tx, r documentRows, trace *string) (written, refused []string, err error) {
+	if len(r.ids) == 0 {
 		return nil, nil, nil
 	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("write documents: %w", err)
 	}
-	rows, err := sp.Query(ctx, upsertDocumentsQuery, ids, docs, expires, tokens, trace)
+	rows, err := sp.Query(ctx, upsertDocumentsQuery, r.ids, r.docs, r.expires, r.tokens, r.users, r.groups, trace)
 	if err == nil {
 		written, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
@@ -188,15 +263,15 @@ func upsertDocuments(ctx context.Context, tx pgx.Tx, ids []string, docs [][]byte
 	if rbErr := sp.Rollback(ctx); rbErr != nil || !errors.Is(classify(err), ErrRejected) {
 		return nil, nil, fmt.Errorf("write documents: %w", err)
 	}
-	if len(ids) == 1 {
-		return nil, ids, nil
+	if len(r.ids) == 1 {
+		return nil, r.ids, nil
 	}
-	h := len(ids) / 2
-	w1, r1, err := upsertDocuments(ctx, tx, ids[:h], docs[:h], expires[:h], tokens[:h], trace)
+	h := len(r.ids) / 2
+	w1, r1, err := upsertDocuments(ctx, tx, r.slice(0, h), trace)
 	if err != nil {
 		return nil, nil, err
 	}
-	w2, r2, err := upsertDocuments(ctx, tx, ids[h:], docs[h:], expires[h:], tokens[h:], trace)
+	w2, r2, err := upsertDocuments(ctx, tx, r.slice(h, len(r.ids)), trace)
 	if err != nil {
 		return nil, nil, err
 	}

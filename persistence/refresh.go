@@ -31,33 +31,25 @@ RETURNING r.subject_kind, r.subject_id, r.resume_after, r.traceparent, r.claimed
 const refreshLease = time.Minute
 
 // liveQuery keeps, of the visitors in $1, those with an unexpired
-// conversation start (queued_at $2): only they have documents.
+// conversation start (after $2): only they have documents.
 const liveQuery = `
 SELECT anonymous_id FROM conversations WHERE anonymous_id = ANY($1) AND event_time > $2`
 
 // expandQuery lists, for each queued user or group ($1 kinds, $2 ids, $3
-// where a paged expansion resumes), its live visitors in anonymous_id order,
-// at most $5 each: a user's visitors linked by a verified link, a group's
-// the visitors of its member users (only they see a group's shared traits;
-// a visitor's own view of a group is queued as that visitor). Each step is an
-// index probe per id, fenced with OFFSET 0 so that Postgres cannot flatten it
-// into a join planned as a full scan on tables not yet analysed (see
-// migration 004).
+// where a paged expansion resumes), the visitors whose unexpired documents
+// (expires_at after $4) are built from it (prechat_documents.user_id,
+// group_id), in anonymous_id order, at most $5 each: one index range scan
+// per id.
 const expandQuery = `
 SELECT m.ord, v.anonymous_id
 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS m(kind, id, resume, ord),
 LATERAL (
-    SELECT DISTINCT l.anonymous_id
-    FROM (
-        SELECT m.id AS user_id WHERE m.kind = 'user'
-        UNION ALL
-        SELECT gm.member_id FROM (SELECT member_id FROM group_memberships
-            WHERE m.kind = 'group' AND group_id = m.id AND member_kind = 'user' OFFSET 0) gm
-    ) u,
-    LATERAL (SELECT anonymous_id FROM identity_links WHERE user_id = u.user_id AND verified OFFSET 0) l,
-    LATERAL (SELECT 1 FROM conversations c WHERE c.anonymous_id = l.anonymous_id AND c.event_time > $4 OFFSET 0) c
-    WHERE l.anonymous_id > coalesce(m.resume, '')
-    ORDER BY l.anonymous_id LIMIT $5
+    SELECT d.anonymous_id FROM prechat_documents d
+    WHERE m.kind = 'user' AND d.user_id = m.id AND d.anonymous_id > coalesce(m.resume, '') AND d.expires_at > $4
+    UNION ALL
+    SELECT d.anonymous_id FROM prechat_documents d
+    WHERE m.kind = 'group' AND d.group_id = m.id AND d.anonymous_id > coalesce(m.resume, '') AND d.expires_at > $4
+    ORDER BY 1 LIMIT $5
 ) v
 ORDER BY m.ord, v.anonymous_id`
 
@@ -101,7 +93,7 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
 			return err
 		}
-		plan, err := s.planRefresh(ctx, tx, claimed, s.now().Add(-m.TTL))
+		plan, err := s.planRefresh(ctx, tx, claimed, s.now(), m.TTL)
 		if err != nil {
 			return err
 		}
@@ -187,7 +179,7 @@ func (s *Store) tryRefresh(ctx context.Context, tx pgx.Tx, st *mapping.State, m 
 	for i, c := range changes {
 		claimed[i] = queued{change: c}
 	}
-	plan, err := s.planRefresh(ctx, tx, claimed, s.now().Add(-m.TTL))
+	plan, err := s.planRefresh(ctx, tx, claimed, s.now(), m.TTL)
 	if err != nil {
 		return err
 	}
@@ -220,9 +212,10 @@ type queuedResume struct {
 	after string
 }
 
-// planRefresh expands the claimed entries to the live visitors to rebuild,
-// at most FanOutLimit beyond the claimed visitors themselves.
-func (s *Store) planRefresh(ctx context.Context, tx pgx.Tx, claimed []queued, since time.Time) (refreshPlan, error) {
+// planRefresh expands the claimed entries to the live visitors to rebuild
+// at now (conversations younger than ttl, unexpired documents), at most
+// FanOutLimit beyond the claimed visitors themselves.
+func (s *Store) planRefresh(ctx context.Context, tx pgx.Tx, claimed []queued, now time.Time, ttl time.Duration) (refreshPlan, error) {
 	var p refreshPlan
 	var kinds, ids []string
 	var resumes []*string
@@ -240,7 +233,7 @@ func (s *Store) planRefresh(ctx context.Context, tx pgx.Tx, claimed []queued, si
 	}
 	set := map[string]bool{}
 	if len(p.claimedVisitors) > 0 {
-		rows, err := tx.Query(ctx, liveQuery, p.claimedVisitors, since)
+		rows, err := tx.Query(ctx, liveQuery, p.claimedVisitors, now.Add(-ttl))
 		if err != nil {
 			return p, fmt.Errorf("find live visitors: %w", err)
 		}
@@ -254,7 +247,7 @@ func (s *Store) planRefresh(ctx context.Context, tx pgx.Tx, claimed []queued, si
 	}
 	if len(kinds) > 0 {
 		budget := s.fanOutLimit
-		rows, err := tx.Query(ctx, expandQuery, kinds, ids, resumes, since, budget+1)
+		rows, err := tx.Query(ctx, expandQuery, kinds, ids, resumes, now, budget+1)
 		if err != nil {
 			return p, fmt.Errorf("expand queued users and groups: %w", err)
 		}

@@ -53,10 +53,12 @@ type Config struct {
 	// a page of this size at a time, so no transaction needs memory or time
 	// for every member of a large group. Default: 10000.
 	FanOutLimit int
-	// RecheckDelay is how long after a conversation start its visitor's
-	// document is rebuilt once more, for a batch that changed the visitor
-	// at the same time without seeing the start (see migration 008): longer
-	// than a batch transaction lasts. Default: 2m; negative: at once.
+	// RecheckDelay is how long after a refresh wrote a visitor's first
+	// document, or changed the shared profiles (user, group) it is built
+	// from, the document is rebuilt once more, for a batch that changed the
+	// visitor or those profiles at the same time without seeing the
+	// refresh, nor seen by it (see migration 010): longer than a batch
+	// transaction lasts. Default: 2m; negative: at once.
 	RecheckDelay time.Duration
 }
 

@@ -150,11 +150,13 @@ func copySameRows(b *testing.B, dbURL string) (int64, time.Duration) {
 	}
 	var total int64
 	var took time.Duration
+	var each []string
 	for _, t := range sameRowsTables {
 		n := counts[t.table]
 		if n == 0 {
 			continue
 		}
+		each = append(each, fmt.Sprintf("%s %d", t.table, n))
 		total += n
 		copyTable := "bench_same_" + t.table
 		if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING INDEXES)`, copyTable, t.table)); err != nil {
@@ -184,6 +186,7 @@ func copySameRows(b *testing.B, dbURL string) (int64, time.Duration) {
 		}
 		took += time.Since(start)
 	}
+	b.Logf("rows inserted or updated: %s", strings.Join(each, ", "))
 	return total, took
 }
 
