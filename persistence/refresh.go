@@ -39,17 +39,19 @@ SELECT anonymous_id FROM conversations WHERE anonymous_id = ANY($1) AND event_ti
 // where a paged expansion resumes), the visitors whose unexpired documents
 // (expires_at after $4) are built from it (prechat_documents.user_id,
 // group_id), in anonymous_id order, at most $5 each: one index range scan
-// per id.
+// per id, in the index's order, which the LIMIT keeps Postgres choosing
+// whatever its estimates.
 const expandQuery = `
 SELECT m.ord, v.anonymous_id
 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS m(kind, id, resume, ord),
 LATERAL (
-    SELECT d.anonymous_id FROM prechat_documents d
-    WHERE m.kind = 'user' AND d.user_id = m.id AND d.anonymous_id > coalesce(m.resume, '') AND d.expires_at > $4
+    (SELECT d.anonymous_id FROM prechat_documents d
+     WHERE m.kind = 'user' AND d.user_id = m.id AND d.anonymous_id > coalesce(m.resume, '') AND d.expires_at > $4
+     ORDER BY d.anonymous_id LIMIT $5)
     UNION ALL
-    SELECT d.anonymous_id FROM prechat_documents d
-    WHERE m.kind = 'group' AND d.group_id = m.id AND d.anonymous_id > coalesce(m.resume, '') AND d.expires_at > $4
-    ORDER BY 1 LIMIT $5
+    (SELECT d.anonymous_id FROM prechat_documents d
+     WHERE m.kind = 'group' AND d.group_id = m.id AND d.anonymous_id > coalesce(m.resume, '') AND d.expires_at > $4
+     ORDER BY d.anonymous_id LIMIT $5)
 ) v
 ORDER BY m.ord, v.anonymous_id`
 
