@@ -186,8 +186,10 @@ func runBench(b *testing.B, settings *mapping.Settings, raws [][]byte, opt bench
 	case <-time.After(10 * time.Minute):
 		b.Fatalf("pipeline consumed %d of %d events in 10 minutes", consumed.Load(), n)
 	}
+	applied := time.Since(start)
 	waitRefreshed(b, dbURL)
 	took := time.Since(start)
+	b.Logf("every event applied after %.2fs, every document caught up %.2fs later", applied.Seconds(), (took - applied).Seconds())
 	b.StopTimer()
 	cancel()
 	wg.Wait()
