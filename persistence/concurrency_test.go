@@ -110,7 +110,7 @@ func TestTwoProcessesWriteDocumentsAtOnce(t *testing.T) {
 	if _, err := b.ApplyBatch(ctx, identify("vb", "Bea")); err != nil {
 		t.Fatalf("b's batch beside a's: %v", err)
 	}
-	if res, err := b.RefreshQueued(ctx, mat, 1000, ""); err != nil || res.Documents != 1 || !shows("vb", "Bea") {
+	if res, err := b.RefreshQueued(ctx, mat, 1000, 0, ""); err != nil || res.Documents != 1 || !shows("vb", "Bea") {
 		t.Fatalf("b's refresh beside a's batch: %+v, %v; vb shows Bea: %v", res, err, shows("vb", "Bea"))
 	}
 	if err := release(); err != nil {
@@ -118,11 +118,11 @@ func TestTwoProcessesWriteDocumentsAtOnce(t *testing.T) {
 	}
 
 	// A refresh of a's in flight (va's document): b refreshes vb's.
-	release = a.hold(t, func() error { _, err := a.RefreshQueued(ctx, mat, 1000, ""); return err })
+	release = a.hold(t, func() error { _, err := a.RefreshQueued(ctx, mat, 1000, 0, ""); return err })
 	if _, err := b.ApplyBatch(ctx, identify("vb", "Bee")); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := b.RefreshQueued(ctx, mat, 1000, ""); err != nil || res.Documents != 1 || !shows("vb", "Bee") {
+	if res, err := b.RefreshQueued(ctx, mat, 1000, 0, ""); err != nil || res.Documents != 1 || !shows("vb", "Bee") {
 		t.Fatalf("b's refresh beside a's: %+v, %v", res, err)
 	}
 	// A change to va now waits for a's refresh, then is queued anew.

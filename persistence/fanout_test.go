@@ -113,7 +113,7 @@ func TestAGroupBeyondTheFanOutLimitIsRefreshedInPages(t *testing.T) {
 	}
 	var rounds, written int
 	for {
-		r, err := tb.store.RefreshQueued(ctx, tb.mat, 1000, "")
+		r, err := tb.store.RefreshQueued(ctx, tb.mat, 1000, 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}

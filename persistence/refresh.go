@@ -11,9 +11,9 @@ import (
 	"github.com/prechat/prechat/mapping"
 )
 
-// claimQuery claims, for a lease of $2, the oldest queued changes that no
-// refresh holds (claimed_until unset or past) and no transaction has
-// locked (a batch that re-armed one has not committed: its change is not
+// claimQuery claims, for a lease of $2, the oldest queued changes queued
+// at least $3 ago that no refresh holds (claimed_until unset or past) and
+// no transaction has locked (a batch that re-armed one has not committed: its change is not
 // visible yet). It returns them and the claim's stamp (the claim
 // transaction's start plus the lease: the same for all of them, and
 // another claim's only if it started in the same microsecond, when the two
@@ -21,7 +21,7 @@ import (
 const claimQuery = `
 UPDATE document_refreshes r SET claimed_until = now() + $2::interval
 FROM (SELECT subject_kind, subject_id FROM document_refreshes
-      WHERE (claimed_until IS NULL OR claimed_until < now()) AND queued_at <= now()
+      WHERE (claimed_until IS NULL OR claimed_until < now()) AND queued_at <= now() - $3::interval
       ORDER BY queued_at, subject_kind, subject_id LIMIT $1 FOR UPDATE SKIP LOCKED) c
 WHERE r.subject_kind = c.subject_kind AND r.subject_id = c.subject_id
 RETURNING r.subject_kind, r.subject_id, r.resume_after, r.traceparent, r.claimed_until`
@@ -77,6 +77,11 @@ RETURNING anonymous_id`
 // more), Documents and Visitors the documents written; every claimed
 // visitor is notified, so that a reader waiting for it re-checks.
 //
+// Changes queued less than settle ago are left for a later call (0: none
+// is): under backlog, a change then waits for the next changes of its
+// visitor, user or group, and their documents are rebuilt once for all of
+// them (entries keep the time they were first queued).
+//
 // trace is the W3C traceparent of the caller's refresh span ("" when not
 // traced), stored with the documents it writes; the result's Links are the
 // traceparents the claimed entries' batches left (mapping.Batch.Trace).
@@ -84,8 +89,8 @@ RETURNING anonymous_id`
 // Concurrent calls (every consumer runs them) and batches never wait for a
 // lock that all of them share: see migration 008 for why no refresh is
 // lost.
-func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, trace string) (mapping.BatchResult, error) {
-	claimed, links, stamp, err := s.claim(ctx, limit)
+func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, settle time.Duration, trace string) (mapping.BatchResult, error) {
+	claimed, links, stamp, err := s.claim(ctx, limit, settle)
 	if err != nil || len(claimed) == 0 {
 		return mapping.BatchResult{}, err
 	}
@@ -124,14 +129,15 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 	return res, nil
 }
 
-// claim claims at most limit queued changes (claimQuery) in a transaction
+// claim claims at most limit queued changes, queued at least settle ago
+// (claimQuery), in a transaction
 // of its own, so that no batch waits for the refresh that follows. links
 // are the distinct traceparents their batches left, at most
 // mapping.MaxLinks.
-func (s *Store) claim(ctx context.Context, limit int) (claimed []queued, links []string, stamp time.Time, err error) {
+func (s *Store) claim(ctx context.Context, limit int, settle time.Duration) (claimed []queued, links []string, stamp time.Time, err error) {
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
 		claimed, links = claimed[:0], links[:0]
-		rows, err := tx.Query(ctx, claimQuery, limit, refreshLease)
+		rows, err := tx.Query(ctx, claimQuery, limit, refreshLease, max(settle, 0))
 		if err != nil {
 			return err
 		}

@@ -31,3 +31,26 @@ func TestRefreshDelayIsTheOldestQueuedChangesAge(t *testing.T) {
 		t.Fatalf("after the refresh: delay %v, %v; want 0", d, err)
 	}
 }
+
+// TestARefreshLeavesChangesYoungerThanSettle: a refresh told to let changes
+// settle for an hour claims none of a batch's, however often a later batch
+// re-arms them; without, it rebuilds the document.
+func TestARefreshLeavesChangesYoungerThanSettle(t *testing.T) {
+	tb := setup(t)
+	ctx := context.Background()
+	at := tb.now.Format(time.RFC3339Nano)
+	for _, raw := range []string{
+		`{"type":"track","event":"Live Chat Conversation Started","messageId":"c1","anonymousId":"a1","timestamp":"` + at + `"}`,
+		`{"type":"identify","messageId":"i1","anonymousId":"a1","traits":{"firstName":"Ada"},"timestamp":"` + at + `"}`,
+	} {
+		if _, err := tb.store.ApplyBatch(ctx, newBatch(tb, tb.decodeAll(t, [][]byte{[]byte(raw)}))); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := tb.store.RefreshQueued(ctx, tb.mat, 1000, time.Hour, ""); err != nil || res.Queued != 0 || res.Documents != 0 {
+			t.Fatalf("settling for an hour: %+v, %v; want nothing claimed", res, err)
+		}
+	}
+	if res, err := tb.store.RefreshQueued(ctx, tb.mat, 1000, 0, ""); err != nil || res.Queued != 1 || res.Documents != 1 {
+		t.Fatalf("without settling: %+v, %v; want the visitor's one entry and its document", res, err)
+	}
+}

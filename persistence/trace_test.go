@@ -40,7 +40,7 @@ func TestTraceContextCrossesTheRefreshQueue(t *testing.T) {
 	if _, err := tb.store.ApplyBatch(ctx, identify); err != nil { // untraced
 		t.Fatal(err)
 	}
-	res, err := tb.store.RefreshQueued(ctx, tb.mat, 1000, refresh)
+	res, err := tb.store.RefreshQueued(ctx, tb.mat, 1000, 0, refresh)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestTraceContextCrossesTheRefreshQueue(t *testing.T) {
 	if _, err := tb.store.ApplyBatch(ctx, later); err != nil {
 		t.Fatal(err)
 	}
-	if res, err = tb.store.RefreshQueued(ctx, tb.mat, 1000, ""); err != nil || !slices.Equal(res.Links, []string{batchB}) {
+	if res, err = tb.store.RefreshQueued(ctx, tb.mat, 1000, 0, ""); err != nil || !slices.Equal(res.Links, []string{batchB}) {
 		t.Fatalf("untraced refresh: links %v (%v), want [%s]", res.Links, err, batchB)
 	}
 	if _, _, tp, err = tb.store.DocumentRead(ctx, "a1"); err != nil || tp != "" {

@@ -81,6 +81,13 @@ type Config struct {
 	// RefreshInterval is how often the consumer looks for queued refreshes
 	// besides those its own batches queued. Default: 1s.
 	RefreshInterval time.Duration
+	// RefreshCoalesce is how long a queued change waits for more changes
+	// of its visitor, user or group while the consumer is behind (the last
+	// batch committed left at least another BatchSize messages in its
+	// partitions): their documents are then rebuilt once for all of them,
+	// which leaves more of the machine to the batches. Caught up, changes
+	// are refreshed at once. Default: 1s; negative: never wait.
+	RefreshCoalesce time.Duration
 
 	// RetryMin and RetryMax bound the exponential backoff of retries when
 	// Postgres or Kafka fail. Defaults: 100ms and 10s.
@@ -133,6 +140,10 @@ const (
 	DefaultBatchSize = 10000
 	// DefaultLanes is a zero Lanes's value.
 	DefaultLanes = 2
+	// MaxRefreshCoalesce bounds RefreshCoalesce: how far behind documents
+	// may fall under load by design (the PrechatDocumentsBehind alert fires
+	// at 30s).
+	MaxRefreshCoalesce = 10 * time.Second
 )
 
 // FieldError is the error of Validate: the field at fault and what is
@@ -169,6 +180,8 @@ func (c *Config) Validate() error {
 		return bad("BatchSize", "%d is not between 1 and %d", c.BatchSize, MaxBatchSize)
 	case c.Lanes < 0 || d.Lanes > MaxLanes:
 		return bad("Lanes", "%d is not between 1 and %d", c.Lanes, MaxLanes)
+	case d.RefreshCoalesce > MaxRefreshCoalesce:
+		return bad("RefreshCoalesce", "%s is more than %s: under load, documents would fall that far behind", c.RefreshCoalesce, MaxRefreshCoalesce)
 	case c.BatchTimeout < 0:
 		return bad("BatchTimeout", "%s must be positive", c.BatchTimeout)
 	case c.SessionTimeout < 0:
@@ -209,6 +222,12 @@ func (c Config) withDefaults() Config {
 		c.RefreshBatch = 1000
 	}
 	def(&c.RefreshInterval, time.Second)
+	switch {
+	case c.RefreshCoalesce == 0:
+		c.RefreshCoalesce = time.Second
+	case c.RefreshCoalesce < 0:
+		c.RefreshCoalesce = 0
+	}
 	def(&c.RetryMin, 100*time.Millisecond)
 	def(&c.RetryMax, 10*time.Second)
 	def(&c.ShutdownGrace, 10*time.Second)

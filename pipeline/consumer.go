@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -37,11 +38,12 @@ type Store interface {
 	// RefreshQueued rebuilds, in one transaction, the documents that at
 	// most limit of the changes batches queued make stale, oldest first; the
 	// result's Queued says how many changes it took, Documents how many
-	// documents it wrote.
+	// documents it wrote. Changes queued less than settle ago wait for a
+	// later call.
 	// traceparent is the W3C traceparent of the refresh's span ("" when
 	// not traced), for the documents it writes; the result's Links are
 	// those the changes' batches left (mapping.Batch.Trace).
-	RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, traceparent string) (mapping.BatchResult, error)
+	RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, settle time.Duration, traceparent string) (mapping.BatchResult, error)
 	// RefreshDelay returns how long the oldest queued change has waited
 	// (zero when none waits).
 	RefreshDelay(ctx context.Context) (time.Duration, error)
@@ -53,9 +55,12 @@ type Consumer struct {
 	cfg Config
 	// refreshNow wakes refreshLoop when a batch queued refreshes.
 	refreshNow chan struct{}
-	store      Store
-	log        *zap.Logger
-	metrics    *metrics
+	// behind is set when the last batch committed left at least another
+	// full batch waiting in its partitions: refreshes then coalesce.
+	behind  atomic.Bool
+	store   Store
+	log     *zap.Logger
+	metrics *metrics
 	// client fetches the partitions (see fetch) over transport.
 	client    *kafka.Client
 	transport *kafka.Transport
@@ -155,12 +160,17 @@ func (c *Consumer) refreshLoop(ctx context.Context) {
 }
 
 // refreshAll runs refresh transactions (Store.RefreshQueued), RefreshBatch
-// changes each, until one finds fewer than that queued.
+// changes each, until one finds fewer than that queued. While the consumer
+// is behind, changes younger than RefreshCoalesce wait (see Config).
 func (c *Consumer) refreshAll(ctx context.Context) error {
 	for ctx.Err() == nil {
 		start := time.Now()
+		var settle time.Duration
+		if c.behind.Load() {
+			settle = c.cfg.RefreshCoalesce
+		}
 		res, err := c.refreshSpan(ctx, func(ctx context.Context, tp string) (mapping.BatchResult, error) {
-			return c.store.RefreshQueued(ctx, c.cfg.Materializer, c.cfg.RefreshBatch, tp)
+			return c.store.RefreshQueued(ctx, c.cfg.Materializer, c.cfg.RefreshBatch, settle, tp)
 		})
 		if err != nil {
 			return err
@@ -395,11 +405,14 @@ func (c *Consumer) observe(p pending, res mapping.BatchResult, took time.Duratio
 		default:
 		}
 	}
+	var lag int64
 	for _, pos := range p.batch.Positions {
 		if hw, ok := p.tally.highWaters[pos.Partition]; ok && hw > 0 {
 			m.setLag(pos.Topic, pos.Partition, hw-pos.NextOffset)
+			lag += hw - pos.NextOffset
 		}
 	}
+	c.behind.Store(lag >= int64(c.cfg.BatchSize))
 }
 
 // apply commits a batch, retrying with backoff while ctx (the generation's

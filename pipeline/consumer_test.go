@@ -40,6 +40,8 @@ type testBundle struct {
 	lanes int
 	// registerer receives the next started consumer's metrics.
 	registerer prometheus.Registerer
+	// refreshCoalesce is the consumers' RefreshCoalesce (0: the default).
+	refreshCoalesce time.Duration
 	// logs records the consumers' log entries.
 	logs     zapcore.Core
 	observed *observer.ObservedLogs
@@ -123,6 +125,7 @@ func (tb *testBundle) startAs(t *testing.T, name string, batchSize int, store pi
 		RetryMin:          20 * time.Millisecond,
 		RetryMax:          200 * time.Millisecond,
 		Registerer:        tb.registerer,
+		RefreshCoalesce:   tb.refreshCoalesce,
 		Logger:            zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), tb.logs)).Named(name),
 	}, store)
 	if err != nil {

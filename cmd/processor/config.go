@@ -61,6 +61,10 @@ type Config struct {
 	// ApplyLanes is how many batches the consumer applies at once, each
 	// over its share of the assigned partitions.
 	ApplyLanes int `env:"APPLY_LANES" envDefault:"2"`
+	// RefreshCoalesce is how long, while the consumer is behind, a queued
+	// change waits for more changes of its visitor, user or group before
+	// their documents are rebuilt once for all (negative: never wait).
+	RefreshCoalesce time.Duration `env:"REFRESH_COALESCE" envDefault:"1s"`
 	// ShutdownGrace bounds the clean stop after SIGTERM.
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"20s"`
 

@@ -110,6 +110,7 @@ var pipelineVars = map[string]string{
 	"BatchSize": "BATCH_SIZE", "BatchTimeout": "BATCH_TIMEOUT", "Lanes": "APPLY_LANES",
 	"StartOffset": "KAFKA_START_OFFSET", "SessionTimeout": "KAFKA_SESSION_TIMEOUT",
 	"HeartbeatInterval": "KAFKA_HEARTBEAT_INTERVAL", "Materializer": "SETTINGS_FILE",
+	"RefreshCoalesce": "REFRESH_COALESCE",
 }
 
 // namePipelineVar rewrites a pipeline.FieldError to name the variable.
@@ -134,6 +135,7 @@ func (c *Config) pipelineConfig(d *deps) pipeline.Config {
 		BatchSize:         c.BatchSize,
 		BatchTimeout:      c.BatchTimeout,
 		Lanes:             c.ApplyLanes,
+		RefreshCoalesce:   c.RefreshCoalesce,
 		StartOffset:       c.startOffset(),
 		SessionTimeout:    c.KafkaSessionTimeout,
 		RebalanceTimeout:  c.KafkaSessionTimeout,

@@ -16,7 +16,7 @@ func Refresh(t testing.TB, store *persistence.Store, m *mapping.Materializer) ma
 	t.Helper()
 	var res mapping.BatchResult
 	for {
-		r, err := store.RefreshQueued(context.Background(), m, 1000, "")
+		r, err := store.RefreshQueued(context.Background(), m, 1000, 0, "")
 		if err != nil {
 			t.Fatalf("refresh queued documents: %v", err)
 		}

@@ -124,7 +124,7 @@ func (s *Store) Suppressed(ctx context.Context, ids []string) (map[string]bool, 
 func (s *Store) RefreshDelay(ctx context.Context) (time.Duration, error) { return 0, nil }
 
 // RefreshQueued implements pipeline.Store: the fake queues no refreshes.
-func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, traceparent string) (mapping.BatchResult, error) {
+func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limit int, settle time.Duration, traceparent string) (mapping.BatchResult, error) {
 	return mapping.BatchResult{}, nil
 }
 
