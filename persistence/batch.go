@@ -245,6 +245,13 @@ ON CONFLICT (topic, "partition", "offset") DO NOTHING`, topics, parts, offs, key
 UPDATE suppressions s SET dropped = s.dropped + u.n
 FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, counts)
 	}
+	if len(groups) > 0 {
+		ids := make([]string, len(groups))
+		for i, g := range groups {
+			ids[i] = g.ID
+		}
+		shared = append(shared, groupLocks(ids, false))
+	}
 	if err := queueTraits(&shared, st, groups); err != nil {
 		return nil, 0, err
 	}

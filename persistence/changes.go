@@ -82,11 +82,12 @@ func changesOf(st *mapping.State) []change {
 
 // queueChanges queues the batch's changes (changesOf) for a refresh and
 // returns how many it may have queued. Only what can change a document is
-// queued: a visitor with a conversation row, a user or group some document
-// is built from (prechat_documents.user_id, group_id; the batch's own
-// writes are visible to the statement). A document that a refresh running
-// beside this batch starts building from one of them is not visible to it;
-// that refresh queues a recheck of its visitor (migration 010).
+// queued: a visitor with a conversation row, a user with a verified link to
+// one, a group some document is built from (prechat_documents.group_id).
+// The batch's own writes are visible to the statement. A link, membership
+// or conversation start that a batch running beside this one adds is not:
+// the refresh that then builds a document from it queues a recheck of its
+// visitor; for a group, groupLocks closes the gap (see migration 010).
 //
 // An entry already queued is re-armed: the UPDATE holds it until the batch
 // commits, so no refresh claims it (SKIP LOCKED) before the change is
@@ -110,11 +111,32 @@ SELECT k, i, $3::text
 FROM unnest($1::text[], $2::text[]) AS u(k, i)
 WHERE CASE k
     WHEN 'anonymous' THEN EXISTS (SELECT 1 FROM conversations c WHERE c.anonymous_id = u.i)
-    WHEN 'user' THEN EXISTS (SELECT 1 FROM prechat_documents d WHERE d.user_id = u.i)
+    WHEN 'user' THEN EXISTS (SELECT 1 FROM identity_links l, LATERAL (SELECT 1 FROM conversations c WHERE c.anonymous_id = l.anonymous_id OFFSET 0) c
+                             WHERE l.user_id = u.i AND l.verified)
     ELSE EXISTS (SELECT 1 FROM prechat_documents d WHERE d.group_id = u.i)
     END
 ON CONFLICT (subject_kind, subject_id) DO UPDATE
 SET resume_after = NULL, claimed_until = NULL, traceparent = coalesce(excluded.traceparent, r.traceparent)`,
 		kinds, ids, tp)
 	return len(changes)
+}
+
+// groupLockClass namespaces the advisory locks of groupLocks (two-key form:
+// this class, and hashtext of the groupId).
+const groupLockClass = 0x70726567 // "preg"
+
+// groupLocks takes, in hash order, a transaction-scoped advisory lock per
+// group: exclusive in a batch that writes the groups' shared traits, shared
+// in a refresh about to build documents from groups they did not show
+// before. Either the refresh waits for the batch and reads its change, or
+// the batch waits for the refresh and then sees the refresh's documents in
+// prechat_documents.group_id (queueChanges), so no group change is lost
+// between a structural change and the refresh that follows it.
+func groupLocks(groups []string, shared bool) statement {
+	if shared {
+		return statement{`SELECT pg_advisory_xact_lock_shared($2::int, h) FROM (SELECT DISTINCT hashtext(g) AS h FROM unnest($1::text[]) AS g ORDER BY h) s`,
+			[]any{groups, groupLockClass}}
+	}
+	return statement{`SELECT pg_advisory_xact_lock($2::int, h) FROM (SELECT DISTINCT hashtext(g) AS h FROM unnest($1::text[]) AS g ORDER BY h) s`,
+		[]any{groups, groupLockClass}}
 }

@@ -3,6 +3,7 @@ package persistence_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,7 +58,16 @@ func (h *holdable) hold(t *testing.T, fn func() error) (release func() error) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the transaction to hold never reached its commit")
 	}
-	return func() error { h.release <- struct{}{}; return <-done }
+	var once sync.Once
+	var err error
+	release = func() error {
+		once.Do(func() { h.release <- struct{}{}; err = <-done })
+		return err
+	}
+	// A test that fails while holding lets the transaction end before the
+	// store closes (cleanups run last first).
+	t.Cleanup(func() { _ = release() })
+	return release
 }
 
 // TestTwoProcessesWriteDocumentsAtOnce: two stores on one database (two
@@ -285,5 +295,79 @@ func TestASharedChangeBesideARefreshThatStartsShowingItIsRecheckedIn(t *testing.
 		}
 		time.Sleep(100 * time.Millisecond)
 		persistencetest.Refresh(t, b.Store, mat)
+	}
+}
+
+// TestAGroupChangeBesideARefreshThatStartsShowingTheGroupIsNotLost: a batch
+// writing a group's shared traits is held before its commit; no document is
+// built from the group yet, so it queues nothing for the group's members.
+// Beside it, a member's membership is applied and refreshed: the refresh,
+// about to build the member's document from the group, waits for the held
+// batch (a shared lock against its exclusive one), then reads the member
+// again and shows the change at once, long before any recheck.
+func TestAGroupChangeBesideARefreshThatStartsShowingTheGroupIsNotLost(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	clock := func() time.Time { return now }
+	url := persistencetest.NewDatabase(t)
+	a, b := openHoldable(t, url, clock, time.Hour), openHoldable(t, url, clock, time.Hour)
+	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	batch := func(raw, user string) *mapping.Batch {
+		raw = strings.ReplaceAll(raw, "PROOF", mappingtest.Proof(user))
+		e, err := mapping.Decode([]byte(strings.ReplaceAll(raw, "AT", now.Format(time.RFC3339Nano))), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mappingtest.Policy().Admit(&e, now)
+		bt := mapping.NewBatch()
+		bt.Add(&e, now)
+		return bt
+	}
+	for _, raw := range []string{
+		`{"type":"track","messageId":"c","anonymousId":"v","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"AT"}`,
+		`{"type":"identify","messageId":"l","anonymousId":"v","userId":"u","traits":{"firstName":"Ada"},"context":PROOF,"timestamp":"AT"}`,
+	} {
+		if _, err := b.ApplyBatch(ctx, batch(raw, "u")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	persistencetest.Refresh(t, b.Store, mat)
+
+	release := a.hold(t, func() error {
+		_, err := a.ApplyBatch(ctx, batch(`{"type":"group","messageId":"g2","userId":"u2","groupId":"acme","traits":{"website":"acme.example"},"context":PROOF,"timestamp":"AT"}`, "u2"))
+		return err
+	})
+	if _, err := b.ApplyBatch(ctx, batch(`{"type":"group","messageId":"g1","userId":"u","groupId":"acme","context":PROOF,"timestamp":"AT"}`, "u")); err != nil {
+		t.Fatal(err)
+	}
+	refreshed := make(chan error, 1)
+	go func() { _, err := b.RefreshQueued(ctx, mat, 1000, 0, ""); refreshed <- err }()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for waiting := 0; waiting == 0; {
+		select {
+		case err := <-refreshed:
+			t.Fatalf("the refresh building the document from the group did not wait for the batch changing the group: %v", err)
+		case <-ctx.Done():
+			t.Fatal("the refresh never waited for the group lock")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-refreshed; err != nil {
+		t.Fatal(err)
+	}
+	if raw, _, err := b.DocumentGet(ctx, "v"); err != nil || !strings.Contains(string(raw), `"acme.example"`) {
+		t.Fatalf("the refresh that waited for the group's change does not show it: %s, %v", raw, err)
 	}
 }

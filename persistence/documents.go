@@ -145,10 +145,14 @@ func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []strin
 	if err != nil {
 		return mapping.BatchResult{}, err
 	}
+	visitors, err := lockNewGroups(ctx, tx, st.Visitors(anons), stored)
+	if err != nil {
+		return mapping.BatchResult{}, err
+	}
 	var rows documentRows
 	var unwritable []string
 	moved := map[string]bool{}
-	for _, v := range st.Visitors(anons) {
+	for _, v := range visitors {
 		doc := m.Document(v)
 		raw, err := json.Marshal(doc)
 		if err != nil {
@@ -176,6 +180,52 @@ func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []strin
 		return mapping.BatchResult{}, err
 	}
 	return mapping.BatchResult{Documents: len(written), Visitors: written, Unwritable: append(unwritable, refused...)}, nil
+}
+
+// maxGroupRereads bounds how often lockNewGroups reads visitors again.
+const maxGroupRereads = 3
+
+// lockNewGroups takes a shared group lock (groupLocks) on each group a
+// document is about to be built from that its stored document was not,
+// then reads those visitors again: a batch changing such a group either
+// committed before (its change is read now) or waits for this transaction
+// (and then queues the group, these documents showing it). A visitor read
+// again may show yet another group; it is locked in turn, a few times at
+// most (the visitor's recheck covers what is left).
+func lockNewGroups(ctx context.Context, tx pgx.Tx, visitors []mapping.Visitor, stored map[string]storedShares) ([]mapping.Visitor, error) {
+	locked := map[string]bool{}
+	for range maxGroupRereads {
+		var again []string
+		newGroups := map[string]bool{}
+		at := map[string]int{}
+		for i, v := range visitors {
+			if g := v.SharedGroup; g != "" && g != stored[v.AnonymousID].group && !locked[g] {
+				newGroups[g] = true
+				at[v.AnonymousID] = i
+				again = append(again, v.AnonymousID)
+			}
+		}
+		if len(newGroups) == 0 {
+			return visitors, nil
+		}
+		groups := setKeys(newGroups)
+		lock := groupLocks(groups, true)
+		if _, err := tx.Exec(ctx, lock.sql, lock.args...); err != nil {
+			return nil, fmt.Errorf("lock %d groups: %w", len(groups), err)
+		}
+		for _, g := range groups {
+			locked[g] = true
+		}
+		st, _, err := loadState(ctx, tx, again)
+		if err != nil {
+			return nil, err
+		}
+		visitors = slices.Clone(visitors)
+		for _, v := range st.Visitors(again) {
+			visitors[at[v.AnonymousID]] = v
+		}
+	}
+	return visitors, nil
 }
 
 // queueRechecks queues a recheck of these visitors, due RecheckDelay from

@@ -36,18 +36,23 @@ const liveQuery = `
 SELECT anonymous_id FROM conversations WHERE anonymous_id = ANY($1) AND event_time > $2`
 
 // expandQuery lists, for each queued user or group ($1 kinds, $2 ids, $3
-// where a paged expansion resumes), the visitors whose unexpired documents
-// (expires_at after $4) are built from it (prechat_documents.user_id,
-// group_id), in anonymous_id order, at most $5 each: one index range scan
-// per id, in the index's order, which the LIMIT keeps Postgres choosing
-// whatever its estimates.
+// where a paged expansion resumes), its live visitors in anonymous_id
+// order, at most $5 each: a user's, its verified links' visitors with a
+// conversation start after $6 (index probes fenced with OFFSET 0, so that
+// Postgres cannot plan them as full scans on tables not yet analysed, see
+// migration 004); a group's, the visitors whose unexpired documents
+// (expires_at after $4) are built from it (prechat_documents.group_id), one
+// index range scan in the index's order, which the LIMIT keeps Postgres
+// choosing whatever its estimates.
 const expandQuery = `
 SELECT m.ord, v.anonymous_id
 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS m(kind, id, resume, ord),
 LATERAL (
-    (SELECT d.anonymous_id FROM prechat_documents d
-     WHERE m.kind = 'user' AND d.user_id = m.id AND d.anonymous_id > coalesce(m.resume, '') AND d.expires_at > $4
-     ORDER BY d.anonymous_id LIMIT $5)
+    (SELECT l.anonymous_id
+     FROM (SELECT anonymous_id FROM identity_links WHERE m.kind = 'user' AND user_id = m.id AND verified OFFSET 0) l,
+     LATERAL (SELECT 1 FROM conversations c WHERE c.anonymous_id = l.anonymous_id AND c.event_time > $6 OFFSET 0) c
+     WHERE l.anonymous_id > coalesce(m.resume, '')
+     ORDER BY l.anonymous_id LIMIT $5)
     UNION ALL
     (SELECT d.anonymous_id FROM prechat_documents d
      WHERE m.kind = 'group' AND d.group_id = m.id AND d.anonymous_id > coalesce(m.resume, '') AND d.expires_at > $4
@@ -255,7 +260,7 @@ func (s *Store) planRefresh(ctx context.Context, tx pgx.Tx, claimed []queued, no
 	}
 	if len(kinds) > 0 {
 		budget := s.fanOutLimit
-		rows, err := tx.Query(ctx, expandQuery, kinds, ids, resumes, now, budget+1)
+		rows, err := tx.Query(ctx, expandQuery, kinds, ids, resumes, now, budget+1, now.Add(-ttl))
 		if err != nil {
 			return p, fmt.Errorf("expand queued users and groups: %w", err)
 		}
