@@ -23,7 +23,9 @@ func TestRefreshesCoalesceWhileBehind(t *testing.T) {
 	tb.registerer = reg
 	tb.refreshCoalesce = 10 * time.Second
 	const changes, batch = 300, 10
-	at := func(i int) string { return tb.now.Add(time.Duration(i-changes) * time.Millisecond).Format(time.RFC3339Nano) }
+	at := func(i int) string {
+		return tb.now.Add(time.Duration(i-changes) * time.Millisecond).Format(time.RFC3339Nano)
+	}
 	raws := [][]byte{fmt.Appendf(nil, `{"type":"track","messageId":"c","anonymousId":"v","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":%q}`, at(0))}
 	for i := 1; i <= changes; i++ {
 		raws = append(raws, fmt.Appendf(nil, `{"type":"identify","messageId":"i-%d","anonymousId":"v","traits":{"firstName":"Name %d"},"timestamp":%q}`, i, i, at(i)))
