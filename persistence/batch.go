@@ -3,6 +3,7 @@ package persistence
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -50,25 +51,17 @@ var errTrial = errors.New("trial transaction rolled back")
 
 // applyBatch is ApplyBatch, or with trial TryBatch.
 func (s *Store) applyBatch(ctx context.Context, b *mapping.Batch, trial *mapping.Materializer) (mapping.BatchResult, error) {
+	// Encoded before the transaction begins: rows that other batches may be
+	// waiting for are locked only while Postgres works.
+	effects, queued, err := effectsOf(b)
+	if err != nil {
+		return mapping.BatchResult{}, fmt.Errorf("apply batch of %d messages: %w", b.Len(), classify(err))
+	}
 	var res mapping.BatchResult
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		// Read, merged and encoded before the first write: rows that other
-		// batches may be waiting for are locked only while Postgres works.
-		stored, err := readStoredTraits(ctx, tx, b.State)
-		if err != nil {
-			return err
-		}
-		var missed traitWrites
-		effects, queued, err := effectsOf(b, stored, &missed)
-		if err != nil {
-			return err
-		}
+	err = s.withTx(ctx, func(tx pgx.Tx) error {
 		res = mapping.BatchResult{Queued: queued}
 		if err := effects.send(ctx, tx); err != nil {
 			return fmt.Errorf("write effects: %w", err)
-		}
-		if err := mergeMissed(ctx, tx, &missed); err != nil {
-			return err
 		}
 		// Waiting readers re-check: an after= wait on an event that changed
 		// no document is answered now, the others when their refresh commits.
@@ -95,21 +88,17 @@ func (s *Store) applyBatch(ctx context.Context, b *mapping.Batch, trial *mapping
 	return res, nil
 }
 
-// statement is an SQL statement with its encoded arguments, and what
-// reads the rows it returns (nil: none are read).
+// statement is an SQL statement with its encoded arguments.
 type statement struct {
-	sql     string
-	args    []any
-	collect func(pgx.Rows) error
+	sql  string
+	args []any
 }
 
 // statements are sent together, in order, in one round trip.
 type statements []statement
 
 // Queue adds a statement.
-func (s *statements) Queue(sql string, args ...any) {
-	*s = append(*s, statement{sql: sql, args: args})
-}
+func (s *statements) Queue(sql string, args ...any) { *s = append(*s, statement{sql, args}) }
 
 // send sends the statements as one pgx.Batch. A new pgx.Batch each time: pgx
 // remembers on a queued query the statement it was prepared as on one
@@ -117,10 +106,7 @@ func (s *statements) Queue(sql string, args ...any) {
 func (s statements) send(ctx context.Context, tx pgx.Tx) error {
 	var b pgx.Batch
 	for _, st := range s {
-		q := b.Queue(st.sql, st.args...)
-		if st.collect != nil {
-			q.Query(st.collect)
-		}
+		b.Queue(st.sql, st.args...)
 	}
 	return tx.SendBatch(ctx, &b).Close()
 }
@@ -128,12 +114,16 @@ func (s statements) send(ctx context.Context, tx pgx.Tx) error {
 // effectsOf encodes every upsert of the batch: the rows of its own visitors
 // first, then the rows many visitors share, then its queue entries (see
 // ApplyBatch). Rows are sorted by key so concurrent batches lock rows in the
-// same order. Traits are merged into the stored rows (see traits.go);
-// missed collects, as the statements run, those Postgres must merge. queued
-// is the number of queue entries.
-func effectsOf(b *mapping.Batch, stored map[mapping.Subject]storedTraits, missed *traitWrites) (_ statements, queued int, _ error) {
+// same order. queued is the number of queue entries.
+func effectsOf(b *mapping.Batch) (_ statements, queued int, _ error) {
 	st := b.State
 	var batch, shared statements
+	// The batch's statements are short and bounded by the batch size: JIT
+	// compilation never pays for itself on them, and on tables not yet
+	// analysed (a new deployment, a replay into an empty database) inflated
+	// estimates made Postgres compile them for ~100 ms per batch. SET LOCAL,
+	// not a connection parameter, so that poolers such as PgBouncer accept it.
+	batch.Queue(`SET LOCAL jit = off`)
 
 	subjects := sortedKeys(st.Traits, compareSubject)
 	// A visitor's own rows (its traits, its view of a group) belong to the
@@ -141,14 +131,14 @@ func effectsOf(b *mapping.Batch, stored map[mapping.Subject]storedTraits, missed
 	own := func(s mapping.Subject) bool { return s.Kind == mapping.KindAnonymous || s.Observer != "" }
 	visitors := slices.DeleteFunc(slices.Clone(subjects), func(s mapping.Subject) bool { return !own(s) })
 	others := slices.DeleteFunc(subjects, own)
-	if err := queueTraits(&batch, st, visitors, stored, missed); err != nil {
+	if err := queueTraits(&batch, st, visitors); err != nil {
 		return nil, 0, err
 	}
 	// Users' rows before groups': a group's row is shared by the most
 	// batches (every member's), so it is locked last, for the shortest time.
 	users := slices.DeleteFunc(slices.Clone(others), func(s mapping.Subject) bool { return s.Kind == mapping.KindGroup })
 	groups := slices.DeleteFunc(others, func(s mapping.Subject) bool { return s.Kind != mapping.KindGroup })
-	if err := queueTraits(&shared, st, users, stored, missed); err != nil {
+	if err := queueTraits(&shared, st, users); err != nil {
 		return nil, 0, err
 	}
 
@@ -262,11 +252,61 @@ FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, count
 		}
 		shared = append(shared, groupLocks(ids, false))
 	}
-	if err := queueTraits(&shared, st, groups, stored, missed); err != nil {
+	if err := queueTraits(&shared, st, groups); err != nil {
 		return nil, 0, err
 	}
 	queued = queueChanges(&shared, st, b.Trace)
 	return append(batch, shared...), queued, nil
+}
+
+// queueTraits queues the merge of these subjects' traits.
+func queueTraits(batch *statements, st *mapping.State, subjects []mapping.Subject) error {
+	if len(subjects) == 0 {
+		return nil
+	}
+	n := len(subjects)
+	kinds, ids, observers, traits := make([]string, n), make([]string, n), make([]string, n), make([][]byte, n)
+	for i, sub := range subjects {
+		raw, err := encodeTraits(st.Traits[sub])
+		if err != nil {
+			return fmt.Errorf("encode traits of %s %s: %w", sub.Kind, mapping.LogID(sub.ID), err)
+		}
+		kinds[i], ids[i], observers[i], traits[i] = string(sub.Kind), sub.ID, sub.Observer, raw
+	}
+	batch.Queue(`
+INSERT INTO traits AS t (subject_kind, subject_id, observer, traits)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
+ON CONFLICT (subject_kind, subject_id, observer) DO UPDATE
+SET traits = prechat_merge_traits(t.traits, excluded.traits)
+WHERE prechat_traits_change(t.traits, excluded.traits)`, kinds, ids, observers, traits)
+	return nil
+}
+
+// storedTrait is a trait entry in the traits column (see the migration).
+type storedTrait struct {
+	V json.RawMessage `json:"v"`
+	T int64           `json:"t"`
+	M string          `json:"m"`
+}
+
+func encodeTraits(t mapping.Traits) ([]byte, error) {
+	out := make(map[string]storedTrait, len(t))
+	for k, v := range t {
+		out[k] = storedTrait{V: v.Value, T: v.At.UnixMicro(), M: v.MessageID}
+	}
+	return json.Marshal(out)
+}
+
+func decodeTraits(raw []byte) (mapping.Traits, error) {
+	var in map[string]storedTrait
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, err
+	}
+	out := make(mapping.Traits, len(in))
+	for k, v := range in {
+		out[k] = mapping.Trait{Value: v.V, Stamp: mapping.Stamp{At: time.UnixMicro(v.T).UTC(), MessageID: v.M}}
+	}
+	return out, nil
 }
 
 func writePositions(ctx context.Context, tx pgx.Tx, ps []mapping.Position) error {

@@ -134,9 +134,9 @@ const groupLockClass = 0x70726567 // "preg"
 // between a structural change and the refresh that follows it.
 func groupLocks(groups []string, shared bool) statement {
 	if shared {
-		return statement{sql: `SELECT pg_advisory_xact_lock_shared($2::int, h) FROM (SELECT DISTINCT hashtext(g) AS h FROM unnest($1::text[]) AS g ORDER BY h) s`,
-			args: []any{groups, groupLockClass}}
+		return statement{`SELECT pg_advisory_xact_lock_shared($2::int, h) FROM (SELECT DISTINCT hashtext(g) AS h FROM unnest($1::text[]) AS g ORDER BY h) s`,
+			[]any{groups, groupLockClass}}
 	}
-	return statement{sql: `SELECT pg_advisory_xact_lock($2::int, h) FROM (SELECT DISTINCT hashtext(g) AS h FROM unnest($1::text[]) AS g ORDER BY h) s`,
-		args: []any{groups, groupLockClass}}
+	return statement{`SELECT pg_advisory_xact_lock($2::int, h) FROM (SELECT DISTINCT hashtext(g) AS h FROM unnest($1::text[]) AS g ORDER BY h) s`,
+		[]any{groups, groupLockClass}}
 }
