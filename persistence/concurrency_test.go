@@ -371,3 +371,64 @@ func TestAGroupChangeBesideARefreshThatStartsShowingTheGroupIsNotLost(t *testing
 		t.Fatalf("the refresh that waited for the group's change does not show it: %s, %v", raw, err)
 	}
 }
+
+// TestATraitRowChangedBesideABatchIsMergedNotOverwritten: a batch that
+// changes a trait row while another batch's change to it is in flight
+// waits for it and merges into what it committed: the row ends with both
+// batches' traits.
+func TestATraitRowChangedBesideABatchIsMergedNotOverwritten(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	clock := func() time.Time { return now }
+	url := persistencetest.NewDatabase(t)
+	a, b := openHoldable(t, url, clock, time.Hour), openHoldable(t, url, clock, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	batch := func(id, trait string) *mapping.Batch {
+		raw := `{"type":"identify","messageId":"` + id + `","userId":"u","traits":{` + trait + `},"context":` + mappingtest.Proof("u") + `,"timestamp":"` + now.Format(time.RFC3339Nano) + `"}`
+		e, err := mapping.Decode([]byte(raw), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mappingtest.Policy().Admit(&e, now)
+		bt := mapping.NewBatch()
+		bt.Add(&e, now)
+		return bt
+	}
+	if _, err := b.ApplyBatch(ctx, batch("i0", `"email":"ada@example.com"`)); err != nil {
+		t.Fatal(err)
+	}
+	release := a.hold(t, func() error { _, err := a.ApplyBatch(ctx, batch("i1", `"firstName":"Ada"`)); return err })
+	applied := make(chan error, 1)
+	go func() { _, err := b.ApplyBatch(ctx, batch("i2", `"lastName":"Lovelace"`)); applied <- err }()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for waiting := 0; waiting == 0; {
+		select {
+		case err := <-applied:
+			t.Fatalf("b's batch did not wait for a's change to the same row: %v", err)
+		case <-ctx.Done():
+			t.Fatal("b's batch never waited for a's")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+	var keys string
+	if err := conn.QueryRow(ctx, `SELECT (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(traits) AS k) FROM traits WHERE subject_kind = 'user' AND subject_id = 'u' AND observer = ''`).Scan(&keys); err != nil {
+		t.Fatal(err)
+	}
+	if keys != "email,firstName,lastName" {
+		t.Fatalf("u's row holds %s, want email,firstName,lastName", keys)
+	}
+}
