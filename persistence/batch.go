@@ -63,14 +63,6 @@ func (s *Store) applyBatch(ctx context.Context, b *mapping.Batch, trial *mapping
 		if err := effects.send(ctx, tx); err != nil {
 			return fmt.Errorf("write effects: %w", err)
 		}
-		// Waiting readers re-check: an after= wait on an event that changed
-		// no document is answered now, the others when their refresh commits.
-		if err := notifyVisitors(ctx, tx, b, nil); err != nil {
-			return err
-		}
-		if err := writePositions(ctx, tx, b.Positions); err != nil {
-			return err
-		}
 		if trial != nil {
 			if err := s.tryRefresh(ctx, tx, b.State, trial); err != nil {
 				return err
@@ -245,6 +237,16 @@ ON CONFLICT (topic, "partition", "offset") DO NOTHING`, topics, parts, offs, key
 UPDATE suppressions s SET dropped = s.dropped + u.n
 FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, counts)
 	}
+	// The offsets (the lane's own rows) and the notifications before the
+	// group phase: the rows all lanes and consumers write (see groupLocks),
+	// locked last, for the shortest time, then the queue entries (locked
+	// after them by every batch, see queueChanges).
+	if notify, ok := notifyStatement(b); ok {
+		shared = append(shared, notify)
+	}
+	if positions, ok := positionsStatement(b.Positions); ok {
+		shared = append(shared, positions)
+	}
 	if len(groups) > 0 {
 		ids := make([]string, len(groups))
 		for i, g := range groups {
@@ -255,8 +257,9 @@ FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE s.id = u.id`, ids, count
 	if err := queueTraits(&shared, st, groups); err != nil {
 		return nil, 0, err
 	}
-	queued = queueChanges(&shared, st, b.Trace)
-	return append(batch, shared...), queued, nil
+	changes := changesOf(st)
+	queueChanges(&shared, changes, b.Trace)
+	return append(batch, shared...), len(changes), nil
 }
 
 // queueTraits queues the merge of these subjects' traits.
@@ -309,9 +312,10 @@ func decodeTraits(raw []byte) (mapping.Traits, error) {
 	return out, nil
 }
 
-func writePositions(ctx context.Context, tx pgx.Tx, ps []mapping.Position) error {
+// positionsStatement writes the batch's next offsets (ok false: none).
+func positionsStatement(ps []mapping.Position) (_ statement, ok bool) {
 	if len(ps) == 0 {
-		return nil
+		return statement{}, false
 	}
 	ps = slices.Clone(ps)
 	slices.SortFunc(ps, func(a, b mapping.Position) int {
@@ -321,16 +325,12 @@ func writePositions(ctx context.Context, tx pgx.Tx, ps []mapping.Position) error
 	for i, p := range ps {
 		groups[i], topics[i], parts[i], next[i] = p.Group, p.Topic, int32(p.Partition), p.NextOffset
 	}
-	_, err := tx.Exec(ctx, `
+	return statement{sql: `
 INSERT INTO kafka_offsets AS o (consumer_group, topic, "partition", next_offset)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[])
 ON CONFLICT (consumer_group, topic, "partition") DO UPDATE
 SET next_offset = excluded.next_offset, updated_at = now()
-WHERE o.next_offset < excluded.next_offset`, groups, topics, parts, next)
-	if err != nil {
-		return fmt.Errorf("write offsets: %w", err)
-	}
-	return nil
+WHERE o.next_offset < excluded.next_offset`, args: []any{groups, topics, parts, next}}, true
 }
 
 func sortedKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {

@@ -80,8 +80,8 @@ func changesOf(st *mapping.State) []change {
 	return sortedKeys(seen, compareChange)
 }
 
-// queueChanges queues the batch's changes (changesOf) for a refresh and
-// returns how many it may have queued. Only what can change a document is
+// queueChanges queues changes of the batch (changesOf) for a refresh.
+// Only what can change a document is
 // queued: a visitor with a conversation row, a user with a verified link to
 // one, a group some document is built from (prechat_documents.group_id).
 // The batch's own writes are visible to the statement. A link, membership
@@ -95,10 +95,9 @@ func changesOf(st *mapping.State) []change {
 // queued, and restarts a paged expansion. trace, the batch span's
 // traceparent, is kept with each entry (NULL when ""), unless the batch is
 // not traced and the entry already has one.
-func queueChanges(batch *statements, st *mapping.State, trace string) int {
-	changes := changesOf(st)
+func queueChanges(batch *statements, changes []change, trace string) {
 	if len(changes) == 0 {
-		return 0
+		return
 	}
 	kinds, ids := changeKeys(changes)
 	var tp *string
@@ -118,7 +117,6 @@ WHERE CASE k
 ON CONFLICT (subject_kind, subject_id) DO UPDATE
 SET resume_after = NULL, claimed_until = NULL, traceparent = coalesce(excluded.traceparent, r.traceparent)`,
 		kinds, ids, tp)
-	return len(changes)
 }
 
 // groupLockClass namespaces the advisory locks of groupLocks (two-key form:

@@ -22,30 +22,37 @@ const NotifyChannel = "prechat_documents"
 // maxPayload keeps each NOTIFY payload under Postgres's 8000-byte limit.
 const maxPayload = 7900
 
-// notifyVisitors queues, in the batch's transaction, notifications naming
-// every visitor whose document was written or who sent an event recorded
-// as applied (mapping.Event.CanChangeDocument), so waiting readers
-// re-check when the transaction commits.
-func notifyVisitors(ctx context.Context, tx pgx.Tx, b *mapping.Batch, written []string) error {
-	seen := make(map[string]bool, len(written)+len(b.Applied))
-	ids := make([]string, 0, len(written)+len(b.Applied))
-	add := func(id string) {
-		if id != "" && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
+// notifyStatement names, in notifications chunked under the payload limit,
+// the visitors a batch applied events of (ok false: none): waiting readers
+// re-check, an after= wait on an event that changed no document is
+// answered at the batch's commit, the others when their refresh commits.
+func notifyStatement(b *mapping.Batch) (_ statement, ok bool) {
+	seen := make(map[string]bool, len(b.Applied))
+	ids := make([]string, 0, len(b.Applied))
+	for _, a := range b.Applied {
+		if a.AnonymousID != "" && !seen[a.AnonymousID] {
+			seen[a.AnonymousID] = true
+			ids = append(ids, a.AnonymousID)
 		}
 	}
-	for _, v := range written {
-		add(v)
-	}
-	for _, a := range b.Applied {
-		add(a.AnonymousID)
-	}
-	return notifyIDs(ctx, tx, ids)
+	return notifyIDsStatement(ids)
 }
 
-// notifyIDs queues notifications naming ids, chunked under the payload limit.
+// notifyIDs queues, in tx, notifications naming ids.
 func notifyIDs(ctx context.Context, tx pgx.Tx, ids []string) error {
+	st, ok := notifyIDsStatement(ids)
+	if !ok {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, st.sql, st.args...); err != nil {
+		return fmt.Errorf("notify visitors: %w", err)
+	}
+	return nil
+}
+
+// notifyIDsStatement queues notifications naming ids, chunked under the
+// payload limit (ok false: no ids).
+func notifyIDsStatement(ids []string) (_ statement, ok bool) {
 	var payloads []string
 	var cur strings.Builder
 	for _, id := range ids {
@@ -62,12 +69,9 @@ func notifyIDs(ctx context.Context, tx pgx.Tx, ids []string) error {
 		payloads = append(payloads, cur.String())
 	}
 	if len(payloads) == 0 {
-		return nil
+		return statement{}, false
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, NotifyChannel, payloads); err != nil {
-		return fmt.Errorf("notify visitors: %w", err)
-	}
-	return nil
+	return statement{sql: `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, args: []any{NotifyChannel, payloads}}, true
 }
 
 // Hub fans the notifications of one LISTEN connection out to any number of

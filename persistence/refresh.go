@@ -26,6 +26,9 @@ FROM (SELECT subject_kind, subject_id FROM document_refreshes
 WHERE r.subject_kind = c.subject_kind AND r.subject_id = c.subject_id
 RETURNING r.subject_kind, r.subject_id, r.resume_after, r.traceparent, r.claimed_until`
 
+// claimTimeout bounds a claim transaction.
+const claimTimeout = 10 * time.Second
+
 // refreshLease is how long a claim keeps other refreshes off its entries:
 // longer than a refresh takes; a refresh that died frees them after it.
 const refreshLease = time.Minute
@@ -139,7 +142,15 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 // of its own, so that no batch waits for the refresh that follows. links
 // are the distinct traceparents their batches left, at most
 // mapping.MaxLinks.
+//
+// The claim is not cut short by ctx's cancellation (only bounded by
+// claimTimeout): a claim whose commit reached Postgres while its caller
+// saw the cancellation would keep its entries from every refresh for the
+// lease, with no one left to free them. A cancelled caller fails at the
+// refresh that follows, which frees them.
 func (s *Store) claim(ctx context.Context, limit int, settle time.Duration) (claimed []queued, links []string, stamp time.Time, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
 	err = s.withTx(ctx, func(tx pgx.Tx) error {
 		claimed, links = claimed[:0], links[:0]
 		rows, err := tx.Query(ctx, claimQuery, limit, refreshLease, max(settle, 0))

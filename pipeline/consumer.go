@@ -149,7 +149,7 @@ func (c *Consumer) refreshLoop(ctx context.Context) {
 		case <-tick.C:
 		case <-c.refreshNow:
 		}
-		if err := c.refreshAll(ctx); err != nil && ctx.Err() == nil {
+		if err := c.refreshAll(ctx, false); err != nil && ctx.Err() == nil {
 			c.metrics.retries.Inc()
 			c.log.Warn("refreshing queued documents failed; retrying", zap.Error(err))
 		}
@@ -161,12 +161,13 @@ func (c *Consumer) refreshLoop(ctx context.Context) {
 
 // refreshAll runs refresh transactions (Store.RefreshQueued), RefreshBatch
 // changes each, until one finds fewer than that queued. While the consumer
-// is behind, changes younger than RefreshCoalesce wait (see Config).
-func (c *Consumer) refreshAll(ctx context.Context) error {
+// is behind, changes younger than RefreshCoalesce wait (see Config), unless
+// drain: then every queued change is worked off.
+func (c *Consumer) refreshAll(ctx context.Context, drain bool) error {
 	for ctx.Err() == nil {
 		start := time.Now()
 		var settle time.Duration
-		if c.behind.Load() {
+		if !drain && c.behind.Load() {
 			settle = c.cfg.RefreshCoalesce
 		}
 		res, err := c.refreshSpan(ctx, func(ctx context.Context, tp string) (mapping.BatchResult, error) {

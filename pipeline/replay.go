@@ -82,7 +82,7 @@ func Replay(ctx context.Context, cfg Config, store Store, opts ReplayOptions) (R
 	if err := ctx.Err(); err != nil {
 		return rng, fmt.Errorf("replay stopped: %w", err)
 	}
-	if err := c.retry(ctx, "refreshing queued documents", c.log, func() error { return c.refreshAll(ctx) }); err != nil {
+	if err := c.retry(ctx, "refreshing queued documents", c.log, func() error { return c.refreshAll(ctx, true) }); err != nil {
 		return rng, fmt.Errorf("replay stopped: %w", errors.Join(ctx.Err(), err))
 	}
 	return rng, nil
