@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/prechat/prechat/mapping/mappingtest"
 	"github.com/prechat/prechat/persistence"
 	"github.com/prechat/prechat/persistence/persistencetest"
 )
@@ -44,8 +45,8 @@ func TestOperationsDocQueriesRun(t *testing.T) {
 	tb = withSettings(tb)
 	at := tb.now.Format(time.RFC3339Nano)
 	tb.apply(t, tb.decodeAll(t, [][]byte{
-		[]byte(`{"type":"identify","messageId":"i1","anonymousId":"visitor-1","userId":"u1","traits":{"email":"ada@example.com"},"timestamp":"` + at + `"}`),
-		[]byte(`{"type":"group","messageId":"g1","userId":"u1","groupId":"acme","traits":{"website":"acme.test"},"timestamp":"` + at + `"}`),
+		[]byte(`{"type":"identify","messageId":"i1","anonymousId":"visitor-1","userId":"u1","traits":{"email":"ada@example.com"},"context":` + mappingtest.Proof("u1") + `,"timestamp":"` + at + `"}`),
+		[]byte(`{"type":"group","messageId":"g1","userId":"u1","groupId":"acme","traits":{"website":"acme.test"},"context":` + mappingtest.Proof("u1") + `,"timestamp":"` + at + `"}`),
 		[]byte(`{"type":"track","messageId":"c1","anonymousId":"visitor-1","event":"Live Chat Conversation Started","properties":{"subject":"Help"},"timestamp":"` + at + `"}`),
 	}))
 
