@@ -2,6 +2,8 @@ package persistence_test
 
 import (
 	"context"
+	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,6 +72,118 @@ func (h *holdable) hold(t *testing.T, fn func() error) (release func() error) {
 	return release
 }
 
+// race is two processes' stores on one database, a fixed clock, the test
+// settings and a deadline: the set-up of a test that makes them race.
+type race struct {
+	t    *testing.T
+	ctx  context.Context
+	url  string
+	now  time.Time
+	seq  int
+	a, b *holdable
+	mat  *mapping.Materializer
+}
+
+// newRace opens two holdable stores with this RecheckDelay on a new
+// database.
+func newRace(t *testing.T, recheck time.Duration) *race {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	r := &race{t: t, ctx: ctx, url: persistencetest.NewDatabase(t), now: time.Now().UTC().Truncate(time.Microsecond),
+		mat: &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}}
+	r.a, r.b = r.open(recheck), r.open(recheck)
+	return r
+}
+
+// open opens another store on the race's database.
+func (r *race) open(recheck time.Duration) *holdable {
+	return openHoldable(r.t, r.url, func() time.Time { return r.now }, recheck)
+}
+
+// batch decodes the events into one batch as the pipeline admits them,
+// each timed a millisecond after the one before ("AT" in the JSON), and
+// with u's identity proof ("PROOF(u)").
+func (r *race) batch(raws ...string) *mapping.Batch {
+	r.t.Helper()
+	bt := mapping.NewBatch()
+	for _, raw := range raws {
+		r.seq++
+		raw = strings.ReplaceAll(raw, "AT", r.now.Add(time.Duration(r.seq)*time.Millisecond).Format(time.RFC3339Nano))
+		raw = proofs.ReplaceAllStringFunc(raw, func(m string) string { return mappingtest.Proof(proofs.FindStringSubmatch(m)[1]) })
+		e, err := mapping.Decode([]byte(raw), "")
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		mappingtest.Policy().Admit(&e, r.now)
+		bt.Add(&e, r.now)
+	}
+	return bt
+}
+
+var proofs = regexp.MustCompile(`PROOF\(([^)]*)\)`)
+
+// apply applies the events with store s, failing the test on an error.
+func (r *race) apply(s *holdable, raws ...string) {
+	r.t.Helper()
+	if _, err := s.ApplyBatch(r.ctx, r.batch(raws...)); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// shows reports whether the visitor's document holds the quoted text.
+func (r *race) shows(anon, text string) bool {
+	raw, _, err := r.b.DocumentGet(r.ctx, anon)
+	return err == nil && strings.Contains(string(raw), `"`+text+`"`)
+}
+
+// waitsForLock returns once a transaction waits for a lock of locktype
+// ("transactionid": a row; "advisory"), failing the test if ended, the
+// result of what should be waiting, comes first.
+func (r *race) waitsForLock(locktype string, ended <-chan error, what string) {
+	r.t.Helper()
+	conn, err := pgx.Connect(r.ctx, r.url)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for waiting := 0; waiting == 0; {
+		select {
+		case err := <-ended:
+			r.t.Fatalf("%s did not wait: %v", what, err)
+		case <-r.ctx.Done():
+			r.t.Fatalf("%s never waited", what)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := conn.QueryRow(r.ctx, `SELECT count(*) FROM pg_locks WHERE locktype = $1 AND NOT granted`, locktype).Scan(&waiting); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// recheckedIn refreshes until the visitor's document holds text, which
+// must not be before the recheck delay since start (else the test did not
+// make its race); it skips when the machine was too slow to tell.
+func (r *race) recheckedIn(anon, text string, start time.Time, recheck time.Duration) {
+	r.t.Helper()
+	persistencetest.Refresh(r.t, r.b.Store, r.mat)
+	if r.shows(anon, text) {
+		if time.Since(start) < recheck {
+			r.t.Fatal("the change shows before the recheck: the test no longer makes the race it is about")
+		}
+		r.t.Skip("the machine took longer than the recheck delay to get here")
+	}
+	for !r.shows(anon, text) {
+		if r.ctx.Err() != nil {
+			r.t.Fatalf("the recheck never rebuilt %s's document with %q", anon, text)
+		}
+		time.Sleep(100 * time.Millisecond)
+		persistencetest.Refresh(r.t, r.b.Store, r.mat)
+	}
+}
+
+const conversationStart = `{"type":"track","messageId":"c-%s","anonymousId":"%s","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"AT"}`
+
 // TestTwoProcessesWriteDocumentsAtOnce: two stores on one database (two
 // consumer processes) share no lock beyond the rows both write. While one
 // process's batch, then its refresh, is held open just before its commit,
@@ -79,93 +193,49 @@ func (h *holdable) hold(t *testing.T, fn func() error) (release func() error) {
 // then in that visitor's document: no refresh is lost.
 func TestTwoProcessesWriteDocumentsAtOnce(t *testing.T) {
 	t.Parallel()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	clock := func() time.Time { return now }
-	url := persistencetest.NewDatabase(t)
-	a, b := openHoldable(t, url, clock, 0), openHoldable(t, url, clock, 0)
-	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	seq := 0
-	batch := func(raws ...string) *mapping.Batch {
-		bt := mapping.NewBatch()
-		for _, raw := range raws {
-			seq++
-			raw = strings.ReplaceAll(raw, "AT", now.Add(time.Duration(seq)*time.Millisecond).Format(time.RFC3339Nano))
-			e, err := mapping.Decode([]byte(raw), "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			mappingtest.Policy().Admit(&e, now)
-			bt.Add(&e, now)
-		}
-		return bt
-	}
+	r := newRace(t, 0)
+	a, b, ctx := r.a, r.b, r.ctx
 	identify := func(anon, name string) *mapping.Batch {
-		return batch(`{"type":"identify","messageId":"` + anon + name + `","anonymousId":"` + anon + `","traits":{"firstName":"` + name + `"},"timestamp":"AT"}`)
+		return r.batch(`{"type":"identify","messageId":"` + anon + name + `","anonymousId":"` + anon + `","traits":{"firstName":"` + name + `"},"timestamp":"AT"}`)
 	}
-	shows := func(anon, name string) bool {
-		raw, _, err := a.DocumentGet(ctx, anon)
-		return err == nil && strings.Contains(string(raw), `"`+name+`"`)
-	}
-	if _, err := b.ApplyBatch(ctx, batch(
-		`{"type":"track","messageId":"ca","anonymousId":"va","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"AT"}`,
-		`{"type":"track","messageId":"cb","anonymousId":"vb","event":"Live Chat Conversation Started","properties":{"subject":"y"},"timestamp":"AT"}`)); err != nil {
-		t.Fatal(err)
-	}
-	persistencetest.Refresh(t, b.Store, mat)
+	r.apply(b, fmt.Sprintf(conversationStart, "va", "va"), fmt.Sprintf(conversationStart, "vb", "vb"))
+	persistencetest.Refresh(t, b.Store, r.mat)
 
 	// A batch of a's in flight: b applies one and refreshes its visitor.
 	release := a.hold(t, func() error { _, err := a.ApplyBatch(ctx, identify("va", "Ada")); return err })
 	if _, err := b.ApplyBatch(ctx, identify("vb", "Bea")); err != nil {
 		t.Fatalf("b's batch beside a's: %v", err)
 	}
-	if res, err := b.RefreshQueued(ctx, mat, 1000, 0, ""); err != nil || res.Documents != 1 || !shows("vb", "Bea") {
-		t.Fatalf("b's refresh beside a's batch: %+v, %v; vb shows Bea: %v", res, err, shows("vb", "Bea"))
+	if res, err := b.RefreshQueued(ctx, r.mat, 1000, 0, ""); err != nil || res.Documents != 1 || !r.shows("vb", "Bea") {
+		t.Fatalf("b's refresh beside a's batch: %+v, %v; vb shows Bea: %v", res, err, r.shows("vb", "Bea"))
 	}
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
 
 	// A refresh of a's in flight (va's document): b refreshes vb's.
-	release = a.hold(t, func() error { _, err := a.RefreshQueued(ctx, mat, 1000, 0, ""); return err })
+	release = a.hold(t, func() error { _, err := a.RefreshQueued(ctx, r.mat, 1000, 0, ""); return err })
 	if _, err := b.ApplyBatch(ctx, identify("vb", "Bee")); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := b.RefreshQueued(ctx, mat, 1000, 0, ""); err != nil || res.Documents != 1 || !shows("vb", "Bee") {
+	if res, err := b.RefreshQueued(ctx, r.mat, 1000, 0, ""); err != nil || res.Documents != 1 || !r.shows("vb", "Bee") {
 		t.Fatalf("b's refresh beside a's: %+v, %v", res, err)
 	}
 	// A change to va now waits for a's refresh, then is queued anew.
 	changed := make(chan error, 1)
 	go func() { _, err := b.ApplyBatch(ctx, identify("va", "Ava")); changed <- err }()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	for waiting := 0; waiting == 0; {
-		select {
-		case err := <-changed:
-			t.Fatalf("a change to va committed while a's refresh of va held its queue entry: %v", err)
-		case <-ctx.Done():
-			t.Fatal("b's change to va never waited for a's refresh")
-		case <-time.After(10 * time.Millisecond):
-		}
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.waitsForLock("transactionid", changed, "b's change to va, while a's refresh of va held its queue entry,")
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-changed; err != nil {
 		t.Fatal(err)
 	}
-	if !shows("va", "Ada") || shows("va", "Ava") {
+	if !r.shows("va", "Ada") || r.shows("va", "Ava") {
 		t.Fatal("a's refresh did not write va's document as of its own read")
 	}
-	persistencetest.Refresh(t, b.Store, mat)
-	if !shows("va", "Ava") {
+	persistencetest.Refresh(t, b.Store, r.mat)
+	if !r.shows("va", "Ava") {
 		t.Fatal("the change to va made during a's refresh is lost")
 	}
 }
@@ -174,128 +244,55 @@ func TestTwoProcessesWriteDocumentsAtOnce(t *testing.T) {
 // changes a visitor with no conversation yet queues no refresh (no document
 // to rebuild); one running at the same time that starts the visitor's first
 // conversation does not see that change, nor does the refresh that follows
-// it. The start's recheck, RecheckDelay later, rebuilds the document with
-// the change.
+// it. The recheck that refresh queued (a first document), RecheckDelay
+// later, rebuilds the document with the change.
 func TestAChangeBesideAFirstConversationStartIsRecheckedIn(t *testing.T) {
 	t.Parallel()
 	const recheck = 5 * time.Second
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	clock := func() time.Time { return now }
-	url := persistencetest.NewDatabase(t)
-	a, b := openHoldable(t, url, clock, recheck), openHoldable(t, url, clock, recheck)
-	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	batch := func(raw string) *mapping.Batch {
-		e, err := mapping.Decode([]byte(strings.ReplaceAll(raw, "AT", now.Format(time.RFC3339Nano))), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mappingtest.Policy().Admit(&e, now)
-		bt := mapping.NewBatch()
-		bt.Add(&e, now)
-		return bt
-	}
-	shows := func() bool {
-		raw, _, err := b.DocumentGet(ctx, "v")
-		return err == nil && strings.Contains(string(raw), `"Ada"`)
-	}
-	release := a.hold(t, func() error {
-		_, err := a.ApplyBatch(ctx, batch(`{"type":"identify","messageId":"i","anonymousId":"v","traits":{"firstName":"Ada"},"timestamp":"AT"}`))
+	r := newRace(t, recheck)
+	release := r.a.hold(t, func() error {
+		_, err := r.a.ApplyBatch(r.ctx, r.batch(`{"type":"identify","messageId":"i","anonymousId":"v","traits":{"firstName":"Ada"},"timestamp":"AT"}`))
 		return err
 	})
 	start := time.Now()
-	if _, err := b.ApplyBatch(ctx, batch(`{"type":"track","messageId":"c","anonymousId":"v","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"AT"}`)); err != nil {
-		t.Fatal(err)
-	}
-	persistencetest.Refresh(t, b.Store, mat)
+	r.apply(r.b, fmt.Sprintf(conversationStart, "v", "v"))
+	persistencetest.Refresh(t, r.b.Store, r.mat)
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
-	persistencetest.Refresh(t, b.Store, mat)
-	if shows() {
-		if time.Since(start) < recheck {
-			t.Fatal("the change shows before the recheck: the test no longer makes the race it is about")
-		}
-		t.Skip("the machine took longer than the recheck delay to get here")
-	}
-	for !shows() {
-		if ctx.Err() != nil {
-			t.Fatal("the recheck never rebuilt the document with the change made beside the conversation start")
-		}
-		time.Sleep(100 * time.Millisecond)
-		persistencetest.Refresh(t, b.Store, mat)
-	}
+	r.recheckedIn("v", "Ada", start, recheck)
 }
 
 // TestASharedChangeBesideARefreshThatStartsShowingItIsRecheckedIn: a batch
-// changes a verified user's shared traits while no document is built from
-// that user, so it queues nothing; beside it, a visitor's verified link to
-// the user is applied and refreshed: the refresh starts building the
-// visitor's document from the user but cannot see the held change. The
+// changes a verified user's shared traits while no visitor has a verified
+// link to that user, so it queues nothing; beside it, a visitor's verified
+// link to the user is applied and refreshed: the refresh starts building
+// the visitor's document from the user but cannot see the held change. The
 // recheck that refresh queued (its document's shared profiles changed),
 // RecheckDelay later, rebuilds the document with the change.
 func TestASharedChangeBesideARefreshThatStartsShowingItIsRecheckedIn(t *testing.T) {
 	t.Parallel()
 	const recheck = 5 * time.Second
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	clock := func() time.Time { return now }
-	url := persistencetest.NewDatabase(t)
-	a, b := openHoldable(t, url, clock, recheck), openHoldable(t, url, clock, recheck)
+	r := newRace(t, recheck)
 	// The visitor's first document and its recheck, worked off at once.
-	setup := openHoldable(t, url, clock, -1)
-	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	batch := func(raw string) *mapping.Batch {
-		raw = strings.ReplaceAll(raw, "PROOF", mappingtest.Proof("u"))
-		e, err := mapping.Decode([]byte(strings.ReplaceAll(raw, "AT", now.Format(time.RFC3339Nano))), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mappingtest.Policy().Admit(&e, now)
-		bt := mapping.NewBatch()
-		bt.Add(&e, now)
-		return bt
-	}
-	shows := func() bool {
-		raw, _, err := b.DocumentGet(ctx, "v")
-		return err == nil && strings.Contains(string(raw), `"Ada"`)
-	}
-	if _, err := setup.ApplyBatch(ctx, batch(`{"type":"track","messageId":"c","anonymousId":"v","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"AT"}`)); err != nil {
-		t.Fatal(err)
-	}
-	persistencetest.Refresh(t, setup.Store, mat)
+	setup := r.open(-1)
+	r.apply(setup, fmt.Sprintf(conversationStart, "v", "v"))
+	persistencetest.Refresh(t, setup.Store, r.mat)
 
-	release := a.hold(t, func() error {
-		_, err := a.ApplyBatch(ctx, batch(`{"type":"identify","messageId":"i","userId":"u","traits":{"firstName":"Ada"},"context":PROOF,"timestamp":"AT"}`))
+	release := r.a.hold(t, func() error {
+		_, err := r.a.ApplyBatch(r.ctx, r.batch(`{"type":"identify","messageId":"i","userId":"u","traits":{"firstName":"Ada"},"context":PROOF(u),"timestamp":"AT"}`))
 		return err
 	})
 	start := time.Now()
-	if _, err := b.ApplyBatch(ctx, batch(`{"type":"identify","messageId":"l","anonymousId":"v","userId":"u","context":PROOF,"timestamp":"AT"}`)); err != nil {
-		t.Fatal(err)
-	}
-	persistencetest.Refresh(t, b.Store, mat)
-	if raw, _, err := b.DocumentGet(ctx, "v"); err != nil || !strings.Contains(string(raw), `"userVerified":true`) {
+	r.apply(r.b, `{"type":"identify","messageId":"l","anonymousId":"v","userId":"u","context":PROOF(u),"timestamp":"AT"}`)
+	persistencetest.Refresh(t, r.b.Store, r.mat)
+	if raw, _, err := r.b.DocumentGet(r.ctx, "v"); err != nil || !strings.Contains(string(raw), `"userVerified":true`) {
 		t.Fatalf("the link's refresh did not build the document from the verified user: %s, %v", raw, err)
 	}
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
-	persistencetest.Refresh(t, b.Store, mat)
-	if shows() {
-		if time.Since(start) < recheck {
-			t.Fatal("the change shows before the recheck: the test no longer makes the race it is about")
-		}
-		t.Skip("the machine took longer than the recheck delay to get here")
-	}
-	for !shows() {
-		if ctx.Err() != nil {
-			t.Fatal("the recheck never rebuilt the document with the user's change made beside the refresh that linked it")
-		}
-		time.Sleep(100 * time.Millisecond)
-		persistencetest.Refresh(t, b.Store, mat)
-	}
+	r.recheckedIn("v", "Ada", start, recheck)
 }
 
 // TestAGroupChangeBesideARefreshThatStartsShowingTheGroupIsNotLost: a batch
@@ -307,68 +304,27 @@ func TestASharedChangeBesideARefreshThatStartsShowingItIsRecheckedIn(t *testing.
 // again and shows the change at once, long before any recheck.
 func TestAGroupChangeBesideARefreshThatStartsShowingTheGroupIsNotLost(t *testing.T) {
 	t.Parallel()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	clock := func() time.Time { return now }
-	url := persistencetest.NewDatabase(t)
-	a, b := openHoldable(t, url, clock, time.Hour), openHoldable(t, url, clock, time.Hour)
-	mat := &mapping.Materializer{Settings: mappingtest.Settings(), TTL: 30 * time.Minute}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	batch := func(raw, user string) *mapping.Batch {
-		raw = strings.ReplaceAll(raw, "PROOF", mappingtest.Proof(user))
-		e, err := mapping.Decode([]byte(strings.ReplaceAll(raw, "AT", now.Format(time.RFC3339Nano))), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mappingtest.Policy().Admit(&e, now)
-		bt := mapping.NewBatch()
-		bt.Add(&e, now)
-		return bt
-	}
-	for _, raw := range []string{
-		`{"type":"track","messageId":"c","anonymousId":"v","event":"Live Chat Conversation Started","properties":{"subject":"x"},"timestamp":"AT"}`,
-		`{"type":"identify","messageId":"l","anonymousId":"v","userId":"u","traits":{"firstName":"Ada"},"context":PROOF,"timestamp":"AT"}`,
-	} {
-		if _, err := b.ApplyBatch(ctx, batch(raw, "u")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	persistencetest.Refresh(t, b.Store, mat)
+	r := newRace(t, time.Hour)
+	r.apply(r.b, fmt.Sprintf(conversationStart, "v", "v"),
+		`{"type":"identify","messageId":"l","anonymousId":"v","userId":"u","traits":{"firstName":"Ada"},"context":PROOF(u),"timestamp":"AT"}`)
+	persistencetest.Refresh(t, r.b.Store, r.mat)
 
-	release := a.hold(t, func() error {
-		_, err := a.ApplyBatch(ctx, batch(`{"type":"group","messageId":"g2","userId":"u2","groupId":"acme","traits":{"website":"acme.example"},"context":PROOF,"timestamp":"AT"}`, "u2"))
+	release := r.a.hold(t, func() error {
+		_, err := r.a.ApplyBatch(r.ctx, r.batch(`{"type":"group","messageId":"g2","userId":"u2","groupId":"acme","traits":{"website":"acme.example"},"context":PROOF(u2),"timestamp":"AT"}`))
 		return err
 	})
-	if _, err := b.ApplyBatch(ctx, batch(`{"type":"group","messageId":"g1","userId":"u","groupId":"acme","context":PROOF,"timestamp":"AT"}`, "u")); err != nil {
-		t.Fatal(err)
-	}
+	r.apply(r.b, `{"type":"group","messageId":"g1","userId":"u","groupId":"acme","context":PROOF(u),"timestamp":"AT"}`)
 	refreshed := make(chan error, 1)
-	go func() { _, err := b.RefreshQueued(ctx, mat, 1000, 0, ""); refreshed <- err }()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	for waiting := 0; waiting == 0; {
-		select {
-		case err := <-refreshed:
-			t.Fatalf("the refresh building the document from the group did not wait for the batch changing the group: %v", err)
-		case <-ctx.Done():
-			t.Fatal("the refresh never waited for the group lock")
-		case <-time.After(10 * time.Millisecond):
-		}
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-	}
+	go func() { _, err := r.b.RefreshQueued(r.ctx, r.mat, 1000, 0, ""); refreshed <- err }()
+	r.waitsForLock("advisory", refreshed, "the refresh building the document from the group, beside the batch changing the group,")
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-refreshed; err != nil {
 		t.Fatal(err)
 	}
-	if raw, _, err := b.DocumentGet(ctx, "v"); err != nil || !strings.Contains(string(raw), `"acme.example"`) {
-		t.Fatalf("the refresh that waited for the group's change does not show it: %s, %v", raw, err)
+	if !r.shows("v", "acme.example") {
+		t.Fatal("the refresh that waited for the group's change does not show it")
 	}
 }
 
@@ -378,54 +334,30 @@ func TestAGroupChangeBesideARefreshThatStartsShowingTheGroupIsNotLost(t *testing
 // batches' traits.
 func TestATraitRowChangedBesideABatchIsMergedNotOverwritten(t *testing.T) {
 	t.Parallel()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	clock := func() time.Time { return now }
-	url := persistencetest.NewDatabase(t)
-	a, b := openHoldable(t, url, clock, time.Hour), openHoldable(t, url, clock, time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	batch := func(id, trait string) *mapping.Batch {
-		raw := `{"type":"identify","messageId":"` + id + `","userId":"u","traits":{` + trait + `},"context":` + mappingtest.Proof("u") + `,"timestamp":"` + now.Format(time.RFC3339Nano) + `"}`
-		e, err := mapping.Decode([]byte(raw), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mappingtest.Policy().Admit(&e, now)
-		bt := mapping.NewBatch()
-		bt.Add(&e, now)
-		return bt
+	r := newRace(t, time.Hour)
+	identify := func(id, trait string) *mapping.Batch {
+		return r.batch(`{"type":"identify","messageId":"` + id + `","userId":"u","traits":{` + trait + `},"context":PROOF(u),"timestamp":"AT"}`)
 	}
-	if _, err := b.ApplyBatch(ctx, batch("i0", `"email":"ada@example.com"`)); err != nil {
+	if _, err := r.b.ApplyBatch(r.ctx, identify("i0", `"email":"ada@example.com"`)); err != nil {
 		t.Fatal(err)
 	}
-	release := a.hold(t, func() error { _, err := a.ApplyBatch(ctx, batch("i1", `"firstName":"Ada"`)); return err })
+	release := r.a.hold(t, func() error { _, err := r.a.ApplyBatch(r.ctx, identify("i1", `"firstName":"Ada"`)); return err })
 	applied := make(chan error, 1)
-	go func() { _, err := b.ApplyBatch(ctx, batch("i2", `"lastName":"Lovelace"`)); applied <- err }()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	for waiting := 0; waiting == 0; {
-		select {
-		case err := <-applied:
-			t.Fatalf("b's batch did not wait for a's change to the same row: %v", err)
-		case <-ctx.Done():
-			t.Fatal("b's batch never waited for a's")
-		case <-time.After(10 * time.Millisecond):
-		}
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-	}
+	go func() { _, err := r.b.ApplyBatch(r.ctx, identify("i2", `"lastName":"Lovelace"`)); applied <- err }()
+	r.waitsForLock("transactionid", applied, "b's batch, beside a's change to the same row,")
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-applied; err != nil {
 		t.Fatal(err)
 	}
+	conn, err := pgx.Connect(r.ctx, r.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
 	var keys string
-	if err := conn.QueryRow(ctx, `SELECT (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(traits) AS k) FROM traits WHERE subject_kind = 'user' AND subject_id = 'u' AND observer = ''`).Scan(&keys); err != nil {
+	if err := conn.QueryRow(r.ctx, `SELECT (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(traits) AS k) FROM traits WHERE subject_kind = 'user' AND subject_id = 'u' AND observer = ''`).Scan(&keys); err != nil {
 		t.Fatal(err)
 	}
 	if keys != "email,firstName,lastName" {
