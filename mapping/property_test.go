@@ -215,22 +215,18 @@ func model(t *testing.T, events []genEvent) *mapping.State {
 			link(mapping.Link{AnonymousID: e.AnonymousID, UserID: e.UserID})
 		}
 		switch {
-		case e.Type == mapping.TypeIdentify:
-			if e.AnonymousID != "" {
-				setTraits(anon, e.Traits)
-			}
-			if verified {
-				setTraits(user, e.Traits)
-			}
-		case e.Type == mapping.TypeGroup:
-			if e.AnonymousID != "" {
-				setTraits(mapping.Subject{Kind: mapping.KindGroup, ID: e.GroupID, Observer: e.AnonymousID}, e.Traits)
-				member(mapping.Membership{Member: anon, GroupID: e.GroupID})
-			}
-			if verified {
-				setTraits(mapping.Subject{Kind: mapping.KindGroup, ID: e.GroupID}, e.Traits)
-				member(mapping.Membership{Member: user, GroupID: e.GroupID})
-			}
+		// A verified event speaks for its user; an unverified one for its
+		// sender's visitor only.
+		case e.Type == mapping.TypeIdentify && verified:
+			setTraits(user, e.Traits)
+		case e.Type == mapping.TypeIdentify && e.AnonymousID != "":
+			setTraits(anon, e.Traits)
+		case e.Type == mapping.TypeGroup && verified:
+			setTraits(mapping.Subject{Kind: mapping.KindGroup, ID: e.GroupID}, e.Traits)
+			member(mapping.Membership{Member: user, GroupID: e.GroupID})
+		case e.Type == mapping.TypeGroup && e.AnonymousID != "":
+			setTraits(mapping.Subject{Kind: mapping.KindGroup, ID: e.GroupID, Observer: e.AnonymousID}, e.Traits)
+			member(mapping.Membership{Member: anon, GroupID: e.GroupID})
 		case e.Type == mapping.TypeAlias:
 			if verified || e.PreviousID == e.AnonymousID {
 				link(mapping.Link{AnonymousID: e.PreviousID, UserID: e.UserID})

@@ -22,8 +22,11 @@ const (
 // they may reach every visitor verified as that user or member. What an
 // unverified visitor says about a group is kept apart, under Observer = the
 // visitor's anonymousId, and counts for that visitor's own document only.
-// An anonymous visitor's traits are what events carrying its anonymousId
-// said, verified or not.
+// An anonymous visitor's traits are what unverified events carrying its
+// anonymousId said. A verified event's traits and membership are its
+// user's: they reach the visitor while its latest link is to that user,
+// and no longer once the visitor is linked to another user (as
+// analytics.js drops a browser's traits when the userId changes).
 type Subject struct {
 	Kind Kind
 	ID   string
@@ -101,20 +104,20 @@ func (s *State) Apply(e *Event, fallback time.Time) {
 	}
 	switch {
 	case e.Type == TypeIdentify:
-		if e.AnonymousID != "" {
+		switch {
+		case verified:
+			s.traits(Subject{Kind: KindUser, ID: e.UserID}, e.Traits, st)
+		case e.AnonymousID != "":
 			s.traits(anon, e.Traits, st)
 		}
-		if verified {
-			s.traits(Subject{Kind: KindUser, ID: e.UserID}, e.Traits, st)
-		}
 	case e.Type == TypeGroup:
-		if e.AnonymousID != "" {
-			s.traits(Subject{Kind: KindGroup, ID: e.GroupID, Observer: e.AnonymousID}, e.Traits, st)
-			putStamp(s.Memberships, Membership{anon, e.GroupID}, st)
-		}
-		if verified {
+		switch {
+		case verified:
 			s.traits(Subject{Kind: KindGroup, ID: e.GroupID}, e.Traits, st)
 			putStamp(s.Memberships, Membership{Subject{Kind: KindUser, ID: e.UserID}, e.GroupID}, st)
+		case e.AnonymousID != "":
+			s.traits(Subject{Kind: KindGroup, ID: e.GroupID, Observer: e.AnonymousID}, e.Traits, st)
+			putStamp(s.Memberships, Membership{anon, e.GroupID}, st)
 		}
 	case e.Type == TypeAlias:
 		// An unverified alias may only name the sender's own visitor: it

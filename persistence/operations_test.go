@@ -51,11 +51,11 @@ func TestForgetDeletesEveryLinkedIDAndSuppressesThem(t *testing.T) {
 	if !reflect.DeepEqual(rep.AnonymousIDs, []string{"a1", "a2"}) || !reflect.DeepEqual(rep.UserIDs, []string{"u1"}) {
 		t.Fatalf("forgot %v %v, want a1 a2 and u1 (verified links only, never the claimant a4)", rep.AnonymousIDs, rep.UserIDs)
 	}
-	// traits: a1's, a2's and u1's own (a1 and a2 also keep a copy of what
-	// they sent verified); links: a1, a2 and a4's claim naming u1;
+	// traits: u1's (what a1 and a2 sent verified is u1's) and a2's own
+	// (its unverified lastName); links: a1, a2 and a4's claim naming u1;
 	// memberships: u1's; refresh queue: the recheck of a1's first
 	// document, not yet due.
-	want := map[string]int64{"traits": 3, "identity_links": 3, "group_memberships": 1, "conversations": 1, "prechat_documents": 1, "applied_messages": 6, "dead_letters": 2, "document_refreshes": 1}
+	want := map[string]int64{"traits": 2, "identity_links": 3, "group_memberships": 1, "conversations": 1, "prechat_documents": 1, "applied_messages": 6, "dead_letters": 2, "document_refreshes": 1}
 	if !reflect.DeepEqual(rep.Deleted, want) {
 		t.Fatalf("deleted %v, want %v", rep.Deleted, want)
 	}
