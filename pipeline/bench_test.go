@@ -40,8 +40,9 @@ import (
 //
 // PRECHAT_BENCH_EVENTS sets the events per workload (default 200000: enough
 // for the steady state to dominate the group join and the first batch's
-// fill), PRECHAT_BENCH_BATCH and PRECHAT_BENCH_LANES the pipeline's
-// BatchSize and Lanes (default: the pipeline's defaults), and
+// fill), PRECHAT_BENCH_BATCH, PRECHAT_BENCH_LANES and
+// PRECHAT_BENCH_COALESCE_MS the pipeline's BatchSize, Lanes and
+// RefreshCoalesce in milliseconds (default: the pipeline's defaults), and
 // PRECHAT_BENCH_DEBUG=1 prints each batch and the consumer's warnings.
 func BenchmarkPipeline(b *testing.B) {
 	n := benchEnv("PRECHAT_BENCH_EVENTS", 200000)
@@ -157,6 +158,7 @@ func runBench(b *testing.B, settings *mapping.Settings, raws [][]byte, opt bench
 			HeartbeatInterval: 200 * time.Millisecond,
 			BatchSize:         benchEnv("PRECHAT_BENCH_BATCH", 0),
 			Lanes:             benchEnv("PRECHAT_BENCH_LANES", 0),
+			RefreshCoalesce:   time.Duration(benchEnv("PRECHAT_BENCH_COALESCE_MS", 0)) * time.Millisecond,
 			Logger:            benchLogger(),
 			Registerer:        regs[i],
 			OnBatch: func(info pipeline.BatchInfo) {
