@@ -137,11 +137,23 @@ type Visitor struct {
 	// Links are the stamps of the identity link and group membership used,
 	// so that the document lists them in Applied.
 	Links []Stamp
-	// SharedUser and SharedGroup name the shared profiles the document is
-	// built from ("" when none): the verified user, and the group whose
-	// shared traits that user's membership brings. A change to either
-	// changes the document; a change to any other user or group cannot.
-	SharedUser, SharedGroup string
+	// GroupShared is true when GroupTraits hold the group's shared traits:
+	// the verified user is a member of GroupID.
+	GroupShared bool
+}
+
+// Shares names the shared profiles the visitor's document is built from
+// ("" when none): its verified user, and the group whose shared traits
+// that user's membership brings. A change to either changes the document;
+// a change to any other user or group cannot.
+func (v Visitor) Shares() (user, group string) {
+	if v.UserVerified {
+		user = v.UserID
+	}
+	if v.GroupShared {
+		group = v.GroupID
+	}
+	return user, group
 }
 
 // Conversation is a "Live Chat Conversation Started" event.

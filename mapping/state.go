@@ -217,7 +217,7 @@ func (ix stateIndex) visitor(anonymousID string) (v Visitor, ok bool) {
 	if v.UserID != "" {
 		v.Links = append(v.Links, link.Stamp)
 		if link.Verified {
-			v.UserVerified, v.SharedUser = true, v.UserID
+			v.UserVerified = true
 			u := Subject{Kind: KindUser, ID: v.UserID}
 			members = append(members, u)
 			user = verifiedCopy(ix.Traits[u])
@@ -239,7 +239,7 @@ func (ix stateIndex) visitor(anonymousID string) (v Visitor, ok bool) {
 		var shared Traits
 		if v.UserVerified {
 			if _, ok := ix.Memberships[Membership{members[1], v.GroupID}]; ok {
-				v.SharedGroup = v.GroupID
+				v.GroupShared = true
 				shared = verifiedCopy(ix.Traits[Subject{Kind: KindGroup, ID: v.GroupID}])
 			}
 		}

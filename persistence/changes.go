@@ -80,10 +80,10 @@ func changesOf(st *mapping.State) []change {
 	return sortedKeys(seen, compareChange)
 }
 
-// queueChanges queues changes of the batch (changesOf) for a refresh.
-// Only what can change a document is
-// queued: a visitor with a conversation row, a user with a verified link to
-// one, a group some document is built from (prechat_documents.group_id).
+// queueChanges queues changes of the batch (changesOf) for a refresh. Only
+// what can change a document is queued: a visitor with a conversation row,
+// a user with a verified link to one, a group some document is built from
+// (prechat_documents.group_id).
 // The batch's own writes are visible to the statement. A link, membership
 // or conversation start that a batch running beside this one adds is not:
 // the refresh that then builds a document from it queues a recheck of its
@@ -131,10 +131,17 @@ const groupLockClass = 0x70726567 // "preg"
 // prechat_documents.group_id (queueChanges), so no group change is lost
 // between a structural change and the refresh that follows it.
 func groupLocks(groups []string, shared bool) statement {
+	sql := groupLockSQL
 	if shared {
-		return statement{`SELECT pg_advisory_xact_lock_shared($2::int, h) FROM (SELECT DISTINCT hashtext(g) AS h FROM unnest($1::text[]) AS g ORDER BY h) s`,
-			[]any{groups, groupLockClass}}
+		sql = groupSharedLockSQL
 	}
-	return statement{`SELECT pg_advisory_xact_lock($2::int, h) FROM (SELECT DISTINCT hashtext(g) AS h FROM unnest($1::text[]) AS g ORDER BY h) s`,
-		[]any{groups, groupLockClass}}
+	return statement{sql: sql, args: []any{groups, groupLockClass}}
 }
+
+// groupLockHashes are the groups' ($1) lock keys, each once, in order.
+const groupLockHashes = ` FROM (SELECT DISTINCT hashtext(g) AS h FROM unnest($1::text[]) AS g ORDER BY h) s`
+
+const (
+	groupLockSQL       = `SELECT pg_advisory_xact_lock($2::int, h)` + groupLockHashes
+	groupSharedLockSQL = `SELECT pg_advisory_xact_lock_shared($2::int, h)` + groupLockHashes
+)

@@ -164,7 +164,8 @@ func (s *Store) writeDocumentChunk(ctx context.Context, tx pgx.Tx, anons []strin
 			continue
 		}
 		rows.add(v, raw, doc.ExpiresAt)
-		if old := stored[v.AnonymousID]; old.placeholder || old.user != v.SharedUser || old.group != v.SharedGroup {
+		user, group := v.Shares()
+		if old := stored[v.AnonymousID]; old.placeholder || old.user != user || old.group != group {
 			moved[v.AnonymousID] = true
 		}
 	}
@@ -199,7 +200,7 @@ func lockNewGroups(ctx context.Context, tx pgx.Tx, visitors []mapping.Visitor, s
 		newGroups := map[string]bool{}
 		at := map[string]int{}
 		for i, v := range visitors {
-			if g := v.SharedGroup; g != "" && g != stored[v.AnonymousID].group && !locked[g] {
+			if _, g := v.Shares(); g != "" && g != stored[v.AnonymousID].group && !locked[g] {
 				newGroups[g] = true
 				at[v.AnonymousID] = i
 				again = append(again, v.AnonymousID)
@@ -266,7 +267,8 @@ func (r *documentRows) add(v mapping.Visitor, doc []byte, expires time.Time) {
 	}
 	r.ids, r.docs, r.expires = append(r.ids, v.AnonymousID), append(r.docs, doc), append(r.expires, expires)
 	r.tokens = append(r.tokens, v.Conversation.TokenHash)
-	r.users, r.groups = append(r.users, orNull(v.SharedUser)), append(r.groups, orNull(v.SharedGroup))
+	user, group := v.Shares()
+	r.users, r.groups = append(r.users, orNull(user)), append(r.groups, orNull(group))
 }
 
 // slice returns the rows from i to j.

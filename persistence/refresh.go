@@ -13,8 +13,8 @@ import (
 
 // claimQuery claims, for a lease of $2, the oldest queued changes queued
 // at least $3 ago that no refresh holds (claimed_until unset or past) and
-// no transaction has locked (a batch that re-armed one has not committed: its change is not
-// visible yet). It returns them and the claim's stamp (the claim
+// no transaction has locked (a batch that re-armed one has not committed:
+// its change is not visible yet). It returns them and the claim's stamp (the claim
 // transaction's start plus the lease: the same for all of them, and
 // another claim's only if it started in the same microsecond, when the two
 // claimed different entries).
@@ -138,8 +138,8 @@ func (s *Store) RefreshQueued(ctx context.Context, m *mapping.Materializer, limi
 }
 
 // claim claims at most limit queued changes, queued at least settle ago
-// (claimQuery), in a transaction
-// of its own, so that no batch waits for the refresh that follows. links
+// (claimQuery), in a transaction of its own, so that no batch waits for
+// the refresh that follows. links
 // are the distinct traceparents their batches left, at most
 // mapping.MaxLinks.
 //
